@@ -1,0 +1,36 @@
+"""``mr-engine``: the engine's own command with its subcommands.
+
+Each subcommand lives in a module of its own that exposes ``add_parser(subparsers)``; this
+file only collects them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import cmd_config, cmd_db
+from .common import EXIT_USAGE, run_guarded
+
+COMMANDS = [cmd_config, cmd_db]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mr-engine", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    return run_guarded(lambda: args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

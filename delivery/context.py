@@ -1,0 +1,58 @@
+"""The values that flow through the delivery pipeline.
+
+``Envelope`` is one received message (shared by all its recipients, parsed once);
+``Delivery`` is one recipient's delivery of it: the pipeline's steps read it and fill it in,
+inside that recipient's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.message
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from mr_engine.config import Settings
+from mr_engine.models import Mailbox, Store
+
+
+@dataclass(frozen=True)
+class Envelope:
+    sender: str  # envelope sender (MAIL FROM); "" for the null sender <>
+    content: bytes  # the bytes as received after DATA
+    message: email.message.Message  # parsed once, headers and body (policy compat32)
+    message_id: str | None  # Message-ID header, stripped, or None
+    peer: str = ""  # client address, for the Received header
+    helo: str = ""  # LHLO name
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A recipient's final LMTP answer, e.g. ``Outcome(250, "2.0.0", "Ok: delivered")``."""
+
+    code: int
+    status: str
+    text: str
+
+    def reply(self) -> str:
+        return f"{self.code} {self.status} {self.text}"
+
+
+@dataclass
+class Delivery:
+    """One recipient's delivery: what the pipeline knows and decides about it."""
+
+    session: Session
+    settings: Settings
+    now: dt.datetime
+    envelope: Envelope
+    recipient: str  # the address as given at RCPT TO
+    mailbox: Mailbox
+    store: Store | None = None
+    folder: str = "Inbox"
+    # Set by the meeting-request step: such messages get no out-of-office reply.
+    meeting_request: bool = False
+    # Outbound messages queued in this transaction; the relay is woken after commit.
+    queued: int = 0
+    notes: list[str] = field(default_factory=list)  # what steps did, for the log line

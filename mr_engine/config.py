@@ -1,0 +1,257 @@
+"""Settings: one typed schema, read from flags > environment > TOML file > defaults.
+
+Every key lives in SCHEMA with its type, default and help text. ``load_settings`` returns a
+frozen ``Settings`` value plus, per key, where the value came from, so that
+``mr-engine config`` can explain the effective configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+import zoneinfo
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+ENV_PREFIX = "MR_ENGINE_"
+CONFIG_ENV = "MR_ENGINE_CONFIG"
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot use; the message names the key."""
+
+
+def _parse_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in {"1", "yes", "true", "on"}:
+        return True
+    if text in {"0", "no", "false", "off"}:
+        return False
+    raise ValueError(f"expected yes/no, got {raw!r}")
+
+
+def _parse_int(raw: Any) -> int:
+    if isinstance(raw, bool):
+        raise ValueError(f"expected an integer, got {raw!r}")
+    return int(str(raw).strip())
+
+
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2,
+               "g": 1024**3, "gb": 1024**3}
+
+
+def _parse_scaled(raw: Any, units: Mapping[str, int], what: str) -> int:
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        value = int(raw)
+    else:
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(raw))
+        if not match or match.group(2).lower() not in units:
+            raise ValueError(f"expected a {what} such as {', '.join(_examples(units))}, got {raw!r}")
+        value = int(float(match.group(1)) * units[match.group(2).lower()])
+    if value < 0:
+        raise ValueError(f"a {what} cannot be negative")
+    return value
+
+
+def _examples(units: Mapping[str, int]) -> list[str]:
+    return ["30s", "24h", "5d"] if "d" in units else ["1048576", "512k", "50m"]
+
+
+def parse_duration(raw: Any) -> int:
+    """Seconds from ``90``, ``30s``, ``15m``, ``24h``, ``5d``."""
+    return _parse_scaled(raw, _UNITS, "duration")
+
+
+def parse_size(raw: Any) -> int:
+    """Bytes from ``1048576``, ``512k``, ``50m``, ``1g``."""
+    return _parse_scaled(raw, _SIZE_UNITS, "size")
+
+
+def _parse_timezone(raw: Any) -> str:
+    name = str(raw).strip()
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {name!r}") from None
+    return name
+
+
+def _parse_listen(raw: Any) -> tuple[str, ...]:
+    items = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
+    result = []
+    for item in (str(i).strip() for i in items):
+        if not item:
+            continue
+        if not item.startswith("unix:"):
+            host, sep, port = item.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"expected host:port or unix:/path, got {item!r}")
+        result.append(item)
+    if not result:
+        raise ValueError("at least one listen address is needed")
+    return tuple(result)
+
+
+def _parse_str(raw: Any) -> str:
+    return str(raw)
+
+
+def _parse_optional_str(raw: Any) -> str:
+    return "" if raw is None else str(raw)
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    parse: Callable[[Any], Any]
+    default: Any
+    help: str
+    secret: bool = False
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+SCHEMA: tuple[Setting, ...] = (
+    Setting("database_url", _parse_str, "sqlite:///var/mr-engine.db",
+            "SQLAlchemy URL of the store; sqlite:///path or postgresql+psycopg://user@host/db"),
+    Setting("hostname", _parse_str, "localhost", "Name this host uses in greetings and Received"),
+    Setting("default_domain", _parse_str, "localhost", "Domain for addresses given without one"),
+    Setting("default_timezone", _parse_timezone, "UTC",
+            "IANA zone for floating and all-day times and for kopano-set-oof input"),
+    Setting("lmtp_listen", _parse_listen, ("127.0.0.1:2003",),
+            "Comma-separated host:port or unix:/path addresses for LMTP"),
+    Setting("max_message_size", parse_size, 50 * 1024 * 1024, "Largest message accepted (SIZE)"),
+    Setting("max_recipients", _parse_int, 1000, "Most recipients accepted for one message"),
+    Setting("max_sessions", _parse_int, 100, "Most concurrent LMTP sessions"),
+    Setting("session_timeout", parse_duration, 300, "Idle LMTP session timeout"),
+    Setting("delivery_batch_size", _parse_int, 64,
+            "Most deliveries committed together in one group commit"),
+    Setting("dedupe_window", parse_duration, 86400,
+            "Same Message-ID to the same mailbox within this window is stored once (0 disables)"),
+    Setting("quota_warning", parse_size, 0, "Default store size that logs a warning (0 = none)"),
+    Setting("quota_soft", parse_size, 0, "Default soft quota: over it deliveries are logged (0 = none)"),
+    Setting("quota_hard", parse_size, 0, "Default hard quota: over it deliveries fail 552 (0 = none)"),
+    Setting("max_occurrences", _parse_int, 1000,
+            "Most occurrences of one meeting expanded inside the booking window"),
+    Setting("smarthost", _parse_str, "127.0.0.1:25", "host:port that outbound mail is relayed to"),
+    Setting("smarthost_starttls", _parse_bool, False, "Use STARTTLS with the smarthost"),
+    Setting("smarthost_user", _parse_optional_str, "", "AUTH user for the smarthost (empty = none)"),
+    Setting("smarthost_password", _parse_optional_str, "", "AUTH password for the smarthost",
+            secret=True),
+    Setting("smarthost_timeout", parse_duration, 30, "Timeout of one SMTP conversation"),
+    Setting("queue_lifetime", parse_duration, 5 * 86400,
+            "How long a temporarily failing outbound message is retried"),
+    Setting("oof_interval", parse_duration, 86400,
+            "One out-of-office reply per sender per mailbox within this interval"),
+    Setting("oof_require_explicit_recipient", _parse_bool, True,
+            "Only auto-reply when one of the user's addresses is in To or Cc"),
+    Setting("log_level", _parse_str, "INFO", "Logging level (DEBUG, INFO, WARNING, ERROR)"),
+)
+
+_BY_NAME = {s.name: s for s in SCHEMA}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///var/mr-engine.db"
+    hostname: str = "localhost"
+    default_domain: str = "localhost"
+    default_timezone: str = "UTC"
+    lmtp_listen: tuple[str, ...] = ("127.0.0.1:2003",)
+    max_message_size: int = 50 * 1024 * 1024
+    max_recipients: int = 1000
+    max_sessions: int = 100
+    session_timeout: int = 300
+    delivery_batch_size: int = 64
+    dedupe_window: int = 86400
+    quota_warning: int = 0
+    quota_soft: int = 0
+    quota_hard: int = 0
+    max_occurrences: int = 1000
+    smarthost: str = "127.0.0.1:25"
+    smarthost_starttls: bool = False
+    smarthost_user: str = ""
+    smarthost_password: str = ""
+    smarthost_timeout: int = 30
+    queue_lifetime: int = 5 * 86400
+    oof_interval: int = 86400
+    oof_require_explicit_recipient: bool = True
+    log_level: str = "INFO"
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with ``changes`` applied (tests and benchmarks tune settings this way)."""
+        values = {s.name: getattr(self, s.name) for s in SCHEMA}
+        values.update(changes)
+        return Settings(**values, sources=dict(self.sources))
+
+
+def _coerce(setting: Setting, raw: Any, origin: str) -> Any:
+    try:
+        return setting.parse(raw)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"invalid value for {setting.name} (from {origin}): {exc}") from None
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    section = data.get("mr_engine", data)
+    unknown = sorted(set(section) - set(_BY_NAME))
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]} in {path}")
+    return section
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: str | None = None,
+) -> Settings:
+    """Merge defaults < TOML file < environment < ``overrides`` (command-line flags)."""
+    environ = os.environ if environ is None else environ
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    path = config_file or environ.get(CONFIG_ENV)
+    file_values = _read_toml(path) if path else {}
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for setting in SCHEMA:
+        if setting.name in overrides:
+            origin, raw = "command line", overrides[setting.name]
+        elif setting.env in environ:
+            origin, raw = f"environment {setting.env}", environ[setting.env]
+        elif setting.name in file_values:
+            origin, raw = f"file {path}", file_values[setting.name]
+        else:
+            values[setting.name] = setting.default
+            sources[setting.name] = "default"
+            continue
+        values[setting.name] = _coerce(setting, raw, origin)
+        sources[setting.name] = origin
+    return Settings(**values, sources=sources)
+
+
+def describe(settings: Settings) -> list[dict[str, Any]]:
+    """Rows for ``mr-engine config``: name, value, source, help (secrets masked)."""
+    rows = []
+    for setting in SCHEMA:
+        value = getattr(settings, setting.name)
+        if isinstance(value, tuple):
+            value = ",".join(value)
+        if setting.secret and value:
+            value = "********"
+        rows.append({"name": setting.name, "value": value,
+                     "source": settings.sources.get(setting.name, "default"),
+                     "help": setting.help})
+    return rows

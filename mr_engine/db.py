@@ -1,0 +1,139 @@
+"""Database connection: engine set-up per backend, sessions, and schema upgrades.
+
+SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL`` so that a commit is
+durable before LMTP says 250, with foreign keys on, and with write transactions opened as
+``BEGIN IMMEDIATE`` so check-and-book is serialized across processes. PostgreSQL is used
+through psycopg 3; there, serialization uses row locks (see ``lock_mailbox``).
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from .models import Mailbox
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class StoreUnavailable(RuntimeError):
+    """The database cannot be reached or written: a transient fault (LMTP 451 4.3.0)."""
+
+
+def _prepare_sqlite(url: str) -> None:
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def make_engine(url: str, pool_size: int = 10) -> Engine:
+    if url.startswith("sqlite"):
+        _prepare_sqlite(url)
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False},
+                               pool_size=pool_size, max_overflow=pool_size)
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:
+        # Take transaction control away from the sqlite3 module so that we can say
+        # BEGIN IMMEDIATE ourselves (see _on_begin).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def alembic_config(engine: Engine) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision``; safe to run from several processes at once."""
+    command.upgrade(alembic_config(engine), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+@dataclass
+class Database:
+    """The engine and session factories handed to every service (no globals)."""
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+    readers: sessionmaker[Session]
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write transaction, committed on success and rolled back on error."""
+        with self.sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only transaction; on SQLite it does not take the write lock."""
+        with self.readers() as session:
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def open_database(url: str, auto_upgrade: bool = True, pool_size: int = 10) -> Database:
+    """Connect to ``url``; the schema is brought up to date unless told otherwise."""
+    engine = make_engine(url, pool_size=pool_size)
+    if auto_upgrade:
+        upgrade(engine)
+    reader_engine = engine.execution_options(sqlite_begin="DEFERRED")
+    return Database(
+        engine=engine,
+        sessions=sessionmaker(engine, expire_on_commit=False),
+        readers=sessionmaker(reader_engine, expire_on_commit=False),
+    )
+
+
+def lock_mailbox(session: Session, mailbox_id: int) -> Mailbox:
+    """Serialize check-and-book for one resource across sessions and processes.
+
+    PostgreSQL: ``SELECT ... FOR UPDATE`` on the mailbox row. SQLite: the transaction
+    already holds the database write lock (BEGIN IMMEDIATE), so a plain read is enough.
+    """
+    stmt = select(Mailbox).where(Mailbox.id == mailbox_id)
+    if session.get_bind().dialect.name != "sqlite":
+        stmt = stmt.with_for_update()
+    return session.execute(stmt).scalar_one()
+

@@ -1,0 +1,246 @@
+"""The directory: users, resources and groups, and resolving an address to mailboxes.
+
+Every function takes an open SQLAlchemy session and leaves committing to the caller, so a
+command-line call or a delivery is one transaction: nothing half-written on error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from .models import Group, GroupMember, Mailbox, SendAs
+from .passwords import hash_password
+
+EVERYONE = "Everyone"
+RESOURCE_TYPES = ("none", "room", "equipment")
+
+
+class DirectoryError(Exception):
+    """A directory operation that cannot be done; the message says why."""
+
+
+class NotFound(DirectoryError):
+    pass
+
+
+class Duplicate(DirectoryError):
+    pass
+
+
+def _check_email(email: str) -> str:
+    email = email.strip()
+    local, at, domain = email.rpartition("@")
+    if not at or not local or not domain or any(c.isspace() for c in email):
+        raise DirectoryError(f"invalid email address: {email!r}")
+    return email
+
+
+def get_user(session: Session, name: str) -> Mailbox:
+    mailbox = session.scalar(select(Mailbox).where(Mailbox.name == name))
+    if mailbox is None:
+        raise NotFound(f"user {name!r} does not exist")
+    return mailbox
+
+
+def find_by_email(session: Session, address: str) -> Mailbox | None:
+    return session.scalar(select(Mailbox).where(Mailbox.email_lower == address.lower()))
+
+
+def _ensure_unique(session: Session, name: str | None, email: str | None,
+                   exclude: int | None = None) -> None:
+    if name is not None:
+        other = session.scalar(select(Mailbox.id).where(Mailbox.name == name))
+        if other is not None and other != exclude:
+            raise Duplicate(f"a user named {name!r} already exists")
+    if email is not None:
+        lowered = email.lower()
+        other = session.scalar(select(Mailbox.id).where(Mailbox.email_lower == lowered))
+        if other is not None and other != exclude:
+            raise Duplicate(f"the email address {email!r} is already in use")
+        if session.scalar(select(Group.id).where(Group.email_lower == lowered)) is not None:
+            raise Duplicate(f"the email address {email!r} is already used by a group")
+
+
+def create_user(session: Session, *, name: str, email: str, fullname: str = "",
+                password: str | None = None, active: bool = True, admin_level: int = 0,
+                now: dt.datetime) -> Mailbox:
+    if not name or any(c.isspace() for c in name):
+        raise DirectoryError(f"invalid user name: {name!r}")
+    email = _check_email(email)
+    _ensure_unique(session, name, email)
+    mailbox = Mailbox(
+        name=name, email=email, email_lower=email.lower(), fullname=fullname, active=active,
+        admin_level=admin_level, password_hash=hash_password(password) if password else "",
+        resource_type="none", resource_capacity=1, mr_accept=False, mr_decline_conflict=False,
+        mr_decline_recurring=False, mr_booking_window_days=180, mr_max_duration=0,
+        mr_max_conflict_instances=0, mr_conflict_percentage=0, longest_occurrence=0,
+        created_at=now)
+    session.add(mailbox)
+    session.flush()
+    return mailbox
+
+
+# Fields ``update_user`` accepts, beyond the ones that need special handling below.
+_PLAIN_FIELDS = {
+    "fullname", "active", "admin_level", "resource_type", "resource_capacity", "timezone",
+    "mr_accept", "mr_decline_conflict", "mr_decline_recurring", "mr_booking_window_days",
+    "mr_max_duration", "mr_max_conflict_instances", "mr_conflict_percentage",
+    "quota_warning", "quota_soft", "quota_hard",
+}
+
+
+def update_user(session: Session, mailbox: Mailbox, **changes: Any) -> Mailbox:
+    """Apply the given changes (``None`` values are ignored)."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    unknown = set(changes) - _PLAIN_FIELDS - {"name", "email", "password"}
+    if unknown:
+        raise DirectoryError(f"unknown user field {sorted(unknown)[0]}")
+    if "email" in changes:
+        changes["email"] = _check_email(changes["email"])
+    _ensure_unique(session, changes.get("name"), changes.get("email"), exclude=mailbox.id)
+    if changes.get("resource_type", "none") not in RESOURCE_TYPES:
+        raise DirectoryError(f"resource type must be one of {', '.join(RESOURCE_TYPES)}")
+    if "name" in changes:
+        mailbox.name = changes.pop("name")
+    if "email" in changes:
+        mailbox.email = changes.pop("email")
+        mailbox.email_lower = mailbox.email.lower()
+    if "password" in changes:
+        mailbox.password_hash = hash_password(changes.pop("password"))
+    for key, value in changes.items():
+        setattr(mailbox, key, value)
+    session.flush()
+    return mailbox
+
+
+def list_users(session: Session) -> list[Mailbox]:
+    return list(session.scalars(select(Mailbox).order_by(Mailbox.name)))
+
+
+# --- send-as -------------------------------------------------------------------------------
+
+def add_sendas(session: Session, mailbox: Mailbox, delegate: Mailbox) -> None:
+    if session.get(SendAs, (mailbox.id, delegate.id)) is None:
+        session.add(SendAs(mailbox_id=mailbox.id, delegate_id=delegate.id))
+        session.flush()
+
+
+def remove_sendas(session: Session, mailbox: Mailbox, delegate: Mailbox) -> None:
+    row = session.get(SendAs, (mailbox.id, delegate.id))
+    if row is None:
+        raise NotFound(f"{delegate.name} is not a send-as delegate of {mailbox.name}")
+    session.delete(row)
+    session.flush()
+
+
+def sendas_names(session: Session, mailbox: Mailbox) -> list[str]:
+    return list(session.scalars(
+        select(Mailbox.name).join(SendAs, SendAs.delegate_id == Mailbox.id)
+        .where(SendAs.mailbox_id == mailbox.id).order_by(Mailbox.name)))
+
+
+# --- groups --------------------------------------------------------------------------------
+
+def get_group(session: Session, name: str) -> Group:
+    group = session.scalar(select(Group).where(Group.name == name))
+    if group is None:
+        raise NotFound(f"group {name!r} does not exist")
+    return group
+
+
+def create_group(session: Session, name: str, email: str | None = None) -> Group:
+    if name == EVERYONE or session.scalar(select(Group.id).where(Group.name == name)):
+        raise Duplicate(f"a group named {name!r} already exists")
+    group = Group(name=name)
+    session.add(group)
+    set_group_email(session, group, email)
+    return group
+
+
+def set_group_email(session: Session, group: Group, email: str | None) -> None:
+    if email:
+        email = _check_email(email)
+        if session.scalar(select(Mailbox.id).where(Mailbox.email_lower == email.lower())):
+            raise Duplicate(f"the email address {email!r} is already used by a user")
+        other = session.scalar(select(Group.id).where(Group.email_lower == email.lower()))
+        if other is not None and other != group.id:
+            raise Duplicate(f"the email address {email!r} is already used by a group")
+    group.email = email or None
+    group.email_lower = email.lower() if email else None
+    session.flush()
+
+
+def delete_group(session: Session, group: Group) -> None:
+    session.execute(delete(GroupMember).where(GroupMember.group_id == group.id))
+    session.delete(group)
+    session.flush()
+
+
+def add_member(session: Session, group: Group, mailbox: Mailbox) -> None:
+    if session.get(GroupMember, (group.id, mailbox.id)) is None:
+        session.add(GroupMember(group_id=group.id, mailbox_id=mailbox.id))
+        session.flush()
+
+
+def remove_member(session: Session, group: Group, mailbox: Mailbox) -> None:
+    row = session.get(GroupMember, (group.id, mailbox.id))
+    if row is None:
+        raise NotFound(f"user {mailbox.name!r} is not a member of group {group.name!r}")
+    session.delete(row)
+    session.flush()
+
+
+def group_members(session: Session, group: Group) -> list[Mailbox]:
+    return list(session.scalars(
+        select(Mailbox).join(GroupMember, GroupMember.mailbox_id == Mailbox.id)
+        .where(GroupMember.group_id == group.id).order_by(Mailbox.name)))
+
+
+def groups_of(session: Session, mailbox: Mailbox) -> list[str]:
+    names = session.scalars(
+        select(Group.name).join(GroupMember, GroupMember.group_id == Group.id)
+        .where(GroupMember.mailbox_id == mailbox.id).order_by(Group.name))
+    return [EVERYONE, *names]
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    name: str
+    email: str | None
+    members: list[str]
+
+
+def list_groups(session: Session) -> list[GroupInfo]:
+    """Every group with its members; ``Everyone`` (implicit, all mailboxes) first."""
+    everyone = GroupInfo(EVERYONE, None, [m.name for m in list_users(session)])
+    groups = session.scalars(select(Group).order_by(Group.name))
+    return [everyone, *(GroupInfo(g.name, g.email, [m.name for m in group_members(session, g)])
+                        for g in groups)]
+
+
+# --- address resolution (delivery) ---------------------------------------------------------
+
+def strip_detail(address: str) -> str:
+    """``user+detail@domain`` → ``user@domain`` (subaddressing, RFC 5233)."""
+    local, at, domain = address.rpartition("@")
+    base, plus, _detail = local.partition("+")
+    return f"{base}@{domain}" if at and plus and base else address
+
+
+def resolve_address(session: Session, address: str) -> list[Mailbox]:
+    """The mailboxes an envelope recipient delivers to: one user, a group's members, or none."""
+    lowered = address.strip().lower()
+    for candidate in dict.fromkeys((lowered, strip_detail(lowered))):
+        mailbox = session.scalar(select(Mailbox).where(Mailbox.email_lower == candidate))
+        if mailbox is not None:
+            return [mailbox]
+        group = session.scalar(select(Group).where(Group.email_lower == candidate))
+        if group is not None:
+            return group_members(session, group)
+    return []
+

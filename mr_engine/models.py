@@ -1,0 +1,251 @@
+"""The store's tables as SQLAlchemy 2.0 typed mappings.
+
+Directory (mailboxes, groups, send-as), stores with folders and messages, resource bookings
+with their materialized occurrences, the outbound queue and out-of-office state. The schema
+itself is created by the alembic migrations in ``mr_engine/migrations``; these classes must
+match them (a test compares the two).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Optional
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes in Python, naive UTC in the database (SQLite has no zones)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: Optional[dt.datetime], dialect) -> Optional[dt.datetime]:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: Optional[dt.datetime], dialect) -> Optional[dt.datetime]:
+        return None if value is None else value.replace(tzinfo=dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Mailbox(Base):
+    """A user or a resource (room, equipment): something mail is delivered to."""
+
+    __tablename__ = "mailboxes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    email: Mapped[str] = mapped_column(String(320))
+    # Lower-cased copy: unique and indexed, so lookups are case-insensitive on every backend.
+    email_lower: Mapped[str] = mapped_column(String(320), unique=True)
+    fullname: Mapped[str] = mapped_column(String(255), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    admin_level: Mapped[int] = mapped_column(Integer, default=0)
+    password_hash: Mapped[str] = mapped_column(String(255), default="")
+    resource_type: Mapped[str] = mapped_column(String(16), default="none")
+    resource_capacity: Mapped[int] = mapped_column(Integer, default=1)
+    timezone: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    mr_accept: Mapped[bool] = mapped_column(Boolean, default=False)
+    mr_decline_conflict: Mapped[bool] = mapped_column(Boolean, default=False)
+    mr_decline_recurring: Mapped[bool] = mapped_column(Boolean, default=False)
+    mr_booking_window_days: Mapped[int] = mapped_column(Integer, default=180)
+    mr_max_duration: Mapped[int] = mapped_column(Integer, default=0)
+    mr_max_conflict_instances: Mapped[int] = mapped_column(Integer, default=0)
+    mr_conflict_percentage: Mapped[int] = mapped_column(Integer, default=0)
+    # Longest occurrence ever booked here, in seconds. Bounds the conflict query's index range
+    # scan from below (start >= req_start - longest), so it reads only nearby occurrences.
+    longest_occurrence: Mapped[int] = mapped_column(Integer, default=0)
+    quota_warning: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)
+    quota_soft: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)
+    quota_hard: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    store: Mapped[Optional["Store"]] = relationship(back_populates="mailbox", uselist=False)
+
+
+class SendAs(Base):
+    """``delegate`` may send as ``mailbox`` (kopano-cli --add-sendas DELEGATE --user MAILBOX)."""
+
+    __tablename__ = "sendas"
+
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    delegate_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"),
+                                             primary_key=True)
+
+
+class Group(Base):
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    email: Mapped[Optional[str]] = mapped_column(String(320), nullable=True)
+    email_lower: Mapped[Optional[str]] = mapped_column(String(320), unique=True, nullable=True)
+
+
+class GroupMember(Base):
+    __tablename__ = "group_members"
+
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"),
+                                            primary_key=True)
+
+
+class Store(Base):
+    """A message store: one per mailbox, or the single public store; orphaned when unhooked."""
+
+    __tablename__ = "stores"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    guid: Mapped[str] = mapped_column(String(32), unique=True)
+    mailbox_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("mailboxes.id", ondelete="SET NULL"), nullable=True, unique=True)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Name of the user that owned it last, so an orphan can be recognised.
+    owner_name: Mapped[str] = mapped_column(String(255), default="")
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime, nullable=True)
+
+    mailbox: Mapped[Optional[Mailbox]] = relationship(back_populates="store")
+
+
+class Folder(Base):
+    __tablename__ = "folders"
+    __table_args__ = (UniqueConstraint("store_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+
+
+class Message(Base):
+    """One delivered copy: the bytes as stored (trace headers + the received message)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_store_msgid", "store_id", "message_id"),
+                      Index("ix_messages_folder", "folder_id", "id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"))
+    message_id: Mapped[Optional[str]] = mapped_column(String(998), nullable=True)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    from_header: Mapped[str] = mapped_column(Text, default="")
+    envelope_from: Mapped[str] = mapped_column(String(320), default="")
+    size: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Booking(Base):
+    """A meeting booked into a resource's calendar, keyed by its iCalendar UID."""
+
+    __tablename__ = "bookings"
+    __table_args__ = (UniqueConstraint("resource_id", "uid"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    resource_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    uid: Mapped[str] = mapped_column(String(512))
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+    dtstamp: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime, nullable=True)
+    organizer: Mapped[str] = mapped_column(String(320), default="")
+    summary: Mapped[str] = mapped_column(Text, default="")
+    # The VEVENT(s) as received (master and overrides), serialized iCalendar text.
+    vevents: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="booked")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class Occurrence(Base):
+    """One materialized instance of a booking, in UTC, indexed for range queries."""
+
+    __tablename__ = "occurrences"
+    __table_args__ = (Index("ix_occurrences_resource_start", "resource_id", "start"),
+                      Index("ix_occurrences_booking", "booking_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id", ondelete="CASCADE"))
+    # Denormalized so the conflict query needs no join.
+    resource_id: Mapped[int] = mapped_column(Integer)
+    # Original start of the instance (RECURRENCE-ID, in UTC); null for a non-recurring meeting.
+    recurrence_id: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime, nullable=True)
+    start: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    end: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    transparent: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="booked")
+
+
+class OutboundMessage(Base):
+    """A message waiting for, or done with, the relay to the smarthost."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Envelope sender; "" is the null sender <> (auto-replies, RFC 3834).
+    sender: Mapped[str] = mapped_column(String(320), default="")
+    recipients: Mapped[str] = mapped_column(Text)  # comma-separated envelope recipients
+    subject: Mapped[str] = mapped_column(Text, default="")
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    lease_owner: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime, nullable=True)
+
+
+class OutOfOffice(Base):
+    __tablename__ = "oof_settings"
+
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    start: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime, nullable=True)
+    until: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime, nullable=True)
+
+
+class OutOfOfficeLog(Base):
+    """When a sender last got an auto-reply from a mailbox (RFC 3834 §2: once per interval)."""
+
+    __tablename__ = "oof_log"
+
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    sender: Mapped[str] = mapped_column(String(320), primary_key=True)  # lower-cased
+    last_sent_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,137 @@
+"""Message stores: creating, hooking and orphaning stores, and their folders.
+
+A user's store survives the user (it becomes an orphan) until it is removed; removal is a soft
+delete that ``purge_softdeleted`` makes final, as in Kopano.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from .directory import DirectoryError, Duplicate, NotFound
+from .models import Folder, Mailbox, Store
+
+INBOX = "Inbox"
+CALENDAR = "Calendar"
+SENT = "Sent Items"
+PROCESSED = "Processed Requests"
+DEFAULT_FOLDERS = (INBOX, CALENDAR, SENT)
+
+
+def _new_store(session: Session, now: dt.datetime, **fields) -> Store:
+    store = Store(guid=uuid.uuid4().hex.upper(), created_at=now, size=0, **fields)
+    session.add(store)
+    session.flush()
+    for name in DEFAULT_FOLDERS:
+        session.add(Folder(store_id=store.id, name=name))
+    session.flush()
+    return store
+
+
+def store_of(session: Session, mailbox: Mailbox) -> Store | None:
+    return session.scalar(select(Store).where(Store.mailbox_id == mailbox.id,
+                                              Store.deleted_at.is_(None)))
+
+
+def create_store(session: Session, mailbox: Mailbox, now: dt.datetime) -> Store:
+    if store_of(session, mailbox) is not None:
+        raise Duplicate(f"user {mailbox.name!r} already has a store")
+    return _new_store(session, now, mailbox_id=mailbox.id, owner_name=mailbox.name)
+
+
+def ensure_store(session: Session, mailbox: Mailbox, now: dt.datetime) -> Store:
+    """The mailbox's store, created on first delivery (as Kopano does)."""
+    return store_of(session, mailbox) or create_store(session, mailbox, now)
+
+
+def public_store(session: Session) -> Store | None:
+    return session.scalar(select(Store).where(Store.is_public.is_(True),
+                                              Store.deleted_at.is_(None)))
+
+
+def create_public_store(session: Session, now: dt.datetime) -> Store:
+    if public_store(session) is not None:
+        raise Duplicate("the public store already exists")
+    return _new_store(session, now, is_public=True, owner_name="")
+
+
+def get_store(session: Session, guid: str) -> Store:
+    store = session.scalar(select(Store).where(Store.guid == guid.upper(),
+                                               Store.deleted_at.is_(None)))
+    if store is None:
+        raise NotFound(f"store {guid!r} does not exist")
+    return store
+
+
+def orphan_store_of(session: Session, mailbox: Mailbox) -> None:
+    """Unhook the mailbox's store, keeping it (delete user, hook another store)."""
+    store = store_of(session, mailbox)
+    if store is not None:
+        store.owner_name = mailbox.name
+        store.mailbox_id = None
+        session.flush()
+
+
+def hook_store(session: Session, guid: str, mailbox: Mailbox | None) -> Store:
+    """Attach an orphan to ``mailbox`` (its current store becomes an orphan), or make it public."""
+    store = get_store(session, guid)
+    if store.mailbox_id is not None or store.is_public:
+        raise DirectoryError(f"store {store.guid} is not an orphan")
+    if mailbox is None:
+        if public_store(session) is not None:
+            raise Duplicate("the public store already exists")
+        store.is_public = True
+    else:
+        orphan_store_of(session, mailbox)
+        store.mailbox_id = mailbox.id
+        store.owner_name = mailbox.name
+    session.flush()
+    return store
+
+
+def remove_store(session: Session, guid: str, now: dt.datetime) -> Store:
+    store = get_store(session, guid)
+    if store.mailbox_id is not None:
+        raise DirectoryError(f"store {store.guid} belongs to a user; unhook it first")
+    store.deleted_at = now
+    store.is_public = False
+    session.flush()
+    return store
+
+
+def purge_softdeleted(session: Session) -> int:
+    result = session.execute(delete(Store).where(Store.deleted_at.is_not(None)))
+    return result.rowcount or 0
+
+
+@dataclass(frozen=True)
+class Orphans:
+    stores: list[Store]
+    users_without_store: list[str]
+
+
+def list_orphans(session: Session) -> Orphans:
+    stores = list(session.scalars(
+        select(Store).where(Store.mailbox_id.is_(None), Store.is_public.is_(False),
+                            Store.deleted_at.is_(None)).order_by(Store.id)))
+    hooked = select(Store.mailbox_id).where(Store.mailbox_id.is_not(None),
+                                            Store.deleted_at.is_(None))
+    users = list(session.scalars(select(Mailbox.name).where(Mailbox.id.not_in(hooked))
+                                 .order_by(Mailbox.name)))
+    return Orphans(stores, users)
+
+
+def folder_id(session: Session, store: Store, name: str) -> int:
+    """The folder's id, created on demand (e.g. ``Processed Requests``)."""
+    fid = session.scalar(select(Folder.id).where(Folder.store_id == store.id, Folder.name == name))
+    if fid is None:
+        folder = Folder(store_id=store.id, name=name)
+        session.add(folder)
+        session.flush()
+        fid = folder.id
+    return fid

@@ -1,0 +1,81 @@
+"""Shared fixtures: a fixed clock, and a fresh real database per test (SQLite and PostgreSQL).
+
+Tests that take ``db_url`` run once per backend. PostgreSQL comes from
+``MR_ENGINE_TEST_PG_URL`` or from a throwaway cluster started here; each test gets a new
+database cloned from a migrated template, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from mr_engine.db import open_database
+
+from . import pgcluster
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+BIN = Path(sys.executable).parent
+NOW = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.timezone.utc)
+_counter = itertools.count()
+
+
+@pytest.fixture
+def now() -> dt.datetime:
+    return NOW
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """Base URL of a PostgreSQL server with a migrated template database."""
+    url = os.environ.get("MR_ENGINE_TEST_PG_URL")
+    cluster = None
+    if not url:
+        missing = pgcluster.binaries_missing()
+        if missing:
+            pytest.skip(missing)
+        cluster = pgcluster.Cluster()
+        cluster.start()
+        url = cluster.url
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    template = f"mr_tmpl_{os.getpid()}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{template}"'))
+        conn.execute(text(f'CREATE DATABASE "{template}"'))
+    migrated = open_database(make_url(url).set(database=template).render_as_string(False))
+    migrated.dispose()
+    yield admin, url, template
+    admin.dispose()
+    if cluster:
+        cluster.stop()
+
+
+def _new_pg_database(pg_server) -> str:
+    admin, url, template = pg_server
+    name = f"mr_test_{os.getpid()}_{next(_counter)}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """A URL of an empty, migrated database of each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/store.db"
+    return _new_pg_database(request.getfixturevalue("pg_server"))
+
+
+@pytest.fixture
+def db(db_url):
+    database = open_database(db_url)
+    yield database
+    database.dispose()
