@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import cmd_config, cmd_db
+from . import cmd_agenda, cmd_config, cmd_db, cmd_mailbox, cmd_serve, cmd_queue
 from .common import EXIT_USAGE, run_guarded
 
-COMMANDS = [cmd_config, cmd_db]
+COMMANDS = [cmd_config, cmd_db, cmd_serve, cmd_mailbox, cmd_agenda, cmd_queue]
 
 
 def build_parser() -> argparse.ArgumentParser:

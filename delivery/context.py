@@ -51,6 +51,8 @@ class Delivery:
     mailbox: Mailbox
     store: Store | None = None
     folder: str = "Inbox"
+    # The bytes to store: trace headers followed by the message exactly as received.
+    content: bytes = b""
     # Set by the meeting-request step: such messages get no out-of-office reply.
     meeting_request: bool = False
     # Outbound messages queued in this transaction; the relay is woken after commit.

@@ -40,6 +40,8 @@ def pg_server():
     cluster = None
     if not url:
         missing = pgcluster.binaries_missing()
+        if missing and os.environ.get("MR_ENGINE_TEST_REQUIRE_PG"):
+            pytest.fail(missing)
         if missing:
             pytest.skip(missing)
         cluster = pgcluster.Cluster()

@@ -1,0 +1,58 @@
+"""``mr-engine mailbox USER`` and ``mr-engine message USER ID``: what was delivered."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mr_engine.directory import NotFound, get_user
+from mr_engine.mailstore import get_content, list_messages
+from mr_engine.stores import store_of
+
+from .common import add_config_flags, iso, open_db, print_json, settings_from
+
+
+def add_parser(sub) -> None:
+    listing = sub.add_parser("mailbox", help="list the messages of a mailbox")
+    add_config_flags(listing)
+    listing.add_argument("user")
+    listing.add_argument("--folder", metavar="NAME", help="only this folder (e.g. Inbox)")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(func=run_mailbox)
+    show = sub.add_parser("message", help="print one stored message, as stored")
+    add_config_flags(show)
+    show.add_argument("user")
+    show.add_argument("id", type=int)
+    show.set_defaults(func=run_message)
+
+
+def _store(session, name: str):
+    store = store_of(session, get_user(session, name))
+    if store is None:
+        raise NotFound(f"user {name!r} has no store")
+    return store
+
+
+def run_mailbox(args: argparse.Namespace) -> int:
+    db = open_db(settings_from(args))
+    with db.read() as session:
+        messages = list_messages(session, _store(session, args.user), args.folder)
+    if args.json:
+        print_json([{"id": m.id, "folder": m.folder, "message_id": m.message_id,
+                     "subject": m.subject, "from": m.from_, "size": m.size,
+                     "received_at": iso(m.received_at)} for m in messages])
+        return 0
+    print(f"{'ID':>6}  {'Folder':<20} {'Received':<20} {'Size':>8}  From / Subject")
+    for m in messages:
+        print(f"{m.id:>6}  {m.folder:<20} {iso(m.received_at):<20} {m.size:>8}  "
+              f"{m.from_} / {m.subject}")
+    return 0
+
+
+def run_message(args: argparse.Namespace) -> int:
+    db = open_db(settings_from(args))
+    with db.read() as session:
+        content = get_content(session, _store(session, args.user), args.id)
+    sys.stdout.buffer.write(content)
+    sys.stdout.buffer.flush()
+    return 0

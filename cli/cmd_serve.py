@@ -1,0 +1,25 @@
+"""``mr-engine serve``: run the LMTP delivery agent until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from delivery.server import Server
+
+from .common import add_config_flags, settings_from, setup_logging
+
+
+def add_parser(sub) -> None:
+    parser = sub.add_parser("serve", help="run the LMTP delivery agent")
+    add_config_flags(parser)
+    parser.add_argument("--lmtp-listen", metavar="ADDR[,ADDR]",
+                        help="host:port or unix:/path addresses (MR_ENGINE_LMTP_LISTEN)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args, lmtp_listen=args.lmtp_listen)
+    setup_logging(settings.log_level)
+    asyncio.run(Server(settings).serve())
+    return 0

@@ -1,0 +1,170 @@
+"""LMTP (RFC 2033): the protocol class and the handler that answers each command.
+
+``LMTPProtocol`` adjusts aiosmtpd's LMTP class where RFC 2033 asks more of it: after DATA
+there is one reply per accepted recipient, even when the data was refused as too large, and
+a full server turns new connections away with 421. ``DeliveryHandler`` resolves recipients
+at RCPT time and hands the message to the group committer after DATA.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import logging
+from dataclasses import dataclass, field
+
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import Envelope as SMTPEnvelope
+from aiosmtpd.smtp import Session as SMTPSession
+from sqlalchemy.exc import SQLAlchemyError
+
+from mr_engine.config import Settings
+from mr_engine.db import Database
+from mr_engine.directory import resolve_address
+
+from .committer import TEMPFAIL, Committer
+from .context import Envelope, Outcome
+
+log = logging.getLogger(__name__)
+
+TOO_BIG = Outcome(552, "5.3.4", "Message size exceeds fixed maximum message size")
+# aiosmtpd's own answers, translated to enhanced status codes (RFC 3463).
+_TRANSLATIONS = {
+    "552 Error: Too much mail data": TOO_BIG.reply(),
+    "552 Error: message size exceeds fixed maximum message size": TOO_BIG.reply(),
+    "500 Line too long (see RFC5321 4.5.3.1.6)": "500 5.5.2 Line too long",
+    "503 Error: need RCPT command": "503 5.5.1 Error: need RCPT command",
+    "503 Error: need MAIL command": "503 5.5.1 Error: need MAIL command",
+    "503 Error: nested MAIL command": "503 5.5.1 Error: nested MAIL command",
+    "500 Error: command \"HELO\" not recognized": "500 5.5.1 LMTP speaks LHLO, not HELO",
+    "500 Error: command \"EHLO\" not recognized": "500 5.5.1 LMTP speaks LHLO, not EHLO",
+}
+_DATA_FAILURES = {TOO_BIG.reply(), "500 5.5.2 Line too long"}
+
+
+@dataclass
+class Recipients:
+    """What RCPT accepted so far in this transaction, in order."""
+
+    addresses: list[str] = field(default_factory=list)
+    mailbox_ids: list[list[int]] = field(default_factory=list)
+
+
+class LMTPProtocol(LMTP):
+    def __init__(self, handler: "DeliveryHandler", **kwargs) -> None:
+        super().__init__(handler, **kwargs)
+        self._handler = handler
+
+    def connection_made(self, transport) -> None:
+        if len(self._handler.connections) >= self._handler.settings.max_sessions:
+            transport.write(b"421 4.3.2 Too many connections, try again later\r\n")
+            transport.close()
+            return
+        self._handler.connections.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, exc) -> None:
+        self._handler.connections.discard(self)
+        super().connection_lost(exc)
+
+    def close(self, reason: str) -> None:
+        """Say goodbye and hang up (used at shutdown, between transactions)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(reason.encode() + b"\r\n")
+            self.transport.close()
+
+    async def push(self, status: str) -> None:
+        status = _TRANSLATIONS.get(status, status)
+        # RFC 2033 §4.2: after the data, one reply per accepted recipient. (A too-large
+        # SIZE= on MAIL comes before any recipient, so it stays a single reply.)
+        if status in _DATA_FAILURES and self.envelope is not None and self.envelope.rcpt_tos:
+            status = "\r\n".join([status] * len(self.envelope.rcpt_tos))
+        await super().push(status)
+
+
+class DeliveryHandler:
+    """aiosmtpd handler hooks: resolution at RCPT, delivery through the committer at DATA."""
+
+    def __init__(self, db: Database, settings: Settings, committer: Committer) -> None:
+        self.db = db
+        self.settings = settings
+        self.committer = committer
+        self.connections: set[LMTPProtocol] = set()
+        self.in_flight = 0
+
+    async def handle_EHLO(self, server, session: SMTPSession, envelope: SMTPEnvelope,
+                          hostname: str, responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        extensions = [r[4:] for r in responses[1:] if r[4:] != "HELP"]
+        extensions += ["PIPELINING", "ENHANCEDSTATUSCODES"]
+        lines = [responses[0][:3] + "-" + responses[0][4:]]
+        lines += [f"250-{ext}" for ext in extensions[:-1]] + [f"250 {extensions[-1]}"]
+        return lines
+
+    async def handle_MAIL(self, server, session, envelope: SMTPEnvelope, address: str,
+                          mail_options: list[str]) -> str:
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        envelope.recipients = Recipients()  # type: ignore[attr-defined]
+        return "250 2.1.0 Ok"
+
+    async def handle_RCPT(self, server, session, envelope: SMTPEnvelope, address: str,
+                          rcpt_options: list[str]) -> str:
+        recipients: Recipients = envelope.recipients  # type: ignore[attr-defined]
+        if len(recipients.addresses) >= self.settings.max_recipients:
+            return "452 4.5.3 Too many recipients"
+        try:
+            mailbox_ids = await asyncio.get_running_loop().run_in_executor(
+                None, self._resolve, address)
+        except SQLAlchemyError:
+            log.exception("directory lookup failed for %s", address)
+            return "451 4.3.0 Directory temporarily unavailable, try again later"
+        if not mailbox_ids:
+            log.info("unknown recipient %s", address)
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        recipients.addresses.append(address)
+        recipients.mailbox_ids.append(mailbox_ids)
+        return "250 2.1.5 Ok"
+
+    def _resolve(self, address: str) -> list[int]:
+        with self.db.read() as session:
+            return [m.id for m in resolve_address(session, address)]
+
+    async def handle_DATA(self, server, session: SMTPSession, envelope: SMTPEnvelope) -> str:
+        recipients: Recipients = envelope.recipients  # type: ignore[attr-defined]
+        self.in_flight += 1
+        try:
+            outcomes = await self._deliver(session, envelope, recipients)
+        finally:
+            self.in_flight -= 1
+        return "\r\n".join(o.reply() for o in outcomes)
+
+    async def _deliver(self, session: SMTPSession, envelope: SMTPEnvelope,
+                       recipients: Recipients) -> list[Outcome]:
+        content: bytes = envelope.original_content or b""
+        parsed = email.message_from_bytes(content, policy=email.policy.compat32)
+        message_id = (parsed.get("Message-ID") or "").strip() or None
+        env = Envelope(sender=envelope.mail_from or "", content=content, message=parsed,
+                       message_id=message_id, peer=str(session.peer[0]) if session.peer else "",
+                       helo=session.host_name or "")
+        # A mailbox reached by several RCPTs (directly and through a group) gets one copy.
+        targets: dict[int, str] = {}
+        for address, mailbox_ids in zip(recipients.addresses, recipients.mailbox_ids):
+            for mid in mailbox_ids:
+                targets.setdefault(mid, address)
+        delivered = await self.committer.deliver(env, [(a, m) for m, a in targets.items()])
+        by_mailbox = dict(zip(targets, delivered))
+        return [_worst(by_mailbox[mid] for mid in mailbox_ids)
+                for mailbox_ids in recipients.mailbox_ids]
+
+
+def _worst(outcomes) -> Outcome:
+    """One answer for a recipient that expanded to several mailboxes (a group)."""
+    outcomes = list(outcomes)
+    temporary = [o for o in outcomes if 400 <= o.code < 500]
+    if temporary:
+        return temporary[0]
+    return max(outcomes, key=lambda o: o.code) if outcomes else TEMPFAIL

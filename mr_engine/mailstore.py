@@ -1,0 +1,106 @@
+"""Messages in stores: filing a delivered copy, duplicate and quota checks, and reading back.
+
+Subjects and senders are decoded once at filing time for listings; the stored bytes are never
+touched, so a broken header costs a readable listing, never the message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.errors
+import email.header
+import email.message
+from dataclasses import dataclass
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from .config import Settings
+from .directory import NotFound
+from .models import Folder, Mailbox, Message, Store
+from .stores import folder_id
+
+
+def decode_header(value: object) -> str:
+    """A header as readable text; undecodable words are kept raw rather than failing."""
+    if value is None:
+        return ""
+    raw = str(value)
+    try:
+        text = str(email.header.make_header(email.header.decode_header(raw)))
+    except (email.errors.HeaderParseError, LookupError, UnicodeError, ValueError):
+        text = raw
+    # Folded headers keep their line breaks in compat32; listings want one line.
+    return " ".join(text.split())
+
+
+def is_duplicate(session: Session, store: Store, message_id: str | None,
+                 now: dt.datetime, window: int) -> bool:
+    """Whether this Message-ID was already filed in this store within ``window`` seconds."""
+    if not message_id or window <= 0:
+        return False
+    since = now - dt.timedelta(seconds=window)
+    hit = session.scalar(select(Message.id).where(
+        Message.store_id == store.id, Message.message_id == message_id,
+        Message.received_at >= since).limit(1))
+    return hit is not None
+
+
+@dataclass(frozen=True)
+class Quota:
+    warning: int
+    soft: int
+    hard: int
+
+
+def quota_of(mailbox: Mailbox, settings: Settings) -> Quota:
+    """The mailbox's own quota levels, each falling back to the configured default."""
+    def pick(own: int | None, default: int) -> int:
+        return default if own is None else own
+    return Quota(pick(mailbox.quota_warning, settings.quota_warning),
+                 pick(mailbox.quota_soft, settings.quota_soft),
+                 pick(mailbox.quota_hard, settings.quota_hard))
+
+
+def file_message(session: Session, store: Store, folder: str, content: bytes,
+                 message: email.message.Message, message_id: str | None,
+                 envelope_from: str, now: dt.datetime) -> int:
+    """Add one message to ``folder`` of ``store`` and grow the store's size; returns its id."""
+    result = session.execute(insert(Message).values(
+        store_id=store.id, folder_id=folder_id(session, store, folder),
+        message_id=message_id, subject=decode_header(message.get("Subject")),
+        from_header=decode_header(message.get("From")), envelope_from=envelope_from,
+        size=len(content), received_at=now, content=content))
+    # An atomic increment: concurrent deliveries into one store must not lose a size update.
+    session.execute(update(Store).where(Store.id == store.id)
+                    .values(size=Store.size + len(content)))
+    return result.inserted_primary_key[0]
+
+
+@dataclass(frozen=True)
+class MessageInfo:
+    id: int
+    folder: str
+    message_id: str | None
+    subject: str
+    from_: str
+    size: int
+    received_at: dt.datetime
+
+
+def list_messages(session: Session, store: Store, folder: str | None = None) -> list[MessageInfo]:
+    stmt = (select(Message.id, Folder.name, Message.message_id, Message.subject,
+                   Message.from_header, Message.size, Message.received_at)
+            .join(Folder, Folder.id == Message.folder_id)
+            .where(Message.store_id == store.id).order_by(Message.id))
+    if folder is not None:
+        stmt = stmt.where(func.lower(Folder.name) == folder.lower())
+    return [MessageInfo(*row) for row in session.execute(stmt)]
+
+
+def get_content(session: Session, store: Store, message_id: int) -> bytes:
+    content = session.scalar(select(Message.content).where(
+        Message.store_id == store.id, Message.id == message_id))
+    if content is None:
+        raise NotFound(f"message {message_id} does not exist in this mailbox")
+    return content

@@ -1,0 +1,119 @@
+"""Running the real server in the test process, and talking to it over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from dataclasses import dataclass, field
+
+from delivery.server import Server
+from mr_engine.config import Settings
+
+
+class RunningServer:
+    """``mr-engine serve`` in a background thread with its own event loop."""
+
+    def __init__(self, settings: Settings, clock=None) -> None:
+        kwargs = {"clock": clock} if clock else {}
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self.server: Server = self._call(_make(settings, kwargs))
+
+    def _call(self, coro, timeout: float = 60):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def __enter__(self) -> "RunningServer":
+        self._call(self.server.start())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._call(self.server.stop())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.addresses[0].rsplit(":", 1)[1])
+
+
+async def _make(settings: Settings, kwargs) -> Server:
+    return Server(settings, **kwargs)
+
+
+@dataclass
+class RawClient:
+    """A minimal LMTP client on a plain socket: send lines, read replies (pipelining too)."""
+
+    port: int
+    host: str = "127.0.0.1"
+    unix_path: str | None = None
+    sock: socket.socket = field(init=False)
+    _buf: bytes = b""
+
+    def __post_init__(self) -> None:
+        if self.unix_path:
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.connect(self.unix_path)
+        else:
+            self.sock = socket.create_connection((self.host, self.port), timeout=30)
+        self.sock.settimeout(30)
+
+    def send(self, data: bytes | str) -> None:
+        self.sock.sendall(data.encode() if isinstance(data, str) else data)
+
+    def reply(self) -> list[str]:
+        """One (possibly multi-line) reply."""
+        lines = []
+        while True:
+            line = self._line()
+            lines.append(line)
+            if len(line) < 4 or line[3] != "-":
+                return lines
+
+    def _line(self) -> str:
+        while b"\r\n" not in self._buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"connection closed; buffer {self._buf!r}")
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\r\n", 1)
+        return line.decode()
+
+    def command(self, line: str) -> list[str]:
+        self.send(line + "\r\n")
+        return self.reply()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def dot_stuff(message: bytes) -> bytes:
+    """The DATA body as sent on the wire: CRLF lines, leading dots doubled, the final dot."""
+    lines = message.replace(b"\r\n", b"\n").split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    stuffed = [b"." + line if line.startswith(b".") else line for line in lines]
+    return b"\r\n".join(stuffed) + b"\r\n.\r\n"
+
+
+def send_message(client: RawClient, sender: str, recipients: list[str], message: bytes,
+                 lhlo: bool = True) -> tuple[list[str], list[str]]:
+    """A whole pipelined transaction; returns (RCPT replies, per-recipient DATA replies)."""
+    if lhlo:
+        client.command("LHLO test.example")
+    batch = [f"MAIL FROM:<{sender}>"] + [f"RCPT TO:<{r}>" for r in recipients] + ["DATA"]
+    client.send("".join(line + "\r\n" for line in batch))
+    assert client.reply()[0].startswith("250"), "MAIL refused"
+    rcpt = [client.reply()[0] for _ in recipients]
+    data_reply = client.reply()[0]
+    accepted = sum(r.startswith("250") for r in rcpt)
+    if not data_reply.startswith("354"):
+        return rcpt, [data_reply]
+    client.send(dot_stuff(message))
+    return rcpt, [client.reply()[0] for _ in range(accepted)]
