@@ -52,6 +52,11 @@ class Recipients:
 
 
 class LMTPProtocol(LMTP):
+    # RFC 5321 §4.5.3.1.6 allows 1000 octets a line, but real mail (generated calendars,
+    # HTML) often has longer ones and Postfix passes them on; refusing would bounce mail
+    # that Dovecot accepts. The message size limit still bounds memory.
+    line_length_limit = 1024 * 1024
+
     def __init__(self, handler: "DeliveryHandler", **kwargs) -> None:
         super().__init__(handler, **kwargs)
         self._handler = handler

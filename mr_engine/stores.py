@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from .db import lock_mailbox
 from .directory import DirectoryError, Duplicate, NotFound
 from .models import Folder, Mailbox, Store
 
@@ -46,7 +47,13 @@ def create_store(session: Session, mailbox: Mailbox, now: dt.datetime) -> Store:
 
 def ensure_store(session: Session, mailbox: Mailbox, now: dt.datetime) -> Store:
     """The mailbox's store, created on first delivery (as Kopano does)."""
-    return store_of(session, mailbox) or create_store(session, mailbox, now)
+    store = store_of(session, mailbox)
+    if store is None:
+        # Two server processes delivering the first message at once must not both create
+        # one: take the mailbox's row lock, then look again.
+        lock_mailbox(session, mailbox.id)
+        store = store_of(session, mailbox) or create_store(session, mailbox, now)
+    return store
 
 
 def public_store(session: Session) -> Store | None:

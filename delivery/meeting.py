@@ -1,0 +1,51 @@
+"""Pipeline step: meeting requests to auto-accepting resources are booked and answered.
+
+Anything that is not a usable REQUEST or CANCEL for this resource, or whose processing
+fails, is delivered to the Inbox as ordinary mail: nothing is lost, and the log says why.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from sqlalchemy.orm import Session
+
+from mr_engine import booking
+from mr_engine.stores import PROCESSED
+
+from .context import Delivery, Outcome
+from .outbox import enqueue
+
+log = logging.getLogger(__name__)
+
+
+def book_and_queue(session: Session, req: booking.Request, now: dt.datetime) -> booking.Result:
+    """Process the request and queue its replies in the same transaction."""
+    result = booking.process(session, req)
+    for reply in result.replies:
+        enqueue(session, sender=reply.sender, recipients=[reply.recipient],
+                content=reply.content, subject=reply.subject, now=now)
+    return result
+
+
+def process_meeting_request(d: Delivery) -> Outcome | None:
+    if not d.mailbox.mr_accept:
+        return None
+    try:
+        # A savepoint of its own: a failure here undoes the booking, not the delivery.
+        with d.session.begin_nested():
+            req = booking.read_request(d.mailbox, d.envelope.message, d.envelope.message_id,
+                                       d.settings, d.now)
+            if req is None:
+                return None
+            result = book_and_queue(d.session, req, d.now)
+    except Exception:
+        log.exception("%s: meeting request processing failed; delivering as mail",
+                      d.mailbox.name)
+        return None
+    d.queued += len(result.replies)
+    d.meeting_request = True
+    d.folder = PROCESSED
+    d.notes.append(f"meeting request {req.invitation.uid}: {result.describe()}")
+    return None

@@ -1,0 +1,91 @@
+"""A resource's calendar in the store: bookings and their materialized occurrences.
+
+Occurrences are stored in UTC with an index on (resource_id, start). A conflict check asks
+only for occurrences starting in [from - longest, to), where ``longest`` is the longest
+occurrence ever booked on the resource, so it reads the neighbourhood of the request and
+nothing else, however large the calendar grows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Iterable
+
+from sqlalchemy import and_, delete, insert, select
+from sqlalchemy.orm import Session
+
+from .models import Booking, Mailbox, Occurrence
+from .policy import Busy
+from .recurrence import Instance
+
+
+def find_booking(session: Session, resource_id: int, uid: str) -> Booking | None:
+    return session.scalar(select(Booking).where(Booking.resource_id == resource_id,
+                                                Booking.uid == uid))
+
+
+def busy_intervals(session: Session, resource: Mailbox, start: dt.datetime, end: dt.datetime,
+                   exclude_booking: int | None) -> list[Busy]:
+    """Other bookings' opaque occurrences that overlap [start, end)."""
+    lower = start - dt.timedelta(seconds=resource.longest_occurrence)
+    stmt = select(Occurrence.start, Occurrence.end).where(
+        Occurrence.resource_id == resource.id,
+        Occurrence.start >= lower, Occurrence.start < end, Occurrence.end > start,
+        Occurrence.status == "booked", Occurrence.transparent.is_(False))
+    if exclude_booking is not None:
+        stmt = stmt.where(Occurrence.booking_id != exclude_booking)
+    return [Busy(s, e) for s, e in session.execute(stmt)]
+
+
+def _note_longest(resource: Mailbox, instances: Iterable[Instance]) -> None:
+    longest = max((int((i.end - i.start).total_seconds()) for i in instances), default=0)
+    if longest > resource.longest_occurrence:
+        resource.longest_occurrence = longest
+
+
+def add_occurrences(session: Session, resource: Mailbox, booking: Booking,
+                    instances: Iterable[Instance]) -> None:
+    rows = [{"booking_id": booking.id, "resource_id": resource.id,
+             "recurrence_id": i.recurrence_id, "start": i.start, "end": i.end,
+             "summary": i.summary, "transparent": i.transparent, "status": "booked"}
+            for i in instances if not i.cancelled]
+    if rows:
+        session.execute(insert(Occurrence), rows)
+        _note_longest(resource, [i for i in instances if not i.cancelled])
+
+
+def remove_occurrences(session: Session, booking: Booking,
+                       recurrence_id: dt.datetime | None = None,
+                       and_future: bool = False) -> int:
+    """Remove all of a booking's occurrences, one instance, or that instance and later ones."""
+    stmt = delete(Occurrence).where(Occurrence.booking_id == booking.id)
+    if recurrence_id is not None:
+        stmt = stmt.where(Occurrence.recurrence_id >= recurrence_id if and_future
+                          else Occurrence.recurrence_id == recurrence_id)
+    return session.execute(stmt).rowcount or 0
+
+
+@dataclass(frozen=True)
+class AgendaEntry:
+    uid: str
+    recurrence_id: dt.datetime | None
+    summary: str
+    start: dt.datetime
+    end: dt.datetime
+    organizer: str
+    status: str
+
+
+def agenda(session: Session, resource: Mailbox, start: dt.datetime,
+           end: dt.datetime) -> list[AgendaEntry]:
+    """Occurrences overlapping [start, end), earliest first."""
+    lower = start - dt.timedelta(seconds=resource.longest_occurrence)
+    rows = session.execute(
+        select(Booking.uid, Occurrence.recurrence_id, Occurrence.summary, Occurrence.start,
+               Occurrence.end, Booking.organizer, Occurrence.status)
+        .join(Booking, Booking.id == Occurrence.booking_id)
+        .where(and_(Occurrence.resource_id == resource.id, Occurrence.start >= lower,
+                    Occurrence.start < end, Occurrence.end > start))
+        .order_by(Occurrence.start, Booking.uid))
+    return [AgendaEntry(*row) for row in rows]

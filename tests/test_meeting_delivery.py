@@ -1,0 +1,219 @@
+"""Meeting requests delivered over LMTP to resources: booking, replies, updates, cancels."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import smtplib
+import subprocess
+import threading
+
+from sqlalchemy import select
+
+from mr_engine.directory import create_user, get_user, update_user
+from mr_engine.models import OutboundMessage
+
+from .conftest import BIN, FIXTURES, NOW
+from .invites import invite, reply_vevents
+from .lmtp_harness import RunningServer
+from .test_lmtp import make_settings, messages_of
+
+UTC = dt.timezone.utc
+ROOM = "room@example.com"
+T9 = dt.datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+HOUR = dt.timedelta(hours=1)
+
+
+def add_resource(db, name: str, email: str, **fields) -> None:
+    settings = {"resource_type": "room", "mr_accept": True, "mr_decline_conflict": True}
+    settings.update(fields)
+    with db.write() as session:
+        update_user(session, create_user(session, name=name, email=email, fullname=name.title(),
+                                         now=NOW), **settings)
+
+
+def deliver(port: int, message: bytes, to: str = ROOM) -> None:
+    with smtplib.LMTP("127.0.0.1", port) as client:
+        assert client.sendmail("organizer@remote.example", [to], message) == {}
+
+
+def outbox(db) -> list[OutboundMessage]:
+    with db.read() as session:
+        return list(session.scalars(select(OutboundMessage).order_by(OutboundMessage.id)))
+
+
+def agenda(db_url: str, user: str, start="2020-01-01T00:00:00Z", end="2030-01-01T00:00:00Z"):
+    out = subprocess.run([str(BIN / "mr-engine"), "agenda", user, "--start", start,
+                          "--end", end, "--json"],
+                         env={"MR_ENGINE_DATABASE_URL": db_url}, capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out)
+
+
+def server_at(db_url: str, now: dt.datetime, **changes) -> RunningServer:
+    return RunningServer(make_settings(db_url, **changes), clock=lambda: now)
+
+
+def test_request_is_booked_replied_and_filed_as_processed(db, db_url):
+    add_resource(db, "room", ROOM)
+    with server_at(db_url, NOW) as server:
+        deliver(server.port, invite("u1", T9, T9 + HOUR, ROOM, message_id="<i1@remote>"))
+    [entry] = agenda(db_url, "room")
+    assert entry == {"uid": "u1", "recurrence_id": None, "summary": "Planning",
+                     "start": "2026-03-10T09:00:00Z", "end": "2026-03-10T10:00:00Z",
+                     "organizer": "organizer@remote.example", "status": "booked"}
+    [reply] = outbox(db)
+    assert reply.sender == ROOM and reply.recipients == "organizer@remote.example"
+    assert reply.subject == "Accepted: Planning" and reply.status == "queued"
+    [vevent] = reply_vevents(reply.content)
+    assert str(vevent["ATTENDEE"].params["PARTSTAT"]) == "ACCEPTED"
+    assert [m.folder for m in messages_of(db, "room")] == ["Processed Requests"]
+
+
+def test_conflicting_request_is_declined_with_the_reason(db, db_url):
+    add_resource(db, "room", ROOM)
+    with server_at(db_url, NOW) as server:
+        deliver(server.port, invite("a", T9, T9 + HOUR, ROOM))
+        deliver(server.port, invite("b", T9 + HOUR / 2, T9 + HOUR * 1.5, ROOM))
+        deliver(server.port, invite("c", T9 + HOUR, T9 + 2 * HOUR, ROOM))  # back-to-back
+    assert [e["uid"] for e in agenda(db_url, "room")] == ["a", "c"]
+    subjects = [m.subject for m in outbox(db)]
+    assert subjects == ["Accepted: Planning", "Declined: Planning", "Accepted: Planning"]
+    [declined] = reply_vevents(outbox(db)[1].content)
+    assert str(declined["ATTENDEE"].params["PARTSTAT"]) == "DECLINED"
+    assert "2026-03-10" in str(declined["COMMENT"])
+
+
+def test_same_request_delivered_twice_books_and_replies_once(db, db_url):
+    add_resource(db, "room", ROOM)
+    message = invite("u1", T9, T9 + HOUR, ROOM)  # no Message-ID: SEQUENCE/DTSTAMP decide
+    with server_at(db_url, NOW) as server:
+        deliver(server.port, message)
+        deliver(server.port, message)
+    assert len(agenda(db_url, "room")) == 1 and len(outbox(db)) == 1
+
+
+def test_update_moves_the_booking_and_stale_update_is_ignored(db, db_url):
+    add_resource(db, "room", ROOM)
+    stamp = dt.datetime(2026, 2, 1, tzinfo=UTC)
+    with server_at(db_url, NOW) as server:
+        deliver(server.port, invite("u1", T9, T9 + HOUR, ROOM, sequence=1, dtstamp=stamp))
+        deliver(server.port, invite("u1", T9 + 3 * HOUR, T9 + 4 * HOUR, ROOM, sequence=2,
+                                    dtstamp=stamp))
+        deliver(server.port, invite("u1", T9, T9 + HOUR, ROOM, sequence=1,
+                                    dtstamp=stamp + HOUR))
+    [entry] = agenda(db_url, "room")
+    assert entry["start"] == "2026-03-10T12:00:00Z"
+    assert len(outbox(db)) == 2  # the stale revision got no reply
+
+
+def test_cancel_frees_the_resource_without_a_reply(db, db_url):
+    add_resource(db, "room", ROOM)
+    with server_at(db_url, NOW) as server:
+        deliver(server.port, invite("u1", T9, T9 + HOUR, ROOM))
+        deliver(server.port, invite("u1", T9, T9 + HOUR, ROOM, method="CANCEL", sequence=1))
+        deliver(server.port, invite("u2", T9, T9 + HOUR, ROOM))
+    assert [e["uid"] for e in agenda(db_url, "room")] == ["u2"]
+    assert [m.subject for m in outbox(db)] == ["Accepted: Planning"] * 2
+
+
+def test_non_invitations_and_broken_calendars_reach_the_inbox(db, db_url):
+    add_resource(db, "room", ROOM)
+    broken = invite("u1", T9, T9 + HOUR, ROOM).replace(b"DTSTART:20260310T090000Z",
+                                                       b"DTSTART:not-a-time")
+    publish = (FIXTURES / "mozilla" / "message-non-invite.eml").read_bytes()
+    with server_at(db_url, NOW) as server:
+        deliver(server.port, broken)
+        deliver(server.port, publish)
+        deliver(server.port, invite("u9", T9, T9 + HOUR, "someone.else@example.com"))
+    assert [m.folder for m in messages_of(db, "room")] == ["Inbox"] * 3
+    assert agenda(db_url, "room") == [] and outbox(db) == []
+
+
+def test_mailbox_without_auto_accept_just_gets_the_mail(db, db_url):
+    add_resource(db, "room", ROOM, mr_accept=False)
+    with server_at(db_url, NOW) as server:
+        deliver(server.port, invite("u1", T9, T9 + HOUR, ROOM))
+    assert [m.folder for m in messages_of(db, "room")] == ["Inbox"]
+    assert agenda(db_url, "room") == []
+
+
+def test_recurring_request_declined_when_recurring_is_not_allowed(db, db_url):
+    add_resource(db, "room", ROOM, mr_decline_recurring=True)
+    with server_at(db_url, NOW) as server:
+        deliver(server.port, invite("s", T9, T9 + HOUR, ROOM, rrule="FREQ=WEEKLY;COUNT=4"))
+    [reply] = outbox(db)
+    assert reply.subject == "Declined: Planning"
+    assert "recurring meetings are not allowed" in str(reply_vevents(reply.content)[0]["COMMENT"])
+
+
+def test_thunderbird_series_exception_and_cancel(db, db_url):
+    """The Thunderbird conversation from the fixtures: series, moved instance, cancel."""
+    add_resource(db, "receiver", "receiver@example.com")
+    now = dt.datetime(2022, 3, 1, tzinfo=UTC)
+    mozilla = FIXTURES / "mozilla"
+    with server_at(db_url, now) as server:
+        deliver(server.port, (mozilla / "repeat-event.eml").read_bytes(), "receiver@example.com")
+        starts = [e["start"] for e in agenda(db_url, "receiver")]
+        assert starts == ["2022-03-16T11:00:00Z", "2022-03-17T11:00:00Z", "2022-03-18T11:00:00Z"]
+        deliver(server.port, (mozilla / "exception-major.eml").read_bytes(),
+                "receiver@example.com")
+        moved = [(e["recurrence_id"], e["start"]) for e in agenda(db_url, "receiver")]
+        assert ("2022-03-17T11:00:00Z", "2022-03-17T05:00:00Z") in moved and len(moved) == 3
+        deliver(server.port, (mozilla / "cancel-repeat-event.eml").read_bytes(),
+                "receiver@example.com")
+    assert agenda(db_url, "receiver") == []
+    assert all(m.folder == "Processed Requests" for m in messages_of(db, "receiver"))
+    assert [m.recipients for m in outbox(db)] == ["sender@example.com"] * 2
+
+
+def _storm(db_url: str, servers: list[RunningServer], count: int) -> None:
+    def one(i: int) -> None:
+        deliver(servers[i % len(servers)].port,
+                invite(f"storm-{i}", T9, T9 + HOUR, "beamer@example.com"), "beamer@example.com")
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+
+
+def test_parallel_requests_for_one_slot_accept_exactly_capacity(db, db_url):
+    """Two server processes' worth of committers on one database: check-and-book is serialized."""
+    add_resource(db, "beamer", "beamer@example.com", resource_type="equipment",
+                 resource_capacity=3)
+    with server_at(db_url, NOW) as one, server_at(db_url, NOW) as two:
+        _storm(db_url, [one, two], 12)
+    assert len(agenda(db_url, "beamer")) == 3
+    subjects = sorted(m.subject for m in outbox(db))
+    assert subjects.count("Accepted: Planning") == 3 and subjects.count("Declined: Planning") == 9
+
+
+def test_kopano_mr_accept_processes_stdin_like_delivery(db, db_url):
+    add_resource(db, "room", ROOM)
+    env = {"MR_ENGINE_DATABASE_URL": db_url}
+    future = dt.datetime.now(UTC).replace(microsecond=0, second=0) + dt.timedelta(days=2)
+    run = lambda message, user="room": subprocess.run(  # noqa: E731
+        [str(BIN / "kopano-mr-accept"), user], input=message, env=env, capture_output=True)
+    first = run(invite("cli", future, future + HOUR, ROOM))
+    assert first.returncode == 0 and first.stdout.decode().strip() == "accepted"
+    second = run(invite("cli2", future, future + HOUR, ROOM))
+    assert second.returncode == 0 and second.stdout.decode().startswith("declined: ")
+    assert run(b"Subject: hi\r\n\r\nplain mail\r\n").returncode == 1
+    assert run(invite("x", future, future + HOUR, ROOM), user="ghost").returncode == 1
+    assert len(outbox(db)) == 2
+
+
+def test_outlook_invitation_in_a_windows_zone_is_booked_in_utc(db, db_url):
+    """Exchange's base64 calendar with `FLE Standard Time` (Europe/Helsinki)."""
+    data = (FIXTURES / "mozilla" / "outlook-test-invite.eml").read_bytes()
+    import email
+    from mr_engine.itip import find_calendar, parse_invitation
+    inv = parse_invitation(find_calendar(email.message_from_bytes(data)), UTC)
+    attendee = inv.events[0].attendees[0].address
+    add_resource(db, "res", attendee)
+    start = inv.events[0].start
+    with server_at(db_url, start - dt.timedelta(days=1)) as server:
+        deliver(server.port, data, attendee)
+    [entry] = agenda(db_url, "res")
+    assert entry["start"] == start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
