@@ -1,0 +1,116 @@
+"""``mr-engine queue``: list, retry, delete and flush the outbound queue.
+
+``queue [--json]`` lists every message; ``queue retry ID|--all`` makes failed or queued
+messages due now; ``queue delete ID`` drops one; ``queue flush`` makes one relay pass right
+away, without a running server, after making every queued message due (as Postfix's
+``postqueue -f`` does), and prints what happened to each.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from delivery import outbox
+from delivery.outbox import QueueEntry, QueueError, Result
+from delivery.relay import Relay
+from mr_engine.config import Settings
+from mr_engine.db import Database
+
+from .common import add_config_flags, fail, iso, open_db, print_json, settings_from, utcnow
+
+
+def add_parser(sub) -> None:
+    parser = sub.add_parser("queue", help="the outbound queue: list, retry, delete, flush")
+    add_config_flags(parser)
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    actions.add_parser("list", help="list the queue (the default)")
+    retry = actions.add_parser("retry", help="make failed or queued messages due now")
+    which = retry.add_mutually_exclusive_group(required=True)
+    which.add_argument("id", nargs="?", type=int, help="the message")
+    which.add_argument("--all", action="store_true", help="every failed or queued message")
+    delete = actions.add_parser("delete", help="remove a message from the queue")
+    delete.add_argument("id", type=int)
+    actions.add_parser("flush", help="send what is queued now, without a running server")
+    parser.set_defaults(func=run)
+
+
+def entry_json(e: QueueEntry) -> dict[str, Any]:
+    return {"id": e.id, "sender": e.sender, "recipients": e.recipients, "subject": e.subject,
+            "status": e.status, "attempts": e.attempts, "next_attempt_at": iso(e.next_attempt_at),
+            "last_error": e.last_error}
+
+
+def _print_list(entries: list[QueueEntry], as_json: bool) -> None:
+    if as_json:
+        print_json([entry_json(e) for e in entries])
+        return
+    if not entries:
+        print("the queue is empty")
+        return
+    print(f"{'ID':>6}  {'Status':<7} {'Tries':>5}  {'Next attempt':<20}  Sender -> Recipients")
+    for e in entries:
+        print(f"{e.id:>6}  {e.status:<7} {e.attempts:>5}  {iso(e.next_attempt_at):<20}  "
+              f"{e.sender or '<>'} -> {', '.join(e.recipients)}")
+        print(f"{'':>8}Subject: {e.subject}")
+        if e.last_error:
+            print(f"{'':>8}Error: {e.last_error}")
+
+
+def _print_flush(attempts: list[list[Result]], as_json: bool) -> None:
+    results = [r for rows in attempts for r in rows]
+    if as_json:
+        print_json([{"id": r.id, "status": r.status, "recipients": list(r.recipients),
+                     "error": r.error} for r in results])
+        return
+    if not results:
+        print("nothing to send")
+    for r in results:
+        error = f": {r.error}" if r.error else ""
+        print(f"message {r.id} to {', '.join(r.recipients)}: {r.status}{error}")
+
+
+def _flush(args: argparse.Namespace, settings: Settings, db: Database) -> int:
+    with db.write() as session:
+        outbox.make_all_due(session, utcnow())
+    relay, attempts = Relay(db, settings), []
+    while True:  # one pass, continued if it stopped at its time budget
+        done = relay.run_pass(utcnow())
+        attempts += done.attempts
+        if done.complete:
+            break
+    _print_flush(attempts, args.json)
+    return 0
+
+
+def _change(args: argparse.Namespace, db: Database) -> int:
+    now = utcnow()
+    with db.write() as session:
+        if args.action == "delete":
+            outbox.delete(session, args.id)
+            message = f"message {args.id} deleted"
+        elif args.all:
+            message = f"{outbox.retry_all(session, now)} message(s) queued for retry"
+        else:
+            outbox.retry(session, args.id, now)
+            message = f"message {args.id} queued for retry"
+    print(message)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    db = open_db(settings)
+    try:
+        if args.action in (None, "list"):
+            with db.read() as session:
+                _print_list(outbox.list_queue(session), args.json)
+            return 0
+        if args.action == "flush":
+            return _flush(args, settings, db)
+        return _change(args, db)
+    except QueueError as exc:
+        return fail(str(exc))
+    finally:
+        db.dispose()

@@ -1,0 +1,251 @@
+"""The outbound queue (table ``outbox``): enqueueing, claiming, recording attempts, managing.
+
+Everything that sends mail writes a row here in the same transaction as what caused it
+(Postfix-style: durable first, sent later), and the relay (``delivery/relay.py``) drains it.
+All functions take an open session and leave committing to the caller.
+
+Claiming is what keeps several relay processes from sending one message twice: the row is
+picked with ``SELECT ... FOR UPDATE SKIP LOCKED`` (PostgreSQL; on SQLite the claim transaction
+is serialized by BEGIN IMMEDIATE) and stamped with a lease that the caller commits before it
+talks SMTP. A worker that dies mid-send leaves the lease behind; once it has expired the
+message is claimed again (at-least-once, the usual MTA trade-off).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from mr_engine.models import OutboundMessage
+
+QUEUED, SENT, FAILED = "queued", "sent", "failed"
+# Backoff after a temporary failure: first retry after RETRY_BASE, then doubling, capped.
+RETRY_BASE = dt.timedelta(seconds=20)
+RETRY_MAX = dt.timedelta(hours=1)
+
+
+class QueueError(LookupError):
+    """A queue operation on a message that does not exist or is in the wrong state."""
+
+
+def _check_address(address: str) -> str:
+    # Stored comma-separated and later written into SMTP commands: no separators, no CR/LF.
+    if any(c in address for c in ",\r\n<> \t") or (address and "@" not in address):
+        raise ValueError(f"invalid envelope address: {address!r}")
+    return address
+
+
+def enqueue(session: Session, *, sender: str, recipients: Sequence[str], content: bytes,
+            subject: str, now: dt.datetime) -> OutboundMessage:
+    """Queue ``content`` for ``recipients``; ``sender`` "" is the null sender ``<>``.
+
+    The row is flushed (so it has its id) but not committed: it becomes visible to the relay
+    together with whatever caused it, or not at all.
+    """
+    rcpts = [_check_address(r.strip()) for r in recipients]
+    if not rcpts or not all(rcpts):
+        raise ValueError("an outbound message needs at least one recipient")
+    row = OutboundMessage(sender=_check_address(sender.strip()), recipients=",".join(rcpts),
+                          subject=subject, content=content, status=QUEUED, attempts=0,
+                          created_at=now, next_attempt_at=now, last_error="")
+    session.add(row)
+    session.flush()
+    return row
+
+
+def recipients_of(row: OutboundMessage) -> list[str]:
+    return [r for r in row.recipients.split(",") if r]
+
+
+# --- management (mr-engine queue) ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class QueueEntry:
+    id: int
+    sender: str
+    recipients: list[str]
+    subject: str
+    status: str
+    attempts: int
+    created_at: dt.datetime
+    next_attempt_at: dt.datetime
+    last_error: str
+
+    @classmethod
+    def of(cls, row: OutboundMessage) -> "QueueEntry":
+        return cls(row.id, row.sender, recipients_of(row), row.subject, row.status,
+                   row.attempts, row.created_at, row.next_attempt_at, row.last_error)
+
+
+def list_queue(session: Session, status: str | None = None) -> list[QueueEntry]:
+    stmt = select(OutboundMessage).order_by(OutboundMessage.id)
+    if status:
+        stmt = stmt.where(OutboundMessage.status == status)
+    return [QueueEntry.of(row) for row in session.scalars(stmt)]
+
+
+def _get(session: Session, message_id: int) -> OutboundMessage:
+    row = session.get(OutboundMessage, message_id)
+    if row is None:
+        raise QueueError(f"message {message_id} is not in the queue")
+    return row
+
+
+def retry(session: Session, message_id: int, now: dt.datetime) -> QueueEntry:
+    """A failed or queued message becomes queued and due now (a sent one is refused)."""
+    row = _get(session, message_id)
+    if row.status == SENT:
+        raise QueueError(f"message {message_id} was already sent")
+    row.status, row.next_attempt_at = QUEUED, now
+    session.flush()
+    return QueueEntry.of(row)
+
+
+def retry_all(session: Session, now: dt.datetime) -> int:
+    """Every failed or queued message becomes queued and due now; returns how many."""
+    result = session.execute(
+        update(OutboundMessage).where(OutboundMessage.status.in_((QUEUED, FAILED)))
+        .values(status=QUEUED, next_attempt_at=now))
+    return result.rowcount
+
+
+def make_all_due(session: Session, now: dt.datetime) -> int:
+    """Queued messages waiting for their retry time become due now (``postqueue -f``)."""
+    result = session.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.status == QUEUED, OutboundMessage.next_attempt_at > now)
+        .values(next_attempt_at=now))
+    return result.rowcount
+
+
+def delete(session: Session, message_id: int) -> None:
+    session.delete(_get(session, message_id))
+    session.flush()
+
+
+# --- relay side: claim, then record the attempt ------------------------------------------------
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed message, detached from the session that claimed it."""
+
+    id: int
+    sender: str
+    recipients: tuple[str, ...]
+    content: bytes
+    attempts: int  # including the one now being made
+    created_at: dt.datetime
+
+
+def claim(session: Session, owner: str, now: dt.datetime,
+          lease: dt.timedelta) -> Job | None:
+    """Take the next due message for ``owner`` until ``now + lease``; None if none is due."""
+    stmt = (select(OutboundMessage)
+            .where(OutboundMessage.status == QUEUED, OutboundMessage.next_attempt_at <= now,
+                   or_(OutboundMessage.lease_until.is_(None), OutboundMessage.lease_until <= now))
+            .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id).limit(1))
+    if session.get_bind().dialect.name != "sqlite":
+        # Concurrent claimers skip rows another transaction is claiming instead of waiting.
+        stmt = stmt.with_for_update(skip_locked=True)
+    row = session.scalars(stmt).first()
+    if row is None:
+        return None
+    # Counted when started, so a message that keeps killing its worker still ages out.
+    row.attempts += 1
+    row.lease_owner, row.lease_until = owner, now + lease
+    session.flush()
+    return Job(row.id, row.sender, tuple(recipients_of(row)), row.content, row.attempts,
+               row.created_at)
+
+
+def retry_at(attempts: int, created_at: dt.datetime, now: dt.datetime,
+             lifetime: dt.timedelta) -> dt.datetime | None:
+    """When to try again after the ``attempts``-th attempt failed temporarily; None = give up.
+
+    Exponential backoff (RETRY_BASE, doubling, at most RETRY_MAX apart), never past the end
+    of the message's lifetime, so the last attempt is made right at ``created_at + lifetime``.
+    """
+    deadline = created_at + lifetime
+    if now >= deadline:
+        return None
+    delay = min(RETRY_BASE * 2 ** min(max(attempts - 1, 0), 20), RETRY_MAX)
+    return min(now + delay, deadline)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the smarthost said, per recipient: accepted, refused for now, refused for good."""
+
+    accepted: tuple[str, ...] = ()
+    temporary: dict[str, str] = field(default_factory=dict)
+    permanent: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Result:
+    """One row's state after an attempt (an attempt may split a message into several rows)."""
+
+    id: int
+    status: str
+    recipients: tuple[str, ...]
+    error: str = ""
+
+
+def _summary(errors: dict[str, str]) -> str:
+    distinct = set(errors.values())
+    if len(distinct) == 1:
+        return distinct.pop()
+    return "; ".join(f"{rcpt}: {err}" for rcpt, err in errors.items())
+
+
+def _fates(job: Job, outcome: Outcome, now: dt.datetime,
+           lifetime: dt.timedelta) -> list[dict[str, Any]]:
+    fates = []
+    if outcome.accepted:
+        refused = {**outcome.temporary, **outcome.permanent}
+        fates.append(dict(status=SENT, recipients=outcome.accepted,
+                          last_error=f"refused: {_summary(refused)}" if refused else ""))
+    if outcome.temporary:
+        when = retry_at(job.attempts, job.created_at, now, lifetime)
+        error = _summary(outcome.temporary)
+        if when is None:
+            fates.append(dict(status=FAILED, recipients=tuple(outcome.temporary),
+                              last_error=f"expired after {job.attempts} attempts: {error}"))
+        else:
+            fates.append(dict(status=QUEUED, recipients=tuple(outcome.temporary),
+                              last_error=error, next_attempt_at=when))
+    if outcome.permanent:
+        fates.append(dict(status=FAILED, recipients=tuple(outcome.permanent),
+                          last_error=_summary(outcome.permanent)))
+    return fates
+
+
+def record(session: Session, job: Job, owner: str, outcome: Outcome, now: dt.datetime,
+           lifetime: dt.timedelta) -> list[Result]:
+    """Store the attempt's outcome and release the lease.
+
+    Partial refusal: every recipient ends up in exactly one row whose status is its own fate.
+    The message's row keeps the first non-empty group (accepted → sent, else refused for now →
+    queued, else refused for good → failed); each other group becomes a copy of the message
+    with the same created_at (so the same lifetime) and attempt count.
+    """
+    row = session.get(OutboundMessage, job.id)
+    if row is None or row.lease_owner != owner:
+        return []  # deleted meanwhile, or our lease expired and another worker took it over
+    results = []
+    for i, fate in enumerate(_fates(job, outcome, now, lifetime)):
+        target = row if i == 0 else OutboundMessage(
+            sender=row.sender, subject=row.subject, content=row.content, attempts=row.attempts,
+            created_at=row.created_at, next_attempt_at=now)
+        target.status, target.last_error = fate["status"], fate["last_error"]
+        target.recipients = ",".join(fate["recipients"])
+        target.next_attempt_at = fate.get("next_attempt_at", target.next_attempt_at)
+        target.lease_owner = target.lease_until = None
+        session.add(target)
+        session.flush()
+        results.append(Result(target.id, target.status, fate["recipients"], target.last_error))
+    return results

@@ -1,0 +1,252 @@
+"""The relay worker: drains the outbound queue to the smarthost over SMTP.
+
+It runs as an asyncio task inside ``mr-engine serve``; smtplib does the talking in a worker
+thread so the event loop never blocks. A pass claims one due message at a time (see
+``delivery/outbox.py`` for the lease that keeps several processes from sending it twice),
+sends it with its own envelope, records the outcome and goes on until nothing is due.
+Delivery code calls ``wake()`` after committing a transaction that queued something; between
+wakes the worker also polls, for retries that have come due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import re
+import smtplib
+import socket
+import ssl
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable
+
+from mr_engine.config import Settings
+from mr_engine.db import Database
+
+from . import outbox
+from .outbox import Job, Outcome, Result
+
+log = logging.getLogger("delivery.relay")
+
+PASS_BUDGET = 30.0  # seconds a pass goes on claiming messages
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def parse_hostport(value: str, default_port: int = 25) -> tuple[str, int]:
+    """``host:port``, ``[v6]:port`` or a bare host."""
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not port.isdigit() or (host.count(":") and not host.startswith("[")):
+        host, port = value.strip(), str(default_port)
+    return host.strip("[]"), int(port)
+
+
+def _crlf(content: bytes) -> bytes:
+    # RFC 5321 §2.3.8: lines end in CRLF on the wire; smtplib sends bytes as they are.
+    return re.sub(rb"\r?\n", b"\r\n", content)
+
+
+def _text(resp: bytes | str) -> str:
+    text = resp.decode("utf-8", "replace") if isinstance(resp, bytes) else resp
+    return " ".join(text.split())
+
+
+def _reply(code: int, resp: bytes | str) -> str:
+    return f"{code} {_text(resp)}"
+
+
+def _refused(recipients: tuple[str, ...] | list[str],
+             errors: dict[str, tuple[int, bytes]]) -> Outcome:
+    """Split refused recipients by RFC 5321 §4.2.1: 4yz is transient, 5yz permanent."""
+    temporary = {r: _reply(c, m) for r, (c, m) in errors.items() if c < 500}
+    permanent = {r: _reply(c, m) for r, (c, m) in errors.items() if c >= 500}
+    accepted = tuple(r for r in recipients if r not in errors)
+    return Outcome(accepted, temporary, permanent)
+
+
+def _all(job: Job, code: int, error: str) -> Outcome:
+    errors = {r: error for r in job.recipients}
+    return Outcome(permanent=errors) if code >= 500 else Outcome(temporary=errors)
+
+
+class SmtpLink:
+    """The smarthost as seen by one pass: a connection per message, given up on once dead.
+
+    Once connecting has failed in a pass, the pass's other messages get the same temporary
+    failure without another connect (Postfix's "dead destination" cache), so a pass never
+    waits a timeout per message and every waiting message still ages towards its lifetime.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.dead: str | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        host, port = parse_hostport(self.settings.smarthost)
+        smtp = smtplib.SMTP(host, port, local_hostname=self.settings.hostname,
+                            timeout=self.settings.smarthost_timeout)
+        try:
+            smtp.ehlo_or_helo_if_needed()
+            if self.settings.smarthost_starttls:
+                smtp.starttls(context=ssl.create_default_context())  # RFC 3207
+                smtp.ehlo()
+            if self.settings.smarthost_user:
+                smtp.login(self.settings.smarthost_user, self.settings.smarthost_password)
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    def send(self, job: Job) -> Outcome:
+        if self.dead:
+            return _all(job, 451, self.dead)
+        try:
+            smtp = self._connect()
+        except (OSError, smtplib.SMTPException) as exc:
+            # Greeting, EHLO, STARTTLS and AUTH trouble is the smarthost's (or our
+            # configuration's), not the message's: always temporary, as Postfix's
+            # smtp_sasl_auth_soft_bounce does for AUTH.
+            self.dead = f"smarthost {self.settings.smarthost}: {_describe(exc)}"
+            return _all(job, 451, self.dead)
+        try:
+            return self._transaction(smtp, job)
+        except UnicodeError:
+            # smtplib writes commands in ASCII; we do not speak SMTPUTF8 (RFC 6531).
+            return _all(job, 553, "553 5.6.7 non-ASCII address: SMTPUTF8 is not supported")
+        except (OSError, smtplib.SMTPException) as exc:
+            return _all(job, 451, f"SMTP conversation failed: {_describe(exc)}")
+        finally:
+            _quit(smtp)
+
+    def _transaction(self, smtp: smtplib.SMTP, job: Job) -> Outcome:
+        content = _crlf(job.content)
+        options = ["BODY=8BITMIME"] if smtp.has_extn("8bitmime") and not content.isascii() else []
+        try:
+            # An empty sender is sent as MAIL FROM:<> (the null sender, RFC 5321 §4.5.5).
+            refused = smtp.sendmail(job.sender, list(job.recipients), content, options)
+        except smtplib.SMTPRecipientsRefused as exc:
+            return _refused(job.recipients, exc.recipients)
+        except smtplib.SMTPResponseException as exc:  # MAIL FROM or DATA refused
+            return _all(job, exc.smtp_code, _reply(exc.smtp_code, exc.smtp_error))
+        return _refused(job.recipients, refused)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return _reply(exc.smtp_code, exc.smtp_error)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _quit(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.quit()
+    except (OSError, smtplib.SMTPException):
+        smtp.close()
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Pass:
+    """What one pass did: per attempted message, the rows it resulted in."""
+
+    attempts: list[list[Result]] = field(default_factory=list)
+    complete: bool = False  # False: stopped at PASS_BUDGET with messages possibly left
+
+
+class Relay:
+    """Sends queued messages; one instance per server process (or per ``queue flush``)."""
+
+    def __init__(self, db: Database, settings: Settings,
+                 clock: Callable[[], dt.datetime] = utcnow, poll_interval: float = 5.0) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.poll_interval = poll_interval
+        self.owner = _worker_id()
+        # A pass stamps leases from the ``now`` it started with, so a lease must outlast the
+        # pass's claiming time plus one SMTP conversation (several timeouts) after it.
+        self.lease = dt.timedelta(seconds=PASS_BUDGET + 4 * settings.smarthost_timeout + 60)
+        self.lifetime = dt.timedelta(seconds=settings.queue_lifetime)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._woken: asyncio.Event | None = None
+
+    def wake(self) -> None:
+        """Start a pass soon; safe to call from any thread, before or while ``run`` runs."""
+        loop, woken = self._loop, self._woken
+        if loop is None or woken is None:
+            return  # run() makes a pass as soon as it starts anyway
+        try:
+            loop.call_soon_threadsafe(woken.set)
+        except RuntimeError:
+            pass  # the loop has been closed: the server is shutting down
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Make passes until ``stop`` is set: on start, on ``wake()``, every poll_interval."""
+        woken = self._woken = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        try:
+            while not stop.is_set():
+                # Cleared before the pass: a wake() during the pass makes another pass.
+                woken.clear()
+                try:
+                    done = await asyncio.to_thread(self.run_pass, self.clock())
+                    if not done.complete:
+                        continue  # stopped at its budget: go on at once
+                except Exception:
+                    log.exception("relay pass failed; trying again in %ss", self.poll_interval)
+                await _first_of(stop, woken, self.poll_interval)
+        finally:
+            self._loop = self._woken = None
+
+    def run_once(self, now: dt.datetime) -> int:
+        """One pass over the messages due at ``now``; returns how many were attempted."""
+        return len(self.run_pass(now).attempts)
+
+    def run_pass(self, now: dt.datetime) -> Pass:
+        """Like ``run_once``, with each attempt's resulting rows (for ``queue flush``).
+
+        The pass stops claiming after PASS_BUDGET seconds so that its leases, stamped from
+        ``now``, stay valid; it then says it is not complete, and the rest is for the next.
+        """
+        link, done = SmtpLink(self.settings), Pass()
+        started = time.monotonic()
+        while time.monotonic() - started < PASS_BUDGET:
+            with self.db.write() as session:
+                job = outbox.claim(session, self.owner, now, self.lease)
+            if job is None:
+                done.complete = True
+                break
+            outcome = link.send(job)
+            with self.db.write() as session:
+                results = outbox.record(session, job, self.owner, outcome, now, self.lifetime)
+            _log_attempt(job, results)
+            done.attempts.append(results)
+        return done
+
+
+def _log_attempt(job: Job, results: list[Result]) -> None:
+    sender = job.sender or "<>"
+    if not results:
+        log.warning("message %d from %s: lease lost or message deleted during attempt %d",
+                    job.id, sender, job.attempts)
+    for r in results:
+        level = logging.INFO if r.status == outbox.SENT else logging.WARNING
+        log.log(level, "message %d (attempt %d) from %s to %s: %s%s", r.id, job.attempts,
+                sender, ",".join(r.recipients), r.status, f" ({r.error})" if r.error else "")
+
+
+async def _first_of(stop: asyncio.Event, woken: asyncio.Event, timeout: float) -> None:
+    waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(woken.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

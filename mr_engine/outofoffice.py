@@ -1,0 +1,127 @@
+"""Out-of-office state per mailbox (table ``oof_settings``) and the per-sender reply log.
+
+The state is what ``kopano-set-oof`` edits: enabled, subject, body and an optional period
+[start, until] in UTC (an open bound means "from now on" / "until switched off"). The log
+(table ``oof_log``) remembers when each sender last got an auto-reply from a mailbox, so a
+sender gets at most one per interval (RFC 3834 §2). Functions take an open session and leave
+committing to the caller.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from .directory import DirectoryError
+from .models import Mailbox, OutOfOffice, OutOfOfficeLog
+
+
+@dataclass(frozen=True)
+class OofState:
+    enabled: bool = False
+    subject: str = ""
+    body: str = ""
+    start: dt.datetime | None = None  # UTC; None = no lower bound
+    until: dt.datetime | None = None  # UTC; None = no upper bound
+
+    def active(self, now: dt.datetime) -> bool:
+        """Enabled and ``now`` inside [start, until] (both inclusive, either may be open)."""
+        return (self.enabled
+                and (self.start is None or self.start <= now)
+                and (self.until is None or now <= self.until))
+
+
+_FIELDS = tuple(f.name for f in fields(OofState))
+
+
+def _state(row: OutOfOffice | None) -> OofState:
+    if row is None:
+        return OofState()
+    return OofState(row.enabled, row.subject, row.body, row.start, row.until)
+
+
+def get_oof(session: Session, mailbox: Mailbox) -> OofState:
+    return _state(session.get(OutOfOffice, mailbox.id))
+
+
+def _validate(state: OofState) -> None:
+    for bound in (state.start, state.until):
+        if bound is not None and bound.tzinfo is None:
+            raise ValueError("out-of-office bounds must be aware datetimes")
+    if state.start is not None and state.until is not None and state.until < state.start:
+        raise DirectoryError("the out-of-office period ends before it starts")
+
+
+def set_oof(session: Session, mailbox: Mailbox, **changes: Any) -> OofState:
+    """Change the given fields (enabled, subject, body, start, until); returns the new state.
+
+    ``None`` for start or until clears that bound; the others keep their values.
+    """
+    unknown = set(changes) - set(_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown out-of-office field {sorted(unknown)[0]}")
+    row = session.get(OutOfOffice, mailbox.id)
+    state = replace(_state(row), **changes)
+    _validate(state)
+    if row is None:
+        row = OutOfOffice(mailbox_id=mailbox.id)
+        session.add(row)
+    for name in _FIELDS:
+        setattr(row, name, getattr(state, name))
+    session.flush()
+    return state
+
+
+# --- the per-sender log ---------------------------------------------------------------------
+
+def _key(sender: str) -> str:
+    # Case-insensitive, and bounded to the column's size (RFC 5321 §4.5.3.1.3: 256 octets).
+    return sender.strip().lower()[:320]
+
+
+def _seconds(interval: dt.timedelta | int) -> dt.timedelta:
+    return interval if isinstance(interval, dt.timedelta) else dt.timedelta(seconds=interval)
+
+
+def recently_replied(session: Session, mailbox: Mailbox, sender: str, now: dt.datetime,
+                     interval: dt.timedelta | int) -> bool:
+    """Whether ``sender`` got an auto-reply from ``mailbox`` less than ``interval`` ago."""
+    last = session.scalar(select(OutOfOfficeLog.last_sent_at).where(
+        OutOfOfficeLog.mailbox_id == mailbox.id, OutOfOfficeLog.sender == _key(sender)))
+    return last is not None and now - last < _seconds(interval)
+
+
+def _upsert(session: Session, mailbox: Mailbox, sender: str, now: dt.datetime,
+            only_before: dt.datetime | None) -> bool:
+    """INSERT ... ON CONFLICT DO UPDATE (both backends speak it), optionally conditional."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = OutOfOfficeLog.__table__
+    stmt = insert(table).values(mailbox_id=mailbox.id, sender=_key(sender),
+                                      last_sent_at=now)
+    # only_before is bound with the column's type, so it is compared as naive UTC like the rows.
+    where = table.c.last_sent_at <= only_before if only_before is not None else None
+    stmt = stmt.on_conflict_do_update(index_elements=[table.c.mailbox_id, table.c.sender],
+                                      set_={"last_sent_at": stmt.excluded.last_sent_at},
+                                      where=where).returning(table.c.sender)
+    return session.execute(stmt).first() is not None
+
+
+def record_reply(session: Session, mailbox: Mailbox, sender: str, now: dt.datetime) -> None:
+    """Remember that ``sender`` got an auto-reply from ``mailbox`` at ``now``."""
+    _upsert(session, mailbox, sender, now, None)
+
+
+def claim_reply(session: Session, mailbox: Mailbox, sender: str, now: dt.datetime,
+                interval: dt.timedelta | int) -> bool:
+    """Record a reply unless one was sent within ``interval``; True if the caller may send.
+
+    One statement, so two deliveries racing on PostgreSQL cannot both win: the second waits
+    for the first's row lock and then sees its timestamp (SQLite serializes writers anyway).
+    """
+    return _upsert(session, mailbox, sender, now, now - _seconds(interval))

@@ -1,0 +1,341 @@
+"""The outbound queue and the relay, against a real SMTP server (aiosmtpd) as the smarthost."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from sqlalchemy import select
+
+from delivery import outbox
+from delivery.outbox import retry_at
+from delivery.relay import Relay, parse_hostport, utcnow
+from mr_engine.config import Settings
+from mr_engine.db import open_database
+from mr_engine.models import OutboundMessage
+
+MINUTE = dt.timedelta(minutes=1)
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    content: bytes
+
+
+@dataclass
+class Sink:
+    """The smarthost's handler: records accepted messages, answers what it is told to."""
+
+    received: list[Received] = field(default_factory=list)
+    rcpt_replies: dict[str, str] = field(default_factory=dict)
+    data_reply: str | None = None
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.rcpt_replies:
+            return self.rcpt_replies[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.data_reply:
+            return self.data_reply
+        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
+                                      envelope.content))
+        return "250 2.0.0 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Smarthost:
+    """An aiosmtpd server on 127.0.0.1 that can be stopped and started on the same port."""
+
+    def __init__(self, **kwargs) -> None:
+        self.port = free_port()
+        self.sink = Sink()
+        self.kwargs = kwargs
+        self.controller: Controller | None = None
+
+    def start(self) -> "Smarthost":
+        self.controller = Controller(self.sink, hostname="127.0.0.1", port=self.port,
+                                     **self.kwargs)
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self.controller:
+            self.controller.stop()
+            self.controller = None
+
+
+@pytest.fixture
+def smarthost():
+    host = Smarthost().start()
+    yield host
+    host.stop()
+
+
+def relay_settings(port: int, **changes) -> Settings:
+    values = dict(smarthost=f"127.0.0.1:{port}", smarthost_timeout=5, queue_lifetime=3600,
+                  hostname="mr.test")
+    return Settings().replace(**{**values, **changes})
+
+
+def queue(db, now, n: int = 1, sender: str = "", recipients=("bob@example.org",)) -> list[int]:
+    with db.write() as session:
+        rows = [outbox.enqueue(session, sender=sender, recipients=list(recipients),
+                               content=f"Subject: m{i}\nMessage-ID: <m{i}@t>\n\nbody {i}\n"
+                               .encode(), subject=f"m{i}", now=now) for i in range(n)]
+        session.flush()
+        return [r.id for r in rows]
+
+
+def rows(db) -> list[OutboundMessage]:
+    with db.read() as session:
+        return list(session.scalars(select(OutboundMessage).order_by(OutboundMessage.id)))
+
+
+# --- the schedule (pure) ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("attempts, delay", [
+    (1, 20), (2, 40), (3, 80), (4, 160), (7, 1280), (8, 2560), (9, 3600), (50, 3600)])
+def test_backoff_doubles_from_20s_up_to_one_hour(now, attempts, delay):
+    lifetime = dt.timedelta(days=5)
+    assert retry_at(attempts, now, now, lifetime) == now + dt.timedelta(seconds=delay)
+
+
+def test_last_retry_is_at_the_end_of_the_lifetime_then_give_up(now):
+    created, lifetime = now - dt.timedelta(seconds=50), dt.timedelta(seconds=60)
+    assert retry_at(3, created, now, lifetime) == created + lifetime
+    assert retry_at(4, created, created + lifetime, lifetime) is None
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("mail.example.org:587", ("mail.example.org", 587)),
+    ("mail.example.org", ("mail.example.org", 25)),
+    ("[::1]:2525", ("::1", 2525)),
+    ("::1", ("::1", 25))])
+def test_smarthost_address_forms(value, expected):
+    assert parse_hostport(value) == expected
+
+
+# --- sending ----------------------------------------------------------------------------------
+
+def test_null_sender_is_sent_as_mail_from_empty_with_crlf_lines(db, now, smarthost):
+    [msg_id] = queue(db, now)
+    assert Relay(db, relay_settings(smarthost.port)).run_once(now) == 1
+    [got] = smarthost.sink.received
+    assert got.mail_from == "<>"  # aiosmtpd's record of MAIL FROM:<>
+    assert got.rcpt_tos == ["bob@example.org"]
+    assert got.content.startswith(b"Subject: m0\r\nMessage-ID: <m0@t>\r\n\r\nbody 0")
+    [row] = rows(db)
+    assert (row.id, row.status, row.attempts, row.lease_owner, row.lease_until) == (
+        msg_id, "sent", 1, None, None)
+
+
+def test_message_keeps_its_own_envelope(db, now, smarthost):
+    queue(db, now, sender="alice@example.com", recipients=("b@example.org", "c@example.org"))
+    Relay(db, relay_settings(smarthost.port)).run_once(now)
+    [got] = smarthost.sink.received
+    assert got.mail_from == "alice@example.com"
+    assert got.rcpt_tos == ["b@example.org", "c@example.org"]
+
+
+def test_wake_sends_within_two_seconds_without_polling(db, smarthost):
+    relay = Relay(db, relay_settings(smarthost.port), poll_interval=60)
+
+    def commit_and_wake() -> None:  # as the delivery code does, from another thread
+        queue(db, utcnow())
+        relay.wake()
+
+    async def scenario() -> float:
+        stop = asyncio.Event()
+        task = asyncio.create_task(relay.run(stop))
+        await asyncio.sleep(0.3)  # the first (empty) pass is done; now it waits 60 s
+        started = time.monotonic()
+        await asyncio.to_thread(commit_and_wake)
+        while not smarthost.sink.received and time.monotonic() - started < 2:
+            await asyncio.sleep(0.02)
+        elapsed = time.monotonic() - started
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        return elapsed
+
+    assert asyncio.run(scenario()) < 2
+    assert len(smarthost.sink.received) == 1
+
+
+def test_the_relay_also_polls_for_due_messages(db, smarthost):
+    relay = Relay(db, relay_settings(smarthost.port), poll_interval=0.1)
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(relay.run(stop))
+        await asyncio.sleep(0.2)
+        await asyncio.to_thread(queue, db, utcnow())  # committed, but nobody calls wake()
+        for _ in range(100):
+            if smarthost.sink.received:
+                break
+            await asyncio.sleep(0.02)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(scenario())
+    assert len(smarthost.sink.received) == 1
+
+
+def test_smarthost_down_then_up_loses_nothing_and_sends_once(db, now):
+    host = Smarthost()  # not started: connection refused
+    queue(db, now, n=3)
+    relay = Relay(db, relay_settings(host.port))
+    assert relay.run_once(now) == 3
+    assert {(r.status, r.attempts) for r in rows(db)} == {("queued", 1)}
+    assert all("smarthost" in r.last_error for r in rows(db))
+    assert relay.run_once(now + dt.timedelta(seconds=10)) == 0  # not due yet
+    host.start()
+    try:
+        assert relay.run_once(now + MINUTE) == 3
+        assert relay.run_once(now + 10 * MINUTE) == 0
+    finally:
+        host.stop()
+    assert sorted(r.content.split(b"\r\n")[0] for r in host.sink.received) == [
+        b"Subject: m0", b"Subject: m1", b"Subject: m2"]
+    assert {(r.status, r.attempts) for r in rows(db)} == {("sent", 2)}
+
+
+def test_4xx_is_retried_with_backoff_then_250(db, now, smarthost):
+    queue(db, now)
+    relay = Relay(db, relay_settings(smarthost.port))
+    smarthost.sink.data_reply = "451 4.3.0 try again later"
+    relay.run_once(now)
+    [row] = rows(db)
+    assert (row.status, row.next_attempt_at) == ("queued", now + dt.timedelta(seconds=20))
+    assert row.last_error == "451 4.3.0 try again later"
+    smarthost.sink.data_reply = None
+    relay.run_once(now + dt.timedelta(seconds=20))
+    [row] = rows(db)
+    assert (row.status, row.attempts, row.last_error) == ("sent", 2, "")
+    assert len(smarthost.sink.received) == 1
+
+
+@pytest.mark.parametrize("where", ["rcpt", "data"])
+def test_5xx_fails_at_once(db, now, smarthost, where):
+    queue(db, now)
+    if where == "rcpt":
+        smarthost.sink.rcpt_replies["bob@example.org"] = "550 5.1.1 no such user"
+    else:
+        smarthost.sink.data_reply = "554 5.7.1 rejected"
+    Relay(db, relay_settings(smarthost.port)).run_once(now)
+    [row] = rows(db)
+    assert (row.status, row.attempts) == ("failed", 1)
+    assert row.last_error.startswith("55")
+
+
+def test_temporary_failures_end_in_failed_after_queue_lifetime(db, now, smarthost):
+    queue(db, now)
+    relay = Relay(db, relay_settings(smarthost.port, queue_lifetime=300))
+    smarthost.sink.data_reply = "452 4.3.1 out of space"
+    moment = now
+    for _ in range(10):
+        relay.run_once(moment)
+        [row] = rows(db)
+        if row.status != "queued":
+            break
+        assert row.next_attempt_at <= now + dt.timedelta(seconds=300)
+        moment = row.next_attempt_at
+    assert row.status == "failed" and moment == now + dt.timedelta(seconds=300)
+    assert row.last_error.startswith("expired after") and "452 4.3.1" in row.last_error
+
+
+def test_partial_refusal_splits_the_message_by_fate(db, now, smarthost):
+    queue(db, now, recipients=("ok@example.org", "later@example.org", "never@example.org"))
+    smarthost.sink.rcpt_replies.update({"later@example.org": "450 4.2.1 busy",
+                                        "never@example.org": "550 5.1.1 unknown"})
+    relay = Relay(db, relay_settings(smarthost.port))
+    relay.run_once(now)
+    got = [(r.status, r.recipients, r.created_at) for r in rows(db)]
+    assert got == [("sent", "ok@example.org", now), ("queued", "later@example.org", now),
+                   ("failed", "never@example.org", now)]
+    assert "550 5.1.1" in rows(db)[0].last_error and "450 4.2.1" in rows(db)[0].last_error
+    smarthost.sink.rcpt_replies.clear()
+    relay.run_once(now + MINUTE)
+    assert [r.status for r in rows(db)] == ["sent", "sent", "failed"]
+    assert [r.rcpt_tos for r in smarthost.sink.received] == [["ok@example.org"],
+                                                             ["later@example.org"]]
+
+
+def test_a_crashed_send_is_retried_after_its_lease_expires(db, now, smarthost):
+    queue(db, now)
+    with db.write() as session:  # a worker claims the message, then dies before sending
+        job = outbox.claim(session, "crashed-worker", now, dt.timedelta(minutes=5))
+    assert job is not None
+    relay = Relay(db, relay_settings(smarthost.port))
+    assert relay.run_once(now + MINUTE) == 0
+    assert relay.run_once(now + 5 * MINUTE) == 1
+    [row] = rows(db)
+    assert (row.status, row.attempts) == ("sent", 2)
+    assert len(smarthost.sink.received) == 1
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_smarthost_auth(db, now):
+    def check(server, session, envelope, mechanism, auth_data):
+        ok = isinstance(auth_data, LoginPassword) and auth_data.password == b"secret"
+        return AuthResult(success=ok, handled=False)
+
+    host = Smarthost(authenticator=check, auth_required=True, auth_require_tls=False).start()
+    try:
+        queue(db, now)
+        wrong = relay_settings(host.port, smarthost_user="relay", smarthost_password="wrong")
+        Relay(db, wrong).run_once(now)
+        # An AUTH failure is the configuration's fault, not the message's: retried.
+        [row] = rows(db)
+        assert row.status == "queued"
+        assert row.last_error.startswith(f"smarthost 127.0.0.1:{host.port}: 535")
+        right = relay_settings(host.port, smarthost_user="relay", smarthost_password="secret")
+        Relay(db, right).run_once(now + MINUTE)
+        assert [r.status for r in rows(db)] == ["sent"]
+        assert len(host.sink.received) == 1
+    finally:
+        host.stop()
+
+
+def test_two_relay_processes_send_each_message_exactly_once(db_url, now, smarthost):
+    setup = open_database(db_url)
+    total = 40
+    queue(setup, now, n=total)
+    setup.dispose()
+    workers = [open_database(db_url, pool_size=2) for _ in range(2)]
+    relays = [Relay(w, relay_settings(smarthost.port)) for w in workers]
+    counts: list[int] = []
+    barrier = threading.Barrier(len(relays))
+
+    def work(relay: Relay) -> None:
+        barrier.wait()
+        counts.append(relay.run_once(now))
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in relays]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        subjects = [r.content.split(b"\r\n")[0] for r in smarthost.sink.received]
+        assert sorted(subjects) == sorted(f"Subject: m{i}".encode() for i in range(total))
+        assert sum(counts) == total
+        assert {r.status for r in rows(workers[0])} == {"sent"}
+    finally:
+        for w in workers:
+            w.dispose()
