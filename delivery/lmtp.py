@@ -152,7 +152,9 @@ class DeliveryHandler:
         content: bytes = envelope.original_content or b""
         parsed = email.message_from_bytes(content, policy=email.policy.compat32)
         message_id = (parsed.get("Message-ID") or "").strip() or None
-        env = Envelope(sender=envelope.mail_from or "", content=content, message=parsed,
+        # aiosmtpd keeps the null reverse-path (bounces, RFC 5321 §4.5.5) as "<>".
+        sender = "" if envelope.mail_from in (None, "<>") else envelope.mail_from
+        env = Envelope(sender=sender, content=content, message=parsed,
                        message_id=message_id, peer=str(session.peer[0]) if session.peer else "",
                        helo=session.host_name or "")
         # A mailbox reached by several RCPTs (directly and through a group) gets one copy.

@@ -66,11 +66,16 @@ def _ensure_unique(session: Session, name: str | None, email: str | None,
             raise Duplicate(f"the email address {email!r} is already used by a group")
 
 
+def _check_name(name: str) -> str:
+    if not name or any(c.isspace() for c in name):
+        raise DirectoryError(f"invalid user name: {name!r}")
+    return name
+
+
 def create_user(session: Session, *, name: str, email: str, fullname: str = "",
                 password: str | None = None, active: bool = True, admin_level: int = 0,
                 now: dt.datetime) -> Mailbox:
-    if not name or any(c.isspace() for c in name):
-        raise DirectoryError(f"invalid user name: {name!r}")
+    _check_name(name)
     email = _check_email(email)
     _ensure_unique(session, name, email)
     mailbox = Mailbox(
@@ -100,6 +105,8 @@ def update_user(session: Session, mailbox: Mailbox, **changes: Any) -> Mailbox:
     unknown = set(changes) - _PLAIN_FIELDS - {"name", "email", "password"}
     if unknown:
         raise DirectoryError(f"unknown user field {sorted(unknown)[0]}")
+    if "name" in changes:
+        _check_name(changes["name"])
     if "email" in changes:
         changes["email"] = _check_email(changes["email"])
     _ensure_unique(session, changes.get("name"), changes.get("email"), exclude=mailbox.id)
@@ -116,6 +123,15 @@ def update_user(session: Session, mailbox: Mailbox, **changes: Any) -> Mailbox:
         setattr(mailbox, key, value)
     session.flush()
     return mailbox
+
+
+def delete_user(session: Session, mailbox: Mailbox) -> None:
+    """Delete the mailbox; send-as, membership, booking and out-of-office rows cascade.
+
+    Orphan its store first (``stores.orphan_store_of``) so that the store is kept.
+    """
+    session.delete(mailbox)
+    session.flush()
 
 
 def list_users(session: Session) -> list[Mailbox]:
