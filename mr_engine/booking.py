@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from . import calendar_store as cal
 from .config import Settings
 from .db import lock_mailbox
-from .itip import EventData, Invitation, InvitationError, find_calendar, is_attendee, \
+from .imip import find_calendar
+from .itip import EventData, Invitation, InvitationError, is_attendee, \
     parse_invitation
 from .models import Booking, Mailbox
 from .policy import Decision, ResourcePolicy, decide
@@ -158,7 +159,8 @@ def _series(session: Session, req: Request, booking: Booking | None) -> Result:
     booking = _save_booking(session, req, booking, master)
     cal.add_occurrences(session, req.resource, booking, decision.booked)
     answers = [Answer(master, "ACCEPTED", "", None)]
-    answers += [Answer(_event_for(req.invitation, inst), "DECLINED", reason, inst.recurrence_id)
+    answers += [Answer(_event_for(req.invitation, inst), "DECLINED", reason, inst.recurrence_id,
+                       inst.start, inst.end)
                 for inst, reason in decision.declined_instances]
     reasons = [f"declined {len(decision.declined_instances)} conflicting occurrence(s)"] \
         if decision.declined_instances else []

@@ -10,7 +10,7 @@ import threading
 
 from sqlalchemy import select
 
-from mr_engine.directory import create_user, get_user, update_user
+from mr_engine.directory import create_user, update_user
 from mr_engine.models import OutboundMessage
 
 from .conftest import BIN, FIXTURES, NOW
@@ -208,7 +208,8 @@ def test_outlook_invitation_in_a_windows_zone_is_booked_in_utc(db, db_url):
     """Exchange's base64 calendar with `FLE Standard Time` (Europe/Helsinki)."""
     data = (FIXTURES / "mozilla" / "outlook-test-invite.eml").read_bytes()
     import email
-    from mr_engine.itip import find_calendar, parse_invitation
+    from mr_engine.imip import find_calendar
+    from mr_engine.itip import parse_invitation
     inv = parse_invitation(find_calendar(email.message_from_bytes(data)), UTC)
     attendee = inv.events[0].attendees[0].address
     add_resource(db, "res", attendee)
@@ -217,3 +218,13 @@ def test_outlook_invitation_in_a_windows_zone_is_booked_in_utc(db, db_url):
         deliver(server.port, data, attendee)
     [entry] = agenda(db_url, "res")
     assert entry["start"] == start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_rsvp_false_books_without_a_reply_and_missing_rsvp_still_gets_one(db, db_url):
+    add_resource(db, "room", ROOM)
+    no_rsvp = invite("u2", T9 + 2 * HOUR, T9 + 3 * HOUR, ROOM).replace(b";RSVP=TRUE", b"")
+    with server_at(db_url, NOW) as server:
+        deliver(server.port, invite("u1", T9, T9 + HOUR, ROOM, rsvp="FALSE"))
+        deliver(server.port, no_rsvp)
+    assert [e["uid"] for e in agenda(db_url, "room")] == ["u1", "u2"]
+    assert len(outbox(db)) == 1

@@ -1,0 +1,339 @@
+"""Turn an iTIP object (RFC 5546) into plain data.
+
+iMIP (RFC 6047) carries an iTIP message as a ``text/calendar`` MIME part, which
+:mod:`mr_engine.imip` finds; this module converts the VCALENDAR into frozen
+dataclasses that the pure booking core works on. It never touches a database
+or the clock. Parsing is done by icalendar; this module adds what real mail
+needs: tolerance of the dialects of Outlook, Google, Thunderbird and friends,
+zone resolution (:mod:`mr_engine.timezones`) and bounds on untrusted input.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone, tzinfo
+from typing import Any
+
+from icalendar import Calendar, Component
+from icalendar.error import GloballyUniqueTZIDGuessed
+from icalendar.prop.broken import vBroken
+
+from mr_engine import timezones
+from mr_engine.timezones import CalendarZones
+
+# We resolve globally unique TZIDs ourselves (timezones.lookup); icalendar's
+# warning about guessing them would only be noise in the logs.
+warnings.filterwarnings("ignore", category=GloballyUniqueTZIDGuessed)
+
+__all__ = ["Attendee", "EventData", "Invitation", "InvitationError", "is_attendee",
+           "parse_invitation"]
+
+_MAX_EVENTS = 1000
+# RFC 5546 §3.2: DTSTART is required in every VEVENT method except these.
+_DTSTART_OPTIONAL = frozenset({"CANCEL", "REPLY", "REFRESH", "DECLINECOUNTER"})
+_Periods = list[tuple[datetime, timedelta]]
+_VTIMEZONE = re.compile(r"^BEGIN:VTIMEZONE$.*?^END:VTIMEZONE$\n?", re.M | re.S | re.I)
+
+
+class InvitationError(Exception):
+    """The calendar data cannot be used as an invitation; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Attendee:
+    address: str  # lower-cased, without "mailto:"
+    cn: str
+    partstat: str
+    rsvp: bool
+
+
+@dataclass(frozen=True)
+class EventData:
+    """One VEVENT of the invitation, with every time aware.
+
+    All-day (VALUE=DATE) and floating times are placed in the default zone.
+    ``rdate_periods`` holds (start, duration) for RDATE;VALUE=PERIOD values and
+    ``exdate_days`` the days of EXDATE;VALUE=DATE values, so that recurrence
+    expansion can tell them from plain date-times.
+    """
+
+    uid: str
+    sequence: int
+    dtstamp: datetime | None
+    recurrence_id: datetime | None  # UTC
+    this_and_future: bool
+    start: datetime
+    end: datetime
+    all_day: bool
+    tzid: str
+    summary: str
+    organizer: str
+    organizer_cn: str
+    attendees: tuple[Attendee, ...]
+    rrule: tuple[str, ...]
+    rdates: tuple[datetime, ...]
+    rdate_periods: tuple[tuple[datetime, timedelta], ...]
+    exdates: tuple[datetime, ...]
+    exdate_days: tuple[date, ...]
+    transparent: bool
+    status: str
+    ical: str
+
+    @property
+    def recurring(self) -> bool:
+        return bool(self.rrule or self.rdates)
+
+
+@dataclass(frozen=True)
+class Invitation:
+    method: str
+    uid: str
+    events: tuple[EventData, ...]  # master first (if any), then overrides by RECURRENCE-ID
+    prodid: str
+
+    @property
+    def master(self) -> EventData | None:
+        first = self.events[0]
+        return first if first.recurrence_id is None else None
+
+
+# --- parsing the calendar -----------------------------------------------------
+
+
+def _text(data: bytes) -> str:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        # Deliberate departure from RFC 5545 §3.1.4 (UTF-8 only): old Outlook
+        # builds send Windows-1252; better accented names than no booking.
+        text = data.decode("cp1252", errors="replace")
+    return text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _load_calendar(data: bytes) -> Calendar:
+    text = _text(data)
+    try:
+        calendars = Calendar.from_ical(text, multiple=True)
+    except Exception as exc:  # noqa: BLE001 - icalendar raises several types
+        # icalendar builds every VTIMEZONE while parsing, so one broken zone
+        # fails the whole calendar: retry without them (times then fall back
+        # to known names or the default zone, see timezones.resolve).
+        try:
+            calendars = Calendar.from_ical(_VTIMEZONE.sub("", text), multiple=True)
+        except Exception:  # noqa: BLE001
+            raise InvitationError(f"unparseable calendar: {exc}") from exc
+    for calendar in calendars:
+        if calendar.name == "VCALENDAR" and calendar.walk("VEVENT"):
+            return calendar
+    raise InvitationError("no VEVENT in the calendar")
+
+
+def _plain(component: Component, name: str) -> str:
+    value = next(_values(component, name), None)
+    return "" if value is None else str(value).strip()
+
+
+def _address(value: object) -> str:
+    """RFC 5545 §3.3.3 CAL-ADDRESS -> bare lower-case e-mail address."""
+    text = str(value).strip()
+    if text[:7].lower() == "mailto:":
+        text = text[7:]
+    email = str(getattr(value, "params", {}).get("EMAIL", "")).strip()
+    if ":" in text and email:  # urn:uuid:... with an EMAIL parameter (RFC 6638)
+        text = email
+    return text.strip().lower()
+
+
+def _attendee(value: object) -> Attendee:
+    params = getattr(value, "params", {})
+    return Attendee(
+        address=_address(value),
+        cn=str(params.get("CN", "")),
+        partstat=str(params.get("PARTSTAT", "NEEDS-ACTION")).upper(),
+        # RFC 5545 makes RSVP default to FALSE, but organizers that omit it still
+        # expect the resource's answer (Kopano and Exchange reply): only an explicit
+        # RSVP=FALSE silences the reply. Deliberate departure.
+        rsvp=str(params.get("RSVP", "")).upper() != "FALSE",
+    )
+
+
+def _values(component: Component, name: str, keep_broken: bool = False) -> Iterator[Any]:
+    """Every value of property *name*; ones icalendar could not parse are skipped."""
+    raw = component.get(name)
+    for value in raw if isinstance(raw, list) else ([] if raw is None else [raw]):
+        if keep_broken or not isinstance(value, vBroken):
+            yield value
+
+
+def _times(component: Component, zones: CalendarZones,
+           method: str) -> tuple[datetime, datetime, bool, str]:
+    """(start, end, all_day, tzid) following RFC 5545 §3.6.1 for the end."""
+    start_prop = _first_time(component, "DTSTART")
+    if start_prop is None:
+        if method not in _DTSTART_OPTIONAL:
+            raise InvitationError("VEVENT without a usable DTSTART")
+        # A CANCEL may omit DTSTART; keep the instance identifiable anyway.
+        start_prop = _first_time(component, "RECURRENCE-ID") or _first_time(component, "DTEND")
+        if start_prop is None:
+            raise InvitationError("VEVENT without DTSTART, RECURRENCE-ID or DTEND")
+    raw_start, tzid = start_prop
+    all_day = not isinstance(raw_start, datetime)
+    start = zones.aware(raw_start, tzid)
+    end = _end(component, zones, start, all_day)
+    floating = all_day or getattr(raw_start, "tzinfo", None) is None
+    label = tzid or (timezones.zone_label(zones.default) if floating else "UTC")
+    return start, max(end, start), all_day, label
+
+
+def _end(component: Component, zones: CalendarZones, start: datetime, all_day: bool) -> datetime:
+    end_prop = _first_time(component, "DTEND")
+    if end_prop is not None:  # DTEND wins over a (non-conformant) DURATION too
+        return zones.aware(*end_prop)
+    duration = next(_values(component, "DURATION"), None)
+    if duration is not None and isinstance(getattr(duration, "dt", None), timedelta):
+        return start + duration.dt  # aware + timedelta = wall-clock, RFC 5545 §3.3.6
+    return start + timedelta(days=1) if all_day else start
+
+
+def _first_time(component: Component, name: str) -> tuple[date | datetime, str | None] | None:
+    for prop in _values(component, name):
+        value = getattr(prop, "dt", None)
+        if isinstance(value, date):
+            tzid = prop.params.get("TZID")
+            return value, (str(tzid) if tzid else None)
+    return None
+
+
+def _date_list(component: Component, name: str) -> Iterator[tuple[Any, str | None]]:
+    """(value, tzid) for every value of every RDATE or EXDATE property."""
+    for prop in _values(component, name):
+        tzid = prop.params.get("TZID")
+        for item in getattr(prop, "dts", ()):
+            yield item.dt, (str(tzid) if tzid else None)
+
+
+def _rdates(component: Component, zones: CalendarZones) -> tuple[list[datetime], _Periods]:
+    starts, periods = [], []
+    for value, tzid in _date_list(component, "RDATE"):
+        if isinstance(value, tuple):  # RFC 5545 §3.3.9 PERIOD: start/end or start/duration
+            start, end = zones.aware(value[0], tzid), value[1]
+            length = end if isinstance(end, timedelta) else zones.aware(end, tzid) - start
+            periods.append((start, max(length, timedelta(0))))
+            value = value[0]
+        if isinstance(value, date):
+            starts.append(zones.aware(value, tzid))
+    return starts, periods
+
+
+def _exdates(component: Component, zones: CalendarZones) -> tuple[list[datetime], list[date]]:
+    values = [(v, tzid) for v, tzid in _date_list(component, "EXDATE") if isinstance(v, date)]
+    days = [v for v, _ in values if not isinstance(v, datetime)]
+    return [zones.aware(v, tzid) for v, tzid in values], days
+
+
+def _utc_or_none(component: Component, name: str, zones: CalendarZones) -> datetime | None:
+    found = _first_time(component, name)
+    return None if found is None else zones.aware(*found).astimezone(timezone.utc)
+
+
+def _this_and_future(component: Component) -> bool:
+    # RFC 5545 §3.2.13: RANGE=THISANDFUTURE extends the override to later instances.
+    prop = next(_values(component, "RECURRENCE-ID"), None)
+    return prop is not None and str(prop.params.get("RANGE", "")).upper() == "THISANDFUTURE"
+
+
+def _int(component: Component, name: str) -> int:
+    try:
+        return int(_plain(component, name) or 0)
+    except ValueError:
+        return 0
+
+
+def _serialize(component: Component) -> str:
+    try:
+        return component.to_ical().decode("utf-8", errors="replace")
+    except Exception:  # noqa: BLE001 - keep the booking even if re-serializing fails
+        return ""
+
+
+def _event(component: Component, uid: str, method: str, zones: CalendarZones) -> EventData:
+    start, end, all_day, tzid = _times(component, zones, method)
+    organizer = next(_values(component, "ORGANIZER"), None)
+    rdates, rdate_periods = _rdates(component, zones)
+    exdates, exdate_days = _exdates(component, zones)
+    return EventData(
+        uid=uid,
+        sequence=_int(component, "SEQUENCE"),
+        dtstamp=_utc_or_none(component, "DTSTAMP", zones),
+        recurrence_id=_utc_or_none(component, "RECURRENCE-ID", zones),
+        this_and_future=_this_and_future(component),
+        start=start,
+        end=end,
+        all_day=all_day,
+        tzid=tzid,
+        summary=_plain(component, "SUMMARY"),
+        organizer=_address(organizer) if organizer is not None else "",
+        organizer_cn=str(organizer.params.get("CN", "")) if organizer is not None else "",
+        attendees=tuple(_attendee(a) for a in _values(component, "ATTENDEE")),
+        rrule=tuple(_rrule_text(r) for r in _values(component, "RRULE", keep_broken=True)),
+        rdates=tuple(rdates),
+        rdate_periods=tuple(rdate_periods),
+        exdates=tuple(exdates),
+        exdate_days=tuple(exdate_days),
+        transparent=_plain(component, "TRANSP").upper() == "TRANSPARENT",
+        status=_plain(component, "STATUS").upper(),
+        ical=_serialize(component),
+    )
+
+
+def _rrule_text(value: object) -> str:
+    if isinstance(value, vBroken):  # kept raw; recurrence.py repairs what it can
+        return str(value)
+    return value.to_ical().decode("ascii", errors="replace")  # type: ignore[attr-defined]
+
+
+def _ordered(events: list[EventData]) -> tuple[EventData, ...]:
+    """Master first, then overrides by RECURRENCE-ID; first copy of duplicates wins."""
+    seen: dict[datetime | None, EventData] = {}
+    for event in events:
+        seen.setdefault(event.recurrence_id, event)
+    master = [seen.pop(None)] if None in seen else []
+    overrides = sorted(seen.values(), key=lambda e: e.recurrence_id)  # type: ignore[arg-type]
+    return tuple(master + overrides)
+
+
+def parse_invitation(data: bytes, default_tz: tzinfo) -> Invitation:
+    """Parse iCalendar *data* into an :class:`Invitation`.
+
+    Only VEVENTs carrying the first VEVENT's UID are kept (RFC 5546 §3.1: one
+    iTIP message is about one UID). Raises :class:`InvitationError`.
+    """
+    calendar = _load_calendar(data)
+    method = _plain(calendar, "METHOD").upper()
+    components = calendar.walk("VEVENT")
+    uid = _plain(components[0], "UID")
+    if not uid:
+        raise InvitationError("VEVENT without UID")
+    mine = [c for c in components if _plain(c, "UID") == uid]
+    if len(mine) > _MAX_EVENTS:
+        raise InvitationError(f"more than {_MAX_EVENTS} VEVENTs for one UID")
+    zones = CalendarZones(calendar.walk("VTIMEZONE"), default_tz)
+    events = [_event(c, uid, method, zones) for c in mine]
+    return Invitation(method=method, uid=uid, events=_ordered(events), prodid=_plain(calendar, "PRODID"))
+
+
+def is_attendee(inv: Invitation, addresses: Iterable[str]) -> Attendee | None:
+    """The first ATTENDEE of *inv* whose address is one of *addresses* (any case)."""
+    wanted = {_address(a) for a in addresses}
+    for event in inv.events:
+        for attendee in event.attendees:
+            if attendee.address in wanted:
+                return attendee
+    return None
