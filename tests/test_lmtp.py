@@ -280,3 +280,18 @@ def test_a_second_process_sees_committed_deliveries(server, db, db_url):
             assert session.scalar(select(Message.subject)) == "Hello"
     finally:
         other.dispose()
+
+
+def test_sessions_are_bounded_and_idle_sessions_time_out(db, db_url):
+    with RunningServer(make_settings(db_url, max_sessions=2, session_timeout=1)) as running:
+        first, second = RawClient(running.port), RawClient(running.port)
+        assert first.reply()[0].startswith("220") and second.reply()[0].startswith("220")
+        third = RawClient(running.port)
+        assert third.reply()[0].startswith("421 4.3.2")
+        time.sleep(1.5)  # both idle past the timeout: the server hangs up
+        for client in (first, second):
+            with pytest.raises((ConnectionError, OSError)):
+                client.command("NOOP")
+                client.command("NOOP")
+        fourth = RawClient(running.port)
+        assert fourth.reply()[0].startswith("220")

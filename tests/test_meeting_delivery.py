@@ -228,3 +228,19 @@ def test_rsvp_false_books_without_a_reply_and_missing_rsvp_still_gets_one(db, db
         deliver(server.port, no_rsvp)
     assert [e["uid"] for e in agenda(db_url, "room")] == ["u1", "u2"]
     assert len(outbox(db)) == 1
+
+
+def test_series_within_conflict_limits_is_accepted_and_only_the_conflict_declined(db, db_url):
+    add_resource(db, "room", ROOM, mr_max_conflict_instances=1)
+    week = dt.timedelta(days=7)
+    with server_at(db_url, NOW) as server:
+        deliver(server.port, invite("single", T9 + week, T9 + week + HOUR, ROOM))
+        deliver(server.port, invite("series", T9, T9 + HOUR, ROOM, rrule="FREQ=WEEKLY;COUNT=4"))
+    booked = [(e["uid"], e["start"][:10]) for e in agenda(db_url, "room")]
+    assert booked == [("series", "2026-03-10"), ("single", "2026-03-17"),
+                      ("series", "2026-03-24"), ("series", "2026-03-31")]
+    replies = outbox(db)[1:]
+    assert [r.subject for r in replies] == ["Accepted: Planning", "Declined: Planning"]
+    [declined] = reply_vevents(replies[1].content)
+    assert declined["RECURRENCE-ID"].dt == T9 + week
+    assert str(declined["ATTENDEE"].params["PARTSTAT"]) == "DECLINED"

@@ -1,0 +1,98 @@
+"""Settings: one schema, read from flags > environment > TOML file > defaults."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from mr_engine.config import ConfigError, Settings, load_settings, parse_duration, parse_size
+from mr_engine.passwords import hash_password, verify_password
+
+from .conftest import BIN
+
+
+def test_defaults_work_out_of_the_box():
+    settings = load_settings({}, environ={})
+    assert settings.database_url == "sqlite:///var/mr-engine.db"
+    assert settings.lmtp_listen == ("127.0.0.1:2003",)
+    assert settings.default_timezone == "UTC" and settings.dedupe_window == 86400
+    assert set(settings.sources.values()) == {"default"}
+
+
+def test_precedence_is_flags_then_environment_then_file_then_default(tmp_path):
+    conf = tmp_path / "mr.toml"
+    conf.write_text('hostname = "from-file"\ndefault_domain = "file.example"\n'
+                    'max_message_size = "10m"\n')
+    env = {"MR_ENGINE_HOSTNAME": "from-env", "MR_ENGINE_DEFAULT_DOMAIN": "env.example",
+           "MR_ENGINE_CONFIG": str(conf)}
+    settings = load_settings({"hostname": "from-flag", "default_domain": None}, environ=env)
+    assert settings.hostname == "from-flag"
+    assert settings.default_domain == "env.example"
+    assert settings.max_message_size == 10 * 1024 * 1024
+    assert settings.sources["hostname"] == "command line"
+    assert settings.sources["default_domain"] == "environment MR_ENGINE_DEFAULT_DOMAIN"
+    assert settings.sources["max_message_size"] == f"file {conf}"
+
+
+@pytest.mark.parametrize("key, value", [
+    ("MR_ENGINE_DEFAULT_TIMEZONE", "Mars/Olympus"),
+    ("MR_ENGINE_MAX_MESSAGE_SIZE", "huge"),
+    ("MR_ENGINE_DEDUPE_WINDOW", "-5s"),
+    ("MR_ENGINE_LMTP_LISTEN", "nohostport"),
+    ("MR_ENGINE_SMARTHOST_STARTTLS", "perhaps"),
+    ("MR_ENGINE_MAX_SESSIONS", "many"),
+])
+def test_a_bad_value_is_an_error_naming_the_key(key, value):
+    name = key.removeprefix("MR_ENGINE_").lower()
+    with pytest.raises(ConfigError, match=name):
+        load_settings({}, environ={key: value})
+
+
+def test_unknown_keys_and_broken_files_are_refused(tmp_path):
+    conf = tmp_path / "bad.toml"
+    conf.write_text("no_such_key = 1\n")
+    with pytest.raises(ConfigError, match="no_such_key"):
+        load_settings({}, environ={}, config_file=str(conf))
+    conf.write_text("hostname = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings({}, environ={}, config_file=str(conf))
+
+
+@pytest.mark.parametrize("text, seconds", [("90", 90), ("30s", 30), ("15m", 900),
+                                           ("24h", 86400), ("5d", 432000), ("0", 0)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text, size", [("1048576", 1048576), ("512k", 524288),
+                                        ("50m", 52428800), ("1g", 1073741824)])
+def test_sizes(text, size):
+    assert parse_size(text) == size
+
+
+def test_mr_engine_config_prints_values_and_sources(tmp_path):
+    env = {"MR_ENGINE_HOSTNAME": "mx.example", "MR_ENGINE_SMARTHOST_PASSWORD": "s3cret"}
+    out = subprocess.run([str(BIN / "mr-engine"), "config", "--json"], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    rows = json.loads(out)
+    assert rows["hostname"] == {"value": "mx.example",
+                                "source": "environment MR_ENGINE_HOSTNAME"}
+    assert rows["smarthost_password"]["value"] == "********"
+    bad = subprocess.run([str(BIN / "mr-engine"), "config"],
+                         env={"MR_ENGINE_DEFAULT_TIMEZONE": "Nowhere/City"},
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "default_timezone" in bad.stderr
+
+
+def test_settings_replace_keeps_everything_else():
+    base = Settings(hostname="a")
+    assert base.replace(max_sessions=3).hostname == "a"
+
+
+def test_passwords_are_stored_as_salted_scrypt_hashes():
+    first, second = hash_password("secret"), hash_password("secret")
+    assert first != second and "secret" not in first and first.startswith("scrypt$")
+    assert verify_password("secret", first) and not verify_password("Secret", first)
+    assert not verify_password("secret", "garbage")
