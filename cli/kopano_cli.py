@@ -110,7 +110,7 @@ ACTIONS = (
 USER_FIELDS = (
     _value("--fullname", "NAME", "full name"),
     _value("--email", "ADDRESS", "email address (of the user or the group)"),
-    Flag(("--active",), "active", "may log in and receive mail: yes/no",
+    Flag(("--active",), "active", "may log in: yes/no (inactive mailboxes still receive mail)",
          {"metavar": "yes|no", "type": yes_no}),
     Flag(("--admin-level",), "admin_level", "0 = user, 1 = admin, 2 = system admin",
          {"metavar": "0|1|2", "type": int_in(0, 2)}),
