@@ -140,18 +140,29 @@ def list_users(session: Session) -> list[Mailbox]:
 
 # --- send-as -------------------------------------------------------------------------------
 
-def add_sendas(session: Session, mailbox: Mailbox, delegate: Mailbox) -> None:
-    if session.get(SendAs, (mailbox.id, delegate.id)) is None:
-        session.add(SendAs(mailbox_id=mailbox.id, delegate_id=delegate.id))
+def _link(session: Session, row: SendAs | GroupMember) -> None:
+    """Add a link row (send-as, membership) unless it is there already."""
+    if session.get(type(row), row.key) is None:
+        session.add(row)
         session.flush()
 
 
-def remove_sendas(session: Session, mailbox: Mailbox, delegate: Mailbox) -> None:
-    row = session.get(SendAs, (mailbox.id, delegate.id))
+def _unlink(session: Session, row_type: type[SendAs] | type[GroupMember],
+            key: tuple[int, int], missing: str) -> None:
+    row = session.get(row_type, key)
     if row is None:
-        raise NotFound(f"{delegate.name} is not a send-as delegate of {mailbox.name}")
+        raise NotFound(missing)
     session.delete(row)
     session.flush()
+
+
+def add_sendas(session: Session, mailbox: Mailbox, delegate: Mailbox) -> None:
+    _link(session, SendAs(mailbox_id=mailbox.id, delegate_id=delegate.id))
+
+
+def remove_sendas(session: Session, mailbox: Mailbox, delegate: Mailbox) -> None:
+    _unlink(session, SendAs, (mailbox.id, delegate.id),
+            f"{delegate.name} is not a send-as delegate of {mailbox.name}")
 
 
 def sendas_names(session: Session, mailbox: Mailbox) -> list[str]:
@@ -198,17 +209,12 @@ def delete_group(session: Session, group: Group) -> None:
 
 
 def add_member(session: Session, group: Group, mailbox: Mailbox) -> None:
-    if session.get(GroupMember, (group.id, mailbox.id)) is None:
-        session.add(GroupMember(group_id=group.id, mailbox_id=mailbox.id))
-        session.flush()
+    _link(session, GroupMember(group_id=group.id, mailbox_id=mailbox.id))
 
 
 def remove_member(session: Session, group: Group, mailbox: Mailbox) -> None:
-    row = session.get(GroupMember, (group.id, mailbox.id))
-    if row is None:
-        raise NotFound(f"user {mailbox.name!r} is not a member of group {group.name!r}")
-    session.delete(row)
-    session.flush()
+    _unlink(session, GroupMember, (group.id, mailbox.id),
+            f"user {mailbox.name!r} is not a member of group {group.name!r}")
 
 
 def group_members(session: Session, group: Group) -> list[Mailbox]:

@@ -101,6 +101,10 @@ class SendAs(Base):
     delegate_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"),
                                              primary_key=True)
 
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.mailbox_id, self.delegate_id)
+
 
 class Group(Base):
     __tablename__ = "groups"
@@ -118,6 +122,10 @@ class GroupMember(Base):
                                           primary_key=True)
     mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"),
                                             primary_key=True)
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.group_id, self.mailbox_id)
 
 
 class Store(Base):
