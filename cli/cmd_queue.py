@@ -25,7 +25,9 @@ def add_parser(sub) -> None:
     add_config_flags(parser)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
-    actions.add_parser("list", help="list the queue (the default)")
+    listing = actions.add_parser("list", help="list the queue (the default)")
+    listing.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                         help="machine-readable output")
     retry = actions.add_parser("retry", help="make failed or queued messages due now")
     which = retry.add_mutually_exclusive_group(required=True)
     which.add_argument("id", nargs="?", type=int, help="the message")

@@ -7,7 +7,7 @@ import asyncio
 
 from delivery.server import Server
 
-from .common import add_config_flags, settings_from, setup_logging
+from .common import add_config_flags, fail, settings_from, setup_logging
 
 
 def add_parser(sub) -> None:
@@ -21,5 +21,8 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args, lmtp_listen=args.lmtp_listen)
     setup_logging(settings.log_level)
-    asyncio.run(Server(settings).serve())
+    try:
+        asyncio.run(Server(settings).serve())
+    except OSError as exc:
+        return fail(f"cannot listen on {', '.join(settings.lmtp_listen)}: {exc.strerror or exc}")
     return 0

@@ -44,6 +44,13 @@ def yes_no(text: str) -> bool:
     return answer
 
 
+def email_address(text: str) -> str:
+    local, at, domain = text.strip().rpartition("@")
+    if not at or not local or not domain or any(c.isspace() for c in text.strip()):
+        raise argparse.ArgumentTypeError(f"not an email address: {text!r}")
+    return text.strip()
+
+
 def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
     """An argparse type: an integer within [low, high]."""
     def parse(text: str) -> int:
@@ -60,7 +67,7 @@ def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
 
 def megabytes(text: str) -> int:
     """Quota flags take MB, as in Kopano; the store keeps bytes."""
-    return int_in(0)(text) * fmt.MB
+    return int_in(0)(text) * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -109,7 +116,8 @@ ACTIONS = (
 # Columns of a user that flags set directly; dest is update_user's keyword.
 USER_FIELDS = (
     _value("--fullname", "NAME", "full name"),
-    _value("--email", "ADDRESS", "email address (of the user or the group)"),
+    Flag(("--email",), "email", "email address (of the user or the group)",
+         {"metavar": "ADDRESS", "type": email_address}),
     Flag(("--active",), "active", "may log in: yes/no (inactive mailboxes still receive mail)",
          {"metavar": "yes|no", "type": yes_no}),
     Flag(("--admin-level",), "admin_level", "0 = user, 1 = admin, 2 = system admin",

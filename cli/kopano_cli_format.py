@@ -8,18 +8,21 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
-MB = 1024 * 1024
 TAB = 8
 
 _ADMIN_LEVELS = {0: "no", 1: "yes", 2: "yes (system administrator)"}
 
 
-def megabytes(size: int) -> str:
-    return f"{size / MB:.2f} MB"
+def human_size(size: int) -> str:
+    """Bytes in the largest unit that keeps a small store from reading as 0.00 MB."""
+    for unit, scale in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if size >= scale:
+            return f"{size / scale:.2f} {unit}"
+    return f"{size} B"
 
 
 def quota(size: int) -> str:
-    return megabytes(size) if size else "unlimited"
+    return human_size(size) if size else "unlimited"
 
 
 def yes_no(value: bool) -> str:
@@ -45,7 +48,7 @@ _USER_LAYOUT: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("Active", "active", yes_no),
     ("Administrator", "admin_level", lambda level: _ADMIN_LEVELS.get(level, str(level))),
     ("Store", "store", lambda guid: guid or "none"),
-    ("Store size", "store_size", megabytes),
+    ("Store size", "store_size", human_size),
     ("Send-as", "sendas", comma_list),
     ("Auto-accept meeting requests", "mr_accept", yes_no),
     ("Decline conflicting", "mr_decline_conflict", yes_no),
@@ -110,7 +113,7 @@ def groups_table(groups: Sequence[Mapping[str, Any]]) -> str:
 
 
 def orphans(data: Mapping[str, Any]) -> str:
-    stores = [(s["guid"], s["owner"], megabytes(s["size"])) for s in data["stores"]]
+    stores = [(s["guid"], s["owner"], human_size(s["size"])) for s in data["stores"]]
     users = [(name,) for name in data["users"]]
     return "\n".join([
         "Stores without users:", table(("Store GUID", "Last owner", "Size"), stores), "",

@@ -44,7 +44,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"not a meeting request for {args.user}", file=sys.stderr)
             return 1
         result = book_and_queue(session, req, now)
-    print(result.describe())
+    if result.outcome in ("declined", "ignored"):
+        print(result.describe())
+    else:
+        # "accepted" (a partially declined series too) and "cancelled" stand alone on
+        # stdout; what else happened goes to stderr.
+        print(result.outcome)
+        if result.reasons:
+            print(result.describe(), file=sys.stderr)
     return 0
 
 

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--until", metavar='"YYYY-mm-dd HH:MM"|infinite',
                         help="end of the period, in default_timezone (infinite: no end)")
     parser.add_argument("--dump-json", action="store_true",
-                        help="print the current state and change nothing")
+                        help="print the state as JSON (it is printed after any change too)")
     add_config_flags(parser)
     return parser
 
@@ -97,8 +97,6 @@ def run(args: argparse.Namespace) -> int:
         changes = changes_from(args, settings.default_timezone)
     except UsageError as exc:
         return fail(str(exc), EXIT_USAGE)
-    if args.dump_json and changes:
-        return fail("--dump-json changes nothing; give it without other options", EXIT_USAGE)
     db = open_db(settings)
     try:
         with db.write() as session:

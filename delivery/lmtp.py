@@ -73,6 +73,15 @@ class LMTPProtocol(LMTP):
         self._handler.connections.discard(self)
         super().connection_lost(exc)
 
+    receiving = False  # inside DATA: the client is still sending the message
+
+    async def smtp_DATA(self, arg: str) -> None:
+        self.receiving = True
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self.receiving = False
+
     def close(self, reason: str) -> None:
         """Say goodbye and hang up (used at shutdown, between transactions)."""
         if self.transport is not None and not self.transport.is_closing():

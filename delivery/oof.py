@@ -17,12 +17,12 @@ import email.utils
 import logging
 import re
 import uuid
-from email.header import Header, decode_header, make_header
 from email.headerregistry import Address
 from email.policy import SMTP
 from typing import Callable, Sequence
 
 from mr_engine.directory import strip_detail
+from mr_engine.headers import header_text
 from mr_engine.outofoffice import OofState, claim_reply, get_oof
 
 from .context import Delivery
@@ -39,28 +39,12 @@ LIST_HEADERS = ("List-Id", "List-Unsubscribe", "List-Post", "List-Help", "List-S
 BULK_PRECEDENCE = frozenset({"bulk", "list", "junk"})
 MAX_QUOTED_SUBJECT = 256
 _MSGID = re.compile(r"<[^<>\s]+>")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
 # --- reading untrusted headers ------------------------------------------------------------
 
-def _text(value: str | Header) -> str:
-    """A header value as one line of text: 8-bit bytes read as UTF-8, CR/LF never kept."""
-    text = str(value).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return " ".join(_CONTROL.sub(" ", text).split())
-
-
 def _values(message: email.message.Message, name: str) -> list[str]:
-    return [_text(v) for v in message.get_all(name, [])]
-
-
-def _decoded(value: str | Header) -> str:
-    """RFC 2047 encoded-words decoded, or the raw text if they are broken."""
-    raw = _text(value)
-    try:
-        return _text(str(make_header(decode_header(raw))))
-    except (LookupError, UnicodeError, ValueError, email.errors.HeaderParseError):
-        return raw
+    return [header_text(v) for v in message.get_all(name, [])]
 
 
 def normalize(address: str) -> str:
@@ -161,8 +145,8 @@ def _references(original: email.message.Message, parent: str | None) -> list[str
 
 
 def reply_subject(oof_subject: str, original: email.message.Message) -> str:
-    subject = _text(oof_subject) or DEFAULT_SUBJECT
-    quoted = _decoded(original.get("Subject", ""))[:MAX_QUOTED_SUBJECT]
+    subject = header_text(oof_subject) or DEFAULT_SUBJECT
+    quoted = header_text(original.get("Subject", ""))[:MAX_QUOTED_SUBJECT]
     # Deliberate: with no original subject there is nothing to quote, so no empty "[]".
     return f"{subject} [{quoted}]" if quoted else subject
 
@@ -172,11 +156,12 @@ def build_auto_reply(*, original: email.message.Message, to: str, from_name: str
                      hostname: str) -> bytes:
     """The auto-reply (RFC 3834 §3) to ``original``, sent to ``to`` (its envelope sender)."""
     msg = email.message.EmailMessage(policy=SMTP)
-    msg["From"] = Address(display_name=_text(from_name), addr_spec=_text(from_address))
+    msg["From"] = Address(display_name=header_text(from_name),
+                          addr_spec=header_text(from_address))
     msg["To"] = Address(addr_spec=to)
     msg["Subject"] = reply_subject(subject, original)
     msg["Date"] = email.utils.format_datetime(now.astimezone(dt.timezone.utc))
-    msg["Message-ID"] = f"<{uuid.uuid4().hex}.oof@{_text(hostname) or 'localhost'}>"
+    msg["Message-ID"] = f"<{uuid.uuid4().hex}.oof@{header_text(hostname) or 'localhost'}>"
     parent = next(iter(_MSGID.findall(" ".join(_values(original, "Message-ID")))), None)
     if parent:
         msg["In-Reply-To"] = parent

@@ -165,7 +165,7 @@ class Relay:
     """Sends queued messages; one instance per server process (or per ``queue flush``)."""
 
     def __init__(self, db: Database, settings: Settings,
-                 clock: Callable[[], dt.datetime] = utcnow, poll_interval: float = 5.0) -> None:
+                 clock: Callable[[], dt.datetime] = utcnow, poll_interval: float = 1.0) -> None:
         self.db = db
         self.settings = settings
         self.clock = clock

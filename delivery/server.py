@@ -1,13 +1,14 @@
 """``mr-engine serve``: the LMTP listeners, the group committer and the relay, run together.
 
 Start-up order: store, committer, relay, listeners, then the ``ready`` log line. On SIGTERM
-or SIGINT the listeners close first, deliveries in flight are finished and answered, the
-remaining idle sessions are told 421, and the committer and relay stop.
+or SIGINT the listeners close first, messages being received or delivered are finished and
+answered, the remaining idle sessions are told 421, and the committer and relay stop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -43,6 +44,7 @@ class Server:
         self._relay_task: asyncio.Task | None = None
         self._relay_stop = asyncio.Event()
         self.addresses: list[str] = []
+        self._unix_paths: list[str] = []
 
     def _protocol(self) -> LMTPProtocol:
         return LMTPProtocol(self.handler, hostname=self.settings.hostname,
@@ -57,6 +59,7 @@ class Server:
             if os.path.exists(path) and stat.S_ISSOCK(os.stat(path).st_mode):
                 os.unlink(path)  # a stale socket from an earlier run
             server = await loop.create_unix_server(self._protocol, path=path)
+            self._unix_paths.append(path)
             self.addresses.append(address)
             return server
         host, _, port = address.rpartition(":")
@@ -82,16 +85,24 @@ class Server:
             listener.close()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SHUTDOWN_GRACE
-        while self.handler.in_flight and loop.time() < deadline:
+        while self._busy() and loop.time() < deadline:
             await asyncio.sleep(0.05)
         for conn in list(self.handler.connections):
             conn.close("421 4.3.2 Service shutting down")
+        for path in self._unix_paths:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
         await loop.run_in_executor(None, self.committer.stop)
         self._relay_stop.set()
         if self._relay_task is not None:
             await self._relay_task
         self.db.dispose()
         log.info("mr-engine stopped")
+
+    def _busy(self) -> bool:
+        """A message is being received or delivered: shutdown waits for it to be answered."""
+        return bool(self.handler.in_flight
+                    or any(conn.receiving for conn in self.handler.connections))
 
     async def serve(self) -> None:
         """Run until SIGTERM or SIGINT."""

@@ -116,7 +116,8 @@ def _stale(event: EventData, booking: Booking | None) -> str | None:
     if mine == booked:
         return "duplicate of the booked revision"
     if mine < booked:
-        return f"stale revision (SEQUENCE {event.sequence} is older than the booked one)"
+        return (f"stale revision (SEQUENCE {event.sequence}, DTSTAMP {event.dtstamp}) is older "
+                f"than the booked one")
     return None
 
 

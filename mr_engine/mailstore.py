@@ -1,14 +1,13 @@
 """Messages in stores: filing a delivered copy, duplicate and quota checks, and reading back.
 
-Subjects and senders are decoded once at filing time for listings; the stored bytes are never
-touched, so a broken header costs a readable listing, never the message.
+Subjects and senders are decoded once at filing time for listings (``headers.header_text``);
+the stored bytes are never touched, so a broken header costs a readable listing, never the
+message.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import email.errors
-import email.header
 import email.message
 from dataclasses import dataclass
 
@@ -17,21 +16,9 @@ from sqlalchemy.orm import Session
 
 from .config import Settings
 from .directory import NotFound
+from .headers import header_text
 from .models import Folder, Mailbox, Message, Store
 from .stores import folder_id
-
-
-def decode_header(value: object) -> str:
-    """A header as readable text; undecodable words are kept raw rather than failing."""
-    if value is None:
-        return ""
-    raw = str(value)
-    try:
-        text = str(email.header.make_header(email.header.decode_header(raw)))
-    except (email.errors.HeaderParseError, LookupError, UnicodeError, ValueError):
-        text = raw
-    # Folded headers keep their line breaks in compat32; listings want one line.
-    return " ".join(text.split())
 
 
 def is_duplicate(session: Session, store: Store, message_id: str | None,
@@ -68,8 +55,8 @@ def file_message(session: Session, store: Store, folder: str, content: bytes,
     """Add one message to ``folder`` of ``store`` and grow the store's size; returns its id."""
     result = session.execute(insert(Message).values(
         store_id=store.id, folder_id=folder_id(session, store, folder),
-        message_id=message_id, subject=decode_header(message.get("Subject")),
-        from_header=decode_header(message.get("From")), envelope_from=envelope_from,
+        message_id=message_id, subject=header_text(message.get("Subject")),
+        from_header=header_text(message.get("From")), envelope_from=envelope_from,
         size=len(content), received_at=now, content=content))
     # An atomic increment: concurrent deliveries into one store must not lose a size update.
     session.execute(update(Store).where(Store.id == store.id)

@@ -65,6 +65,8 @@ def test_set_oof_sets_reads_and_changes_only_what_is_given(db, db_url, alice, tm
             state["message"]) == (False, False, None, "Away", "Grüße aus dem Urlaub\n")
     dumped = run(db_url, "kopano-set-oof", "-u", "alice", "--dump-json")
     assert json.loads(dumped.stdout) == state
+    changed = run(db_url, "kopano-set-oof", "-u", "alice", "-t", "Gone", "--dump-json")
+    assert json.loads(changed.stdout) == {**state, "subject": "Gone"}
     with db.read() as session:
         stored = get_oof(session, get_user(session, "alice"))
     assert (stored.enabled, stored.start, stored.until) == (False, start, None)
@@ -104,7 +106,7 @@ def test_queue_list_retry_delete(db, db_url, now):
     assert run(db_url, "mr-engine", "queue", "delete", str(ids[0])).returncode == 0
     missing = run(db_url, "mr-engine", "queue", "delete", str(ids[0]))
     assert missing.returncode == 1 and f"message {ids[0]}" in missing.stderr
-    [entry] = json.loads(run(db_url, "mr-engine", "queue", "--json").stdout)
+    [entry] = json.loads(run(db_url, "mr-engine", "queue", "list", "--json").stdout)
     assert (entry["id"], entry["status"]) == (ids[1], "queued")
     assert ISO_Z.match(entry["next_attempt_at"]) and entry["next_attempt_at"] > "2026-03-02T08"
     text = run(db_url, "mr-engine", "queue").stdout

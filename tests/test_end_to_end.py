@@ -10,6 +10,7 @@ import time
 import pytest
 from sqlalchemy import select
 
+from delivery.outbox import enqueue
 from mr_engine.directory import create_user, get_user
 from mr_engine.models import Message
 from mr_engine.outofoffice import set_oof
@@ -103,3 +104,12 @@ def test_replies_queued_while_the_smarthost_is_down_leave_when_it_returns(db, db
         assert len(host.sink.received) == 1
     finally:
         host.stop()
+
+
+def test_a_message_queued_by_another_process_leaves_within_two_seconds(db, db_url, smarthost):
+    settings = make_settings(db_url, smarthost=f"127.0.0.1:{smarthost.port}")
+    with RunningServer(settings):
+        with db.write() as session:  # e.g. kopano-mr-accept, which cannot wake the server
+            enqueue(session, sender="room@example.com", recipients=["o@remote.example"],
+                    content=b"Subject: x\r\n\r\nx\r\n", subject="x", now=NOW)
+        assert wait_for(lambda: smarthost.sink.received) < 2.0

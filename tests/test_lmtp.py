@@ -295,3 +295,33 @@ def test_sessions_are_bounded_and_idle_sessions_time_out(db, db_url):
                 client.command("NOOP")
         fourth = RawClient(running.port)
         assert fourth.reply()[0].startswith("220")
+
+
+def test_shutdown_waits_for_a_message_still_being_received(db, db_url):
+    add_users(db, "alice")
+    running = RunningServer(make_settings(db_url)).__enter__()
+    client = RawClient(running.port)
+    client.reply()
+    client.command("LHLO x")
+    client.command("MAIL FROM:<s@r.example>")
+    client.command("RCPT TO:<alice@example.com>")
+    assert client.command("DATA")[0].startswith("354")
+    client.send(b"Subject: half\r\n\r\nfirst half\r\n")
+    stopper = threading.Thread(target=running.stop)
+    stopper.start()
+    time.sleep(0.3)
+    client.send(b"second half\r\n.\r\n")
+    assert client.reply()[0].startswith("250 2.0.0")
+    stopper.join(30)
+    assert [m.subject for m in messages_of(db, "alice")] == ["half"]
+
+
+def test_eight_bit_headers_are_listed_readably(server, db):
+    add_users(db, "alice")
+    raw = "Subject: Grüße aus Köln\r\nFrom: Jörg <j@ext.org>\r\n\r\nHallo\r\n".encode()
+    client = RawClient(server.port)
+    client.reply()
+    _, data = send_message(client, "j@ext.org", ["alice@example.com"], raw)
+    assert data[0].startswith("250")
+    [info] = messages_of(db, "alice")
+    assert (info.subject, info.from_) == ("Grüße aus Köln", "Jörg <j@ext.org>")

@@ -200,8 +200,10 @@ def test_kopano_mr_accept_processes_stdin_like_delivery(db, db_url):
     second = run(invite("cli2", future, future + HOUR, ROOM))
     assert second.returncode == 0 and second.stdout.decode().startswith("declined: ")
     assert run(b"Subject: hi\r\n\r\nplain mail\r\n").returncode == 1
+    cancel = run(invite("cli", future, future + HOUR, ROOM, method="CANCEL", sequence=1))
+    assert cancel.returncode == 0 and cancel.stdout.decode().strip() == "cancelled"
     assert run(invite("x", future, future + HOUR, ROOM), user="ghost").returncode == 1
-    assert len(outbox(db)) == 2
+    assert len(outbox(db)) == 2  # no reply to a CANCEL
 
 
 def test_outlook_invitation_in_a_windows_zone_is_booked_in_utc(db, db_url):

@@ -1,0 +1,58 @@
+"""``python -m bench --smoke`` runs every load end to end and prints its figures.
+
+Only that the benchmark works is checked (the real server as a subprocess, the raw LMTP
+client, the sink peer, the in-process conflict check); the smoke sizes are far too small for
+the figures to mean anything, so no timing is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run_smoke() -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MR_ENGINE_")}
+    return subprocess.run([sys.executable, "-m", "bench", "--smoke", "--compare", "sink",
+                           "--json"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def _figures(stdout: str) -> dict:
+    start = stdout.index("\n{\n")  # the JSON document follows the table
+    return json.loads(stdout[start:])
+
+
+def test_smoke_run_exits_0_and_prints_every_load():
+    proc = _run_smoke()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    for heading in ("1. Plain delivery over LMTP", "2. Meeting requests over LMTP",
+                    "3. Conflict-check latency", "4. Peak resident memory", "Targets"):
+        assert heading in out, out
+
+    figures = _figures(out)
+    load1 = figures["load1"]["results"]
+    shapes = {(r["target"], r["recipients_per_message"]) for r in load1}
+    assert shapes == {("mr-engine", 1), ("mr-engine", 4), ("sink", 1), ("sink", 4)}
+    for result in load1:
+        assert result["deliveries"] == result["messages"] * result["recipients_per_message"] > 0
+        assert result["refused"] == 0 and result["deliveries_per_s"] > 0
+    assert {r["versus"] for r in figures["load1"]["ratios"]} == {"sink"}
+
+    load2 = figures["load2"]
+    assert load2["requests_sent"] > 0
+    assert load2["accepted_and_answered"] == load2["requests_sent"]
+    assert load2["declined"] == 0 and load2["accepted_per_s"] > 0
+
+    points = figures["load3"]["points"]
+    assert [p["occurrences"] for p in points] == [100, 1000]
+    assert all(p["median_us"] > 0 and p["busy_intervals_found"] > 0 for p in points)
+
+    assert figures["memory"]["vmhwm_kb"] > 0
+    assert figures["run"]["database"] == "sqlite" and not figures["run"]["failures"]
