@@ -1,0 +1,277 @@
+"""The servers the benchmark talks to, each a subprocess on loopback it starts and stops.
+
+* ``Engine``: ``mr-engine serve`` exactly as in production (its settings from the
+  environment, durability untouched); its log goes to a file, its peak memory is read from
+  /proc.
+* ``Dovecot``: Debian's ``dovecot-lmtpd`` with a generated minimal configuration (Maildir,
+  static userdb/passdb, fsync at Dovecot's defaults), as root or as the invoking user.
+* ``Sink``: ``python -m bench.sink``, an aiosmtpd LMTP or SMTP server that stores nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import grp
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+START_TIMEOUT = 60.0
+DOVECOT_HINT = ("Dovecot's LMTP server is not installed; install it with\n"
+                "    apt-get install dovecot-lmtpd\n"
+                "(the benchmark installs nothing itself)")
+
+
+class StartError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise StartError(f"exited with {proc.returncode}; see {log}:\n{_tail(log)}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise StartError(f"not listening on 127.0.0.1:{port} after {timeout:.0f}s; see {log}")
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def vm_hwm_kb(pid: int) -> int | None:
+    """Peak resident set size (VmHWM) of a live process, in KiB."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _stop(proc: subprocess.Popen, timeout: float = 30.0) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    return proc.returncode
+
+
+def engine_command() -> list[str]:
+    """``mr-engine serve``: the console script next to this interpreter, else the module."""
+    script = Path(sys.executable).parent / "mr-engine"
+    if script.exists():
+        return [str(script), "serve"]
+    return [sys.executable, "-m", "cli.main", "serve"]
+
+
+_OURS = ("MR_ENGINE_DATABASE_URL", "MR_ENGINE_LMTP_LISTEN", "MR_ENGINE_SMARTHOST")
+
+
+class Engine:
+    """``mr-engine serve`` on 127.0.0.1 with the given store and smarthost."""
+
+    def __init__(self, database_url: str, smarthost: str, workdir: Path) -> None:
+        self.log = workdir / "mr-engine.log"
+        env = dict(os.environ)
+        self.port = free_port()
+        env.update({"MR_ENGINE_DATABASE_URL": database_url,
+                    "MR_ENGINE_LMTP_LISTEN": f"127.0.0.1:{self.port}",
+                    "MR_ENGINE_SMARTHOST": smarthost})
+        # The "ready" line is logged at INFO; with a quieter log level, probe the port.
+        self._quiet = env.get("MR_ENGINE_LOG_LEVEL", "INFO").upper() not in ("INFO", "DEBUG")
+        # Any other MR_ENGINE_* setting of the caller's environment reaches the engine too;
+        # the report lists them, so a tuned run cannot pass for a default one.
+        self.inherited = {k: v for k, v in os.environ.items()
+                          if k.startswith("MR_ENGINE_") and k not in _OURS}
+        self.command = engine_command()
+        self._logfile = open(self.log, "wb")
+        self.proc = subprocess.Popen(self.command, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=self._logfile, stderr=subprocess.STDOUT,
+                                     cwd=workdir)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self) -> None:
+        """Until ``mr-engine serve`` logs its ``ready`` line with our listen address."""
+        if self._quiet:
+            wait_for_port(self.port, self.proc, START_TIMEOUT, self.log)
+            return
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise StartError(f"mr-engine serve exited with {self.proc.returncode}:\n"
+                                 f"{_tail(self.log)}")
+            if re.search(rf"ready.*127\.0\.0\.1:{self.port}\b",
+                         self.log.read_text(errors="replace")):
+                return
+            time.sleep(0.05)
+        raise StartError(f"mr-engine serve did not log 'ready' within {START_TIMEOUT:.0f}s")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def vm_hwm_kb(self) -> int | None:
+        return vm_hwm_kb(self.proc.pid)
+
+    def stop(self) -> int:
+        code = _stop(self.proc, 70.0)
+        self._logfile.close()
+        return code
+
+
+class Sink:
+    """``python -m bench.sink PROTO PORT``: accepts everything, stores nothing."""
+
+    def __init__(self, protocol: str, workdir: Path) -> None:
+        self.port = free_port()
+        self.log = workdir / f"sink-{protocol}.log"
+        self._logfile = open(self.log, "wb")
+        root = Path(__file__).resolve().parent.parent
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.sink", protocol,
+                                      str(self.port)], env=env, stdin=subprocess.DEVNULL,
+                                     stdout=self._logfile, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(self.port, self.proc, START_TIMEOUT, self.log)
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        _stop(self.proc, 10.0)
+        self._logfile.close()
+
+
+def dovecot_binary() -> str | None:
+    """The dovecot master, if Dovecot's LMTP server is installed too."""
+    for candidate in (shutil.which("dovecot"), "/usr/sbin/dovecot"):
+        if candidate and Path(candidate).exists():
+            libexec = Path("/usr/lib/dovecot")
+            if (libexec / "lmtp").exists() or not libexec.exists():
+                return candidate
+    return None
+
+
+class Dovecot:
+    """A private Dovecot LMTP server on 127.0.0.1 storing Maildirs under ``workdir``."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = dovecot_binary()
+        if binary is None:
+            raise StartError(DOVECOT_HINT)
+        self.root = workdir / "dovecot"
+        self.port = free_port()
+        self.root.mkdir(mode=0o755)
+        for sub in ("run", "state", "mail"):
+            (self.root / sub).mkdir(mode=0o755)
+        mail_user, mail_group, internal_user, login_user, settings = self._users()
+        if os.geteuid() == 0:
+            os.chmod(workdir, 0o755)  # the mail user must reach its Maildirs
+            shutil.chown(self.root / "mail", mail_user, mail_group)
+        self.log = self.root / "dovecot.log"
+        config = self.root / "dovecot.conf"
+        config.write_text(_DOVECOT_CONF.format(
+            root=self.root, port=self.port, mail_user=mail_user, mail_group=mail_group,
+            internal_user=internal_user, login_user=login_user, extra=settings))
+        self._stderr = open(self.root / "dovecot.stderr", "wb")
+        self.proc = subprocess.Popen([binary, "-F", "-c", str(config)],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=self._stderr)
+        try:
+            wait_for_port(self.port, self.proc, START_TIMEOUT, self.log)
+        except BaseException:
+            self.stop()
+            raise
+
+    @staticmethod
+    def _users() -> tuple[str, str, str, str, str]:
+        if os.geteuid() == 0:
+            # Mail is written as an unprivileged uid; Dovecot's own users run its services.
+            nobody = pwd.getpwnam("nobody")
+            group = grp.getgrgid(nobody.pw_gid).gr_name
+            internal = "dovecot" if _has_user("dovecot") else "nobody"
+            login = "dovenull" if _has_user("dovenull") else "nobody"
+            return "nobody", group, internal, login, ""
+        me = pwd.getpwuid(os.geteuid())
+        group = grp.getgrgid(me.pw_gid).gr_name
+        extra = (f"default_internal_group = {group}\n"
+                 f"first_valid_uid = {me.pw_uid}\nfirst_valid_gid = {me.pw_gid}\n")
+        return me.pw_name, group, me.pw_name, me.pw_name, extra
+
+    def stop(self) -> None:
+        _stop(self.proc, 30.0)
+        self._stderr.close()
+
+
+def _has_user(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+# Minimal: LMTP only, Maildir per user, every address accepted (static userdb/passdb).
+# mail_fsync and fsync_disable are not set: Dovecot's defaults apply (fsync on delivery).
+_DOVECOT_CONF = """\
+protocols = lmtp
+listen = 127.0.0.1
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+info_log_path = {root}/dovecot.log
+ssl = no
+default_internal_user = {internal_user}
+default_login_user = {login_user}
+{extra}
+mail_location = maildir:~/Maildir
+mail_home = {root}/mail/%n
+passdb {{
+  driver = static
+  args = nopassword=y
+}}
+userdb {{
+  driver = static
+  args = uid={mail_user} gid={mail_group} allow_all_users=yes
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+}}
+"""

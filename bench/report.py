@@ -1,0 +1,134 @@
+"""Printing the figures: a readable table, the targets met or missed, and JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+# The targets of issue 6 (a 2-core machine, the benchmark's defaults).
+DOVECOT_RATIO = 1.0
+REQUESTS_PER_S = 150.0
+GROWTH_RATIO = 1.5
+MEMORY_MB = 200.0
+
+
+def _row(cells: list[str], widths: list[int]) -> str:
+    return "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    lines = [_row(header, widths), _row(["-" * w for w in widths], widths)]
+    return lines + [_row(r, widths) for r in rows]
+
+
+def ratios(load1: list[dict]) -> list[dict]:
+    """ours / theirs in deliveries per second, per shape and peer."""
+    out = []
+    ours = {(r["connections"], r["recipients_per_message"]): r for r in load1
+            if r["target"] == "mr-engine"}
+    for r in load1:
+        key = (r["connections"], r["recipients_per_message"])
+        if r["target"] != "mr-engine" and key in ours and r["deliveries_per_s"]:
+            out.append({"shape": f"{key[0]}x{key[1]}", "versus": r["target"],
+                        "ratio": round(ours[key]["deliveries_per_s"] / r["deliveries_per_s"], 3)})
+    return out
+
+
+def targets(figures: dict[str, Any]) -> list[dict]:
+    """Each target with its measured value and whether it is met (None: not measured)."""
+    found = []
+    versus = [r for r in figures["load1"]["ratios"] if r["versus"] == "dovecot"]
+    if versus:
+        worst = min(versus, key=lambda r: r["ratio"])
+        found.append({"target": f"load 1: >= {DOVECOT_RATIO}x Dovecot deliveries/s",
+                      "value": ", ".join(f"{r['shape']} {r['ratio']:.2f}x" for r in versus),
+                      "met": worst["ratio"] >= DOVECOT_RATIO})
+    else:
+        found.append({"target": f"load 1: >= {DOVECOT_RATIO}x Dovecot deliveries/s",
+                      "value": "not measured (add --compare dovecot)", "met": None})
+    per_s = figures["load2"]["accepted_per_s"]
+    found.append({"target": f"load 2: >= {REQUESTS_PER_S:.0f} meeting requests/s",
+                  "value": f"{per_s:.1f}/s", "met": per_s >= REQUESTS_PER_S})
+    growth = figures["load3"].get("growth")
+    if growth:
+        found.append({"target": f"load 3: latency at {growth['largest']} <= {GROWTH_RATIO}x "
+                                f"latency at {growth['smallest']}",
+                      "value": f"{growth['ratio']:.2f}x",
+                      "met": growth["ratio"] <= GROWTH_RATIO})
+    mb = figures["memory"]["vmhwm_mb"]
+    found.append({"target": f"load 4: peak RSS <= {MEMORY_MB:.0f} MB",
+                  "value": f"{mb:.1f} MB" if mb is not None else "unknown",
+                  "met": mb is not None and mb <= MEMORY_MB})
+    if figures["run"]["mode"] == "smoke":  # sizes too small to judge anything
+        for t in found:
+            t["met"] = None
+    return found
+
+
+def render(figures: dict[str, Any]) -> str:
+    run = figures["run"]
+    out = [f"mr-engine benchmark: {run['database']} store, {run['cpus']} CPUs, "
+           f"Python {run['python']}, {run['mode']} run, {run['total_seconds']:.0f} s",
+           f"engine: {' '.join(run['engine_command'])}; settings from the environment: "
+           f"{', '.join(f'{k}={v}' for k, v in run['engine_env'].items()) or 'none (defaults)'}"]
+    for warning in run["warnings"]:
+        out.append(f"WARNING: {warning}")
+
+    l1 = figures["load1"]
+    out += ["", f"1. Plain delivery over LMTP: {l1['message_size']}-byte messages, unique "
+                f"Message-IDs, each 250 sent after the durable commit"]
+    rows = [[r["target"], f"{r['connections']} x {r['recipients_per_message']}",
+             str(r["deliveries"]), f"{r['seconds']:.1f}", f"{r['deliveries_per_s']:.0f}",
+             f"{r['messages_per_s']:.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
+             str(r["refused"])]
+            for r in sorted(l1["results"], key=lambda r: (r["recipients_per_message"],
+                                                          r["target"] != "mr-engine"))]
+    out += table(["target", "conns x rcpts", "deliveries", "s", "deliveries/s", "msgs/s",
+                  "p50 ms", "p99 ms", "refused"], rows)
+    if l1["ratios"]:
+        out.append("ratios (ours / theirs, deliveries/s): " + "; ".join(
+            f"{r['shape']} vs {r['versus']} {r['ratio']:.2f}x" for r in l1["ratios"]))
+
+    l2 = figures["load2"]
+    out += ["", f"2. Meeting requests over LMTP to an equipment resource (capacity "
+                f"{l2['capacity']}, mr_accept, decline_conflict) pre-loaded with "
+                f"{l2['preloaded_bookings']} bookings / {l2['preloaded_occurrences']} "
+                f"occurrences ({l2['preload_seconds']:.1f} s)"]
+    out += table(["conns", "requests", "accepted+answered", "declined", "s", "accepted/s",
+                  "p50 ms", "p99 ms"],
+                 [[str(l2["connections"]), str(l2["requests_sent"]),
+                   str(l2["accepted_and_answered"]), str(l2["declined"]), f"{l2['seconds']:.1f}",
+                   f"{l2['accepted_per_s']:.1f}", f"{l2['p50_ms']:.1f}", f"{l2['p99_ms']:.1f}"]])
+    drained = (f"all sent {l2['relay_drain_seconds']:.1f} s after the load"
+               if l2["relay_drain_seconds"] is not None
+               else f"{l2['still_queued_after_drain_wait']} still queued after the wait")
+    out.append(f"relay to the sink smarthost: {l2['relayed_by_end']} replies sent by the end of "
+               f"the load; {drained}")
+
+    l3 = figures["load3"]
+    out += ["", f"3. Conflict-check latency as the calendar grows ({l3['method']})"]
+    out += table(["occurrences", "median us", "p99 us", "busy found", "repetitions"],
+                 [[f"{p['occurrences']:,}", f"{p['median_us']:.0f}", f"{p['p99_us']:.0f}",
+                   str(p["busy_intervals_found"]), str(p["repetitions"])]
+                  for p in l3["points"]])
+    if l3.get("growth"):
+        g = l3["growth"]
+        out.append(f"growth: median at {g['largest']:,} / median at {g['smallest']:,} = "
+                   f"{g['ratio']:.2f}x")
+
+    mem = figures["memory"]
+    out += ["", "4. Peak resident memory of the mr-engine serve process (VmHWM after loads 1 "
+                f"and 2): {mem['vmhwm_kb']} kB = {mem['vmhwm_mb']:.1f} MB"
+            if mem["vmhwm_kb"] is not None else "4. Peak resident memory: not available"]
+
+    out += ["", "Targets" + (" (smoke run: sizes too small to judge)" if run["mode"] == "smoke"
+                             else "")]
+    for t in figures["targets"]:
+        verdict = {True: "met", False: "MISSED", None: "-"}[t["met"]]
+        out.append(f"  {verdict:6}  {t['target']}: {t['value']}")
+    return "\n".join(out)
+
+
+def as_json(figures: dict[str, Any]) -> str:
+    return json.dumps(figures, indent=2, default=str)
