@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -103,6 +104,10 @@ class Committer:
         queued = 0
         try:
             with self.db.write() as session:
+                # One query loads the batch's mailboxes; session.get then finds them in
+                # the identity map instead of asking the database once per recipient.
+                session.scalars(select(Mailbox).where(
+                    Mailbox.id.in_({job.mailbox_id for job in batch}))).all()
                 results = [self._deliver_one(session, job, now) for job in batch]
             outcomes = [outcome for outcome, _ in results]
             queued = sum(count for _, count in results)

@@ -12,6 +12,7 @@ import asyncio
 import email
 import email.policy
 import logging
+import time
 from dataclasses import dataclass, field
 
 from aiosmtpd.lmtp import LMTP
@@ -40,6 +41,8 @@ _TRANSLATIONS = {
     "500 Error: command \"HELO\" not recognized": "500 5.5.1 LMTP speaks LHLO, not HELO",
     "500 Error: command \"EHLO\" not recognized": "500 5.5.1 LMTP speaks LHLO, not EHLO",
 }
+RESOLVE_TTL = 5.0  # seconds a resolved recipient is remembered
+RESOLVE_CACHE_SIZE = 10_000
 _DATA_FAILURES = {TOO_BIG.reply(), "500 5.5.2 Line too long"}
 
 
@@ -105,6 +108,7 @@ class DeliveryHandler:
         self.settings = settings
         self.committer = committer
         self.connections: set[LMTPProtocol] = set()
+        self._resolved: dict[str, tuple[float, list[int]]] = {}
         self.in_flight = 0
 
     async def handle_EHLO(self, server, session: SMTPSession, envelope: SMTPEnvelope,
@@ -129,8 +133,7 @@ class DeliveryHandler:
         if len(recipients.addresses) >= self.settings.max_recipients:
             return "452 4.5.3 Too many recipients"
         try:
-            mailbox_ids = await asyncio.get_running_loop().run_in_executor(
-                None, self._resolve, address)
+            mailbox_ids = await self._lookup(address)
         except SQLAlchemyError:
             log.exception("directory lookup failed for %s", address)
             return "451 4.3.0 Directory temporarily unavailable, try again later"
@@ -142,6 +145,24 @@ class DeliveryHandler:
         recipients.addresses.append(address)
         recipients.mailbox_ids.append(mailbox_ids)
         return "250 2.1.5 Ok"
+
+    async def _lookup(self, address: str) -> list[int]:
+        """Mailbox ids for ``address``; known addresses are remembered for RESOLVE_TTL.
+
+        Only hits are cached: a user created a moment ago must never get 550. A mailbox
+        deleted within the TTL is caught by the committer (it no longer loads).
+        """
+        key, now = address.lower(), time.monotonic()
+        hit = self._resolved.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        mailbox_ids = await asyncio.get_running_loop().run_in_executor(
+            None, self._resolve, address)
+        if mailbox_ids:
+            if len(self._resolved) >= RESOLVE_CACHE_SIZE:
+                self._resolved.clear()
+            self._resolved[key] = (now + RESOLVE_TTL, mailbox_ids)
+        return mailbox_ids
 
     def _resolve(self, address: str) -> list[int]:
         with self.db.read() as session:

@@ -10,7 +10,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from .db import lock_mailbox
@@ -34,9 +34,15 @@ def _new_store(session: Session, now: dt.datetime, **fields) -> Store:
     return store
 
 
+# Built once: both run for every delivery (see mailstore.py for why).
+_STORE_OF = select(Store).where(Store.mailbox_id == bindparam("mailbox"),
+                                Store.deleted_at.is_(None))
+_FOLDER = select(Folder.id).where(Folder.store_id == bindparam("store"),
+                                  Folder.name == bindparam("name"))
+
+
 def store_of(session: Session, mailbox: Mailbox) -> Store | None:
-    return session.scalar(select(Store).where(Store.mailbox_id == mailbox.id,
-                                              Store.deleted_at.is_(None)))
+    return session.scalar(_STORE_OF, {"mailbox": mailbox.id})
 
 
 def create_store(session: Session, mailbox: Mailbox, now: dt.datetime) -> Store:
@@ -135,7 +141,7 @@ def list_orphans(session: Session) -> Orphans:
 
 def folder_id(session: Session, store: Store, name: str) -> int:
     """The folder's id, created on demand (e.g. ``Processed Requests``)."""
-    fid = session.scalar(select(Folder.id).where(Folder.store_id == store.id, Folder.name == name))
+    fid = session.scalar(_FOLDER, {"store": store.id, "name": name})
     if fid is None:
         folder = Folder(store_id=store.id, name=name)
         session.add(folder)
