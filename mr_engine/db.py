@@ -9,8 +9,9 @@ through psycopg 3; there, serialization uses row locks (see ``lock_mailbox``).
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
-from dataclasses import dataclass
+import threading
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -85,6 +86,31 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+class FairLock:
+    """A first-come, first-served lock.
+
+    SQLite lets one writer in at a time, and its busy handler sleeps and retries: a thread
+    that commits in a loop (the group committer under load) retakes the lock before a
+    sleeping one (the relay) wakes, starving it. Taking turns in-process avoids that.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._next_ticket = 0
+        self._serving = 0
+
+    def __enter__(self) -> None:
+        with self._changed:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            self._changed.wait_for(lambda: self._serving == ticket)
+
+    def __exit__(self, *exc: object) -> None:
+        with self._changed:
+            self._serving += 1
+            self._changed.notify_all()
+
+
 @dataclass
 class Database:
     """The engine and session factories handed to every service (no globals)."""
@@ -92,6 +118,7 @@ class Database:
     engine: Engine
     sessions: sessionmaker[Session]
     readers: sessionmaker[Session]
+    writers: AbstractContextManager = field(default_factory=nullcontext)
 
     @property
     def is_sqlite(self) -> bool:
@@ -100,7 +127,7 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A write transaction, committed on success and rolled back on error."""
-        with self.sessions.begin() as session:
+        with self.writers, self.sessions.begin() as session:
             yield session
 
     @contextmanager
@@ -123,6 +150,7 @@ def open_database(url: str, auto_upgrade: bool = True, pool_size: int = 10) -> D
         engine=engine,
         sessions=sessionmaker(engine, expire_on_commit=False),
         readers=sessionmaker(reader_engine, expire_on_commit=False),
+        writers=FairLock() if engine.dialect.name == "sqlite" else nullcontext(),
     )
 
 
