@@ -142,24 +142,28 @@ class Job:
 
 
 def claim(session: Session, owner: str, now: dt.datetime,
-          lease: dt.timedelta) -> Job | None:
-    """Take the next due message for ``owner`` until ``now + lease``; None if none is due."""
+          lease: dt.timedelta, limit: int = 1) -> list[Job]:
+    """Take up to ``limit`` due messages for ``owner`` until ``now + lease``, oldest first.
+
+    Several at once: under load, one write transaction per message made the relay wait its
+    turn behind the delivery committer once for every reply.
+    """
     stmt = (select(OutboundMessage)
             .where(OutboundMessage.status == QUEUED, OutboundMessage.next_attempt_at <= now,
                    or_(OutboundMessage.lease_until.is_(None), OutboundMessage.lease_until <= now))
-            .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id).limit(1))
+            .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id).limit(limit))
     if session.get_bind().dialect.name != "sqlite":
         # Concurrent claimers skip rows another transaction is claiming instead of waiting.
         stmt = stmt.with_for_update(skip_locked=True)
-    row = session.scalars(stmt).first()
-    if row is None:
-        return None
-    # Counted when started, so a message that keeps killing its worker still ages out.
-    row.attempts += 1
-    row.lease_owner, row.lease_until = owner, now + lease
+    jobs = []
+    for row in session.scalars(stmt):
+        # Counted when started, so a message that keeps killing its worker still ages out.
+        row.attempts += 1
+        row.lease_owner, row.lease_until = owner, now + lease
+        jobs.append(Job(row.id, row.sender, tuple(recipients_of(row)), row.content,
+                        row.attempts, row.created_at))
     session.flush()
-    return Job(row.id, row.sender, tuple(recipients_of(row)), row.content, row.attempts,
-               row.created_at)
+    return jobs
 
 
 def retry_at(attempts: int, created_at: dt.datetime, now: dt.datetime,

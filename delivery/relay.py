@@ -32,6 +32,7 @@ from .outbox import Job, Outcome, Result
 log = logging.getLogger("delivery.relay")
 
 PASS_BUDGET = 30.0  # seconds a pass goes on claiming messages
+CLAIM_BATCH = 20  # messages claimed (and recorded) per write transaction
 
 
 def utcnow() -> dt.datetime:
@@ -172,8 +173,10 @@ class Relay:
         self.poll_interval = poll_interval
         self.owner = _worker_id()
         # A pass stamps leases from the ``now`` it started with, so a lease must outlast the
-        # pass's claiming time plus one SMTP conversation (several timeouts) after it.
-        self.lease = dt.timedelta(seconds=PASS_BUDGET + 4 * settings.smarthost_timeout + 60)
+        # pass's claiming time plus the SMTP conversations of a whole claimed batch (each
+        # bounded by the timeout; a dead smarthost fails the rest of the pass at once).
+        self.lease = dt.timedelta(
+            seconds=PASS_BUDGET + (CLAIM_BATCH + 3) * settings.smarthost_timeout + 60)
         self.lifetime = dt.timedelta(seconds=settings.queue_lifetime)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._woken: asyncio.Event | None = None
@@ -220,15 +223,17 @@ class Relay:
         started = time.monotonic()
         while time.monotonic() - started < PASS_BUDGET:
             with self.db.write() as session:
-                job = outbox.claim(session, self.owner, now, self.lease)
-            if job is None:
+                jobs = outbox.claim(session, self.owner, now, self.lease, CLAIM_BATCH)
+            if not jobs:
                 done.complete = True
                 break
-            outcome = link.send(job)
+            sent = [(job, link.send(job)) for job in jobs]
             with self.db.write() as session:
-                results = outbox.record(session, job, self.owner, outcome, now, self.lifetime)
-            _log_attempt(job, results)
-            done.attempts.append(results)
+                recorded = [(job, outbox.record(session, job, self.owner, outcome, now,
+                                                self.lifetime)) for job, outcome in sent]
+            for job, results in recorded:
+                _log_attempt(job, results)
+                done.attempts.append(results)
         return done
 
 

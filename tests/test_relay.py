@@ -279,7 +279,7 @@ def test_partial_refusal_splits_the_message_by_fate(db, now, smarthost):
 def test_a_crashed_send_is_retried_after_its_lease_expires(db, now, smarthost):
     queue(db, now)
     with db.write() as session:  # a worker claims the message, then dies before sending
-        job = outbox.claim(session, "crashed-worker", now, dt.timedelta(minutes=5))
+        [job] = outbox.claim(session, "crashed-worker", now, dt.timedelta(minutes=5))
     assert job is not None
     relay = Relay(db, relay_settings(smarthost.port))
     assert relay.run_once(now + MINUTE) == 0
