@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Iterable
 
-from sqlalchemy import and_, delete, insert, select
+from sqlalchemy import and_, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from .models import Booking, Mailbox, Occurrence
@@ -20,22 +20,28 @@ from .policy import Busy
 from .recurrence import Instance
 
 
+# Built once: both run for every meeting request (statement construction is costly).
+_FIND = select(Booking).where(Booking.resource_id == bindparam("resource"),
+                              Booking.uid == bindparam("uid"))
+# ``exclude`` is the meeting's own booking (-1 when it has none: ids are positive).
+_BUSY = select(Occurrence.start, Occurrence.end).where(
+    Occurrence.resource_id == bindparam("resource"),
+    Occurrence.start >= bindparam("lower"), Occurrence.start < bindparam("end"),
+    Occurrence.end > bindparam("start"), Occurrence.status == "booked",
+    Occurrence.transparent.is_(False), Occurrence.booking_id != bindparam("exclude"))
+
+
 def find_booking(session: Session, resource_id: int, uid: str) -> Booking | None:
-    return session.scalar(select(Booking).where(Booking.resource_id == resource_id,
-                                                Booking.uid == uid))
+    return session.scalar(_FIND, {"resource": resource_id, "uid": uid})
 
 
 def busy_intervals(session: Session, resource: Mailbox, start: dt.datetime, end: dt.datetime,
                    exclude_booking: int | None) -> list[Busy]:
     """Other bookings' opaque occurrences that overlap [start, end)."""
-    lower = start - dt.timedelta(seconds=resource.longest_occurrence)
-    stmt = select(Occurrence.start, Occurrence.end).where(
-        Occurrence.resource_id == resource.id,
-        Occurrence.start >= lower, Occurrence.start < end, Occurrence.end > start,
-        Occurrence.status == "booked", Occurrence.transparent.is_(False))
-    if exclude_booking is not None:
-        stmt = stmt.where(Occurrence.booking_id != exclude_booking)
-    return [Busy(s, e) for s, e in session.execute(stmt)]
+    params = {"resource": resource.id, "start": start, "end": end,
+              "lower": start - dt.timedelta(seconds=resource.longest_occurrence),
+              "exclude": -1 if exclude_booking is None else exclude_booking}
+    return [Busy(s, e) for s, e in session.execute(_BUSY, params)]
 
 
 def _note_longest(resource: Mailbox, instances: Iterable[Instance]) -> None:

@@ -17,7 +17,7 @@ from typing import Iterator
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, bindparam, create_engine, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -154,14 +154,19 @@ def open_database(url: str, auto_upgrade: bool = True, pool_size: int = 10) -> D
     )
 
 
+# populate_existing: the row may already be in the session (loaded before the lock was
+# taken); what another process committed meanwhile, e.g. longest_occurrence, must be seen.
+_LOCK = (select(Mailbox).where(Mailbox.id == bindparam("id")).with_for_update()
+         .execution_options(populate_existing=True))
+
+
 def lock_mailbox(session: Session, mailbox_id: int) -> Mailbox:
     """Serialize check-and-book for one resource across sessions and processes.
 
     PostgreSQL: ``SELECT ... FOR UPDATE`` on the mailbox row. SQLite: the transaction
     already holds the database write lock (BEGIN IMMEDIATE), so a plain read is enough.
     """
-    stmt = select(Mailbox).where(Mailbox.id == mailbox_id)
-    if session.get_bind().dialect.name != "sqlite":
-        stmt = stmt.with_for_update()
-    return session.execute(stmt).scalar_one()
+    if session.get_bind().dialect.name == "sqlite":
+        return session.get_one(Mailbox, mailbox_id)
+    return session.execute(_LOCK, {"id": mailbox_id}).scalar_one()
 
