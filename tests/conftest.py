@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from mr_engine.db import open_database
 
-from . import pgcluster
+from bench import pgcluster
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -44,7 +44,7 @@ def pg_server():
             pytest.fail(missing)
         if missing:
             pytest.skip(missing)
-        cluster = pgcluster.Cluster()
+        cluster = pgcluster.Cluster(durable=False)
         cluster.start()
         url = cluster.url
     admin = create_engine(url, isolation_level="AUTOCOMMIT")

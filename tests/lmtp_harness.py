@@ -7,6 +7,7 @@ import socket
 import threading
 from dataclasses import dataclass, field
 
+from bench.client import dot_stuff
 from delivery.server import Server
 from mr_engine.config import Settings
 
@@ -91,15 +92,6 @@ class RawClient:
 
     def close(self) -> None:
         self.sock.close()
-
-
-def dot_stuff(message: bytes) -> bytes:
-    """The DATA body as sent on the wire: CRLF lines, leading dots doubled, the final dot."""
-    lines = message.replace(b"\r\n", b"\n").split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    stuffed = [b"." + line if line.startswith(b".") else line for line in lines]
-    return b"\r\n".join(stuffed) + b"\r\n.\r\n"
 
 
 def send_message(client: RawClient, sender: str, recipients: list[str], message: bytes,
