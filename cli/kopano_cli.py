@@ -13,174 +13,21 @@ import argparse
 import datetime as dt
 import getpass
 import sys
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from mr_engine import directory, stores
 from mr_engine.config import Settings
-from mr_engine.directory import RESOURCE_TYPES
 from mr_engine.models import Mailbox
 from mr_engine.outofoffice import get_oof
 
 from . import kopano_cli_format as fmt
-from .common import (add_config_flags, fail, iso, open_db, print_json,
-                     run_guarded, settings_from, utcnow)
-
-
-class UsageError(Exception):
-    """Flags that do not make a command; reported by argparse (exit 2)."""
-
-
-# --- flag values ---------------------------------------------------------------------------
-
-def yes_no(text: str) -> bool:
-    answer = {"yes": True, "y": True, "true": True, "1": True,
-              "no": False, "n": False, "false": False, "0": False}.get(text.strip().lower())
-    if answer is None:
-        raise argparse.ArgumentTypeError(f"expected yes or no, got {text!r}")
-    return answer
-
-
-def email_address(text: str) -> str:
-    local, at, domain = text.strip().rpartition("@")
-    if not at or not local or not domain or any(c.isspace() for c in text.strip()):
-        raise argparse.ArgumentTypeError(f"not an email address: {text!r}")
-    return text.strip()
-
-
-def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
-    """An argparse type: an integer within [low, high]."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low or (high is not None and value > high):
-            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
-        return value
-    return parse
-
-
-def megabytes(text: str) -> int:
-    """Quota flags take MB, as in Kopano; the store keeps bytes."""
-    return int_in(0)(text) * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Flag:
-    names: tuple[str, ...]
-    dest: str
-    help: str
-    options: Mapping[str, Any] = field(default_factory=dict)  # more add_argument keywords
-
-
-def _switch(name: str, help: str) -> Flag:
-    # Default None, not False, so that "given" is simply "not None" for every flag.
-    return Flag((name,), name[2:].replace("-", "_"), help,
-                {"action": "store_true", "default": None})
-
-
-def _value(name: str, metavar: str, help: str) -> Flag:
-    return Flag((name,), name[2:].replace("-", "_"), help, {"metavar": metavar})
-
-
-TARGETS = (
-    _value("--user", "NAME", "the user or resource to show, create, change or delete"),
-    _value("--group", "NAME", "the group to show, create, change or delete"),
-)
-
-ACTIONS = (
-    _switch("--create", "create the --user or --group"),
-    _switch("--delete", "delete the --user (its store becomes an orphan) or the --group"),
-    _switch("--list-users", "list all users"),
-    _switch("--list-groups", "list all groups with their members"),
-    _switch("--list-orphans", "list stores without a user and users without a store"),
-    _switch("--create-store", "create the store of --user, or the public store"),
-    _value("--hook-store", "GUID", "hook an orphan store to --user, or as the public store"),
-    _switch("--unhook-store", "make the store of --user an orphan"),
-    _value("--remove-store", "GUID", "remove an orphan store (soft delete)"),
-    _switch("--purge-softdelete", "purge soft-deleted stores for good"),
-    _value("--add-sendas", "NAME", "let NAME send as --user"),
-    _value("--remove-sendas", "NAME", "no longer let NAME send as --user"),
-    _value("--add-user", "NAME", "add user NAME to --group"),
-    _value("--remove-user", "NAME", "remove user NAME from --group"),
-    _value("--password", "PASSWORD", "the user's password"),
-    _switch("--password-prompt", "ask for the password (or read a line from stdin)"),
-    _value("--name", "NAME", "rename the user"),
-)
-
-# Columns of a user that flags set directly; dest is update_user's keyword.
-USER_FIELDS = (
-    _value("--fullname", "NAME", "full name"),
-    Flag(("--email",), "email", "email address (of the user or the group)",
-         {"metavar": "ADDRESS", "type": email_address}),
-    Flag(("--active",), "active", "may log in: yes/no (inactive mailboxes still receive mail)",
-         {"metavar": "yes|no", "type": yes_no}),
-    Flag(("--admin-level",), "admin_level", "0 = user, 1 = admin, 2 = system admin",
-         {"metavar": "0|1|2", "type": int_in(0, 2)}),
-    Flag(("--mr-accept",), "mr_accept", "(resource) auto-accept meeting requests: yes/no",
-         {"metavar": "yes|no", "type": yes_no}),
-    Flag(("--mr-decline-conflict",), "mr_decline_conflict",
-         "(resource) decline meeting requests for conflicting times: yes/no",
-         {"metavar": "yes|no", "type": yes_no}),
-    Flag(("--mr-decline-recurring",), "mr_decline_recurring",
-         "(resource) decline recurring meeting requests: yes/no",
-         {"metavar": "yes|no", "type": yes_no}),
-    Flag(("--resource-type",), "resource_type", "room, equipment or none (a user)",
-         {"choices": RESOURCE_TYPES}),
-    Flag(("--resource-capacity",), "resource_capacity", "(resource) how many at once, >= 1",
-         {"metavar": "N", "type": int_in(1)}),
-    Flag(("--mr-booking-window",), "mr_booking_window_days",
-         "(resource) days ahead that may be booked, >= 1", {"metavar": "DAYS", "type": int_in(1)}),
-    Flag(("--mr-max-duration",), "mr_max_duration",
-         "(resource) longest meeting in minutes, 0 = no limit",
-         {"metavar": "MINUTES", "type": int_in(0)}),
-    Flag(("--mr-max-conflict-instances",), "mr_max_conflict_instances",
-         "(resource) conflicting instances of a recurring meeting tolerated",
-         {"metavar": "N", "type": int_in(0)}),
-    Flag(("--mr-conflict-percentage",), "mr_conflict_percentage",
-         "(resource) percentage of conflicting instances tolerated, 0..100",
-         {"metavar": "PERCENT", "type": int_in(0, 100)}),
-    Flag(("--quota-warn", "--qw"), "quota_warning", "warning quota in MB, 0 = unlimited",
-         {"metavar": "MB", "type": megabytes}),
-    Flag(("--quota-soft", "--qs"), "quota_soft", "soft quota in MB, 0 = unlimited",
-         {"metavar": "MB", "type": megabytes}),
-    Flag(("--quota-hard", "--qh"), "quota_hard", "hard quota in MB, 0 = unlimited",
-         {"metavar": "MB", "type": megabytes}),
-)
-
-JSON = _switch("--json", "print listings and details as JSON")
-ALL_FLAGS = (JSON, *TARGETS, *ACTIONS, *USER_FIELDS)
-FLAG_NAMES = {flag.dest: flag.names[0] for flag in ALL_FLAGS}
-FIELD_DESTS = frozenset(flag.dest for flag in USER_FIELDS)
-PASSWORD_DESTS = frozenset({"password", "password_prompt"})
-
-
-DESCRIPTION = ("Manage users, resources, groups and stores of mr-engine, with the flags of "
-               "Kopano's kopano-cli. Listings and details print JSON with --json.")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    # No abbreviations: a mistyped flag must not silently become another action.
-    parser = argparse.ArgumentParser(prog="kopano-cli", description=DESCRIPTION,
-                                     usage="%(prog)s [--json] FLAGS... (see --help)",
-                                     allow_abbrev=False)
-    add_config_flags(parser)
-    for title, flags in (("output", (JSON,)), ("what to work on", TARGETS), ("actions", ACTIONS),
-                         ("user and resource settings", USER_FIELDS)):
-        group = parser.add_argument_group(title)
-        for flag in flags:
-            group.add_argument(*flag.names, dest=flag.dest, help=flag.help, **flag.options)
-    return parser
-
-
-def given(args: argparse.Namespace, dest: str) -> bool:
-    # Not a truth test: --active no, --qh 0 and --admin-level 0 are given values.
-    return getattr(args, dest) is not None
+from .common import fail, iso, open_db, print_json, run_guarded, settings_from, utcnow
+from .kopano_cli_flags import (FIELD_DESTS, FLAG_NAMES, PASSWORD_DESTS, UsageError,
+                               build_parser, given)
 
 
 # --- what the modes do ---------------------------------------------------------------------
