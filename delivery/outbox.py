@@ -17,7 +17,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from mr_engine.models import OutboundMessage
@@ -39,22 +39,24 @@ def _check_address(address: str) -> str:
     return address
 
 
+_INSERT = insert(OutboundMessage)  # built once: every reply and auto-reply goes through here
+
+
 def enqueue(session: Session, *, sender: str, recipients: Sequence[str], content: bytes,
-            subject: str, now: dt.datetime) -> OutboundMessage:
+            subject: str, now: dt.datetime) -> int:
     """Queue ``content`` for ``recipients``; ``sender`` "" is the null sender ``<>``.
 
-    The row is flushed (so it has its id) but not committed: it becomes visible to the relay
-    together with whatever caused it, or not at all.
+    Written in the caller's transaction, not committed: it becomes visible to the relay
+    together with whatever caused it, or not at all. Returns the message's id.
     """
     rcpts = [_check_address(r.strip()) for r in recipients]
     if not rcpts or not all(rcpts):
         raise ValueError("an outbound message needs at least one recipient")
-    row = OutboundMessage(sender=_check_address(sender.strip()), recipients=",".join(rcpts),
-                          subject=subject, content=content, status=QUEUED, attempts=0,
-                          created_at=now, next_attempt_at=now, last_error="")
-    session.add(row)
-    session.flush()
-    return row
+    result = session.connection().execute(_INSERT, {
+        "sender": _check_address(sender.strip()), "recipients": ",".join(rcpts),
+        "subject": subject, "content": content, "status": QUEUED, "attempts": 0,
+        "created_at": now, "next_attempt_at": now, "last_error": ""})
+    return result.inserted_primary_key[0]
 
 
 def recipients_of(row: OutboundMessage) -> list[str]:

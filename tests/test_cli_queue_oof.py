@@ -87,9 +87,8 @@ def test_set_oof_without_arguments_prints_help(tmp_path):
 def test_queue_list_retry_delete(db, db_url, now):
     with db.write() as session:
         ids = [outbox.enqueue(session, sender=s, recipients=["b@example.org", "c@example.org"],
-                              content=b"Subject: x\r\n\r\nx\r\n", subject=f"s{i}", now=now).id
+                              content=b"Subject: x\r\n\r\nx\r\n", subject=f"s{i}", now=now)
                for i, s in enumerate(["", "alice@example.com"])]
-        session.flush()
     with db.write() as session:
         row = session.get(OutboundMessage, ids[1])
         row.status, row.last_error = "failed", "550 5.1.1 unknown"
@@ -117,13 +116,12 @@ def test_queue_flush_sends_now_and_reports(db, db_url, now):
     host = Smarthost().start()
     try:
         with db.write() as session:
-            sent = outbox.enqueue(session, sender="", recipients=["b@example.org"],
-                                  content=b"Subject: x\r\n\r\nx\r\n", subject="x", now=now)
-            later = outbox.enqueue(session, sender="", recipients=["c@example.org"],
-                                   content=b"Subject: y\r\n\r\ny\r\n", subject="y",
-                                   now=now + dt.timedelta(days=3650))  # not due for years
-            session.flush()
-            sent_id, later_id = sent.id, later.id
+            sent_id = outbox.enqueue(session, sender="", recipients=["b@example.org"],
+                                     content=b"Subject: x\r\n\r\nx\r\n", subject="x",
+                                     now=now)
+            later_id = outbox.enqueue(session, sender="", recipients=["c@example.org"],
+                                      content=b"Subject: y\r\n\r\ny\r\n", subject="y",
+                                      now=now + dt.timedelta(days=3650))  # not due for years
         done = run(db_url, "mr-engine", "queue", "flush",
                    MR_ENGINE_SMARTHOST=f"127.0.0.1:{host.port}")
         assert done.returncode == 0, done.stderr

@@ -95,11 +95,9 @@ def relay_settings(port: int, **changes) -> Settings:
 
 def queue(db, now, n: int = 1, sender: str = "", recipients=("bob@example.org",)) -> list[int]:
     with db.write() as session:
-        rows = [outbox.enqueue(session, sender=sender, recipients=list(recipients),
+        return [outbox.enqueue(session, sender=sender, recipients=list(recipients),
                                content=f"Subject: m{i}\nMessage-ID: <m{i}@t>\n\nbody {i}\n"
                                .encode(), subject=f"m{i}", now=now) for i in range(n)]
-        session.flush()
-        return [r.id for r in rows]
 
 
 def rows(db) -> list[OutboundMessage]:
