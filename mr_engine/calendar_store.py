@@ -29,6 +29,7 @@ _BUSY = select(Occurrence.start, Occurrence.end).where(
     Occurrence.start >= bindparam("lower"), Occurrence.start < bindparam("end"),
     Occurrence.end > bindparam("start"), Occurrence.status == "booked",
     Occurrence.transparent.is_(False), Occurrence.booking_id != bindparam("exclude"))
+_INSERT = insert(Occurrence)
 
 
 def find_booking(session: Session, resource_id: int, uid: str) -> Booking | None:
@@ -57,7 +58,7 @@ def add_occurrences(session: Session, resource: Mailbox, booking: Booking,
              "summary": i.summary, "transparent": i.transparent, "status": "booked"}
             for i in instances if not i.cancelled]
     if rows:
-        session.execute(insert(Occurrence), rows)
+        session.connection().execute(_INSERT, rows)
         _note_longest(resource, [i for i in instances if not i.cancelled])
 
 
