@@ -85,6 +85,13 @@ class LMTPProtocol(LMTP):
         finally:
             self.receiving = False
 
+    def _timeout_cb(self) -> None:
+        # RFC 5321 §4.5.3.2: say why before hanging up on an idle client (aiosmtpd just
+        # closes the connection; this is its idle-timer callback).
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"421 4.4.2 Idle timeout, closing connection\r\n")
+        super()._timeout_cb()
+
     def close(self, reason: str) -> None:
         """Say goodbye and hang up (used at shutdown, between transactions)."""
         if self.transport is not None and not self.transport.is_closing():

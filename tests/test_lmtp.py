@@ -288,8 +288,9 @@ def test_sessions_are_bounded_and_idle_sessions_time_out(db, db_url):
         assert first.reply()[0].startswith("220") and second.reply()[0].startswith("220")
         third = RawClient(running.port)
         assert third.reply()[0].startswith("421 4.3.2")
-        time.sleep(1.5)  # both idle past the timeout: the server hangs up
+        time.sleep(1.5)  # both idle past the timeout: the server says so and hangs up
         for client in (first, second):
+            assert client.reply()[0].startswith("421 4.4.2")
             with pytest.raises((ConnectionError, OSError)):
                 client.command("NOOP")
                 client.command("NOOP")
