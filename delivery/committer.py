@@ -108,7 +108,11 @@ class Committer:
                 # the identity map instead of asking the database once per recipient.
                 session.scalars(select(Mailbox).where(
                     Mailbox.id.in_({job.mailbox_id for job in batch}))).all()
-                results = [self._deliver_one(session, job, now) for job in batch]
+                # Mailbox order, so that row locks (resources, first stores) are taken in
+                # one order by every process and two batches cannot deadlock.
+                order = sorted(range(len(batch)), key=lambda i: batch[i].mailbox_id)
+                by_index = {i: self._deliver_one(session, batch[i], now) for i in order}
+                results = [by_index[i] for i in range(len(batch))]
             outcomes = [outcome for outcome, _ in results]
             queued = sum(count for _, count in results)
         except Exception:

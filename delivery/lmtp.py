@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import email
+import email.message
+import email.parser
 import email.policy
 import logging
 import time
@@ -18,7 +20,6 @@ from dataclasses import dataclass, field
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import Envelope as SMTPEnvelope
 from aiosmtpd.smtp import Session as SMTPSession
-from sqlalchemy.exc import SQLAlchemyError
 
 from mr_engine.config import Settings
 from mr_engine.db import Database
@@ -41,6 +42,7 @@ _TRANSLATIONS = {
     "500 Error: command \"HELO\" not recognized": "500 5.5.1 LMTP speaks LHLO, not HELO",
     "500 Error: command \"EHLO\" not recognized": "500 5.5.1 LMTP speaks LHLO, not EHLO",
 }
+MAX_MESSAGE_ID = 998  # RFC 5322 §2.1.1 line limit; longer ones are not deduplicated
 RESOLVE_TTL = 5.0  # seconds a resolved recipient is remembered
 RESOLVE_CACHE_SIZE = 10_000
 _DATA_FAILURES = {TOO_BIG.reply(), "500 5.5.2 Line too long"}
@@ -141,7 +143,7 @@ class DeliveryHandler:
             return "452 4.5.3 Too many recipients"
         try:
             mailbox_ids = await self._lookup(address)
-        except SQLAlchemyError:
+        except Exception:  # SQLAlchemyError above all; never a 5xx for our own fault
             log.exception("directory lookup failed for %s", address)
             return "451 4.3.0 Directory temporarily unavailable, try again later"
         if not mailbox_ids:
@@ -180,15 +182,26 @@ class DeliveryHandler:
         self.in_flight += 1
         try:
             outcomes = await self._deliver(session, envelope, recipients)
+        except Exception:
+            # Never a single 5xx after DATA: the MTA keeps the message and retries.
+            log.exception("delivery failed before reaching the store")
+            outcomes = [TEMPFAIL] * len(recipients.addresses)
         finally:
             self.in_flight -= 1
         return "\r\n".join(o.reply() for o in outcomes)
 
+    async def handle_exception(self, error: Exception) -> str:
+        # aiosmtpd would answer "500 Error: (<exception>) ..." and show our internals.
+        log.error("LMTP session error", exc_info=error)
+        return "451 4.3.0 Internal error, try again later"
+
     async def _deliver(self, session: SMTPSession, envelope: SMTPEnvelope,
                        recipients: Recipients) -> list[Outcome]:
         content: bytes = envelope.original_content or b""
-        parsed = email.message_from_bytes(content, policy=email.policy.compat32)
+        parsed = _parse(content)
         message_id = (parsed.get("Message-ID") or "").strip() or None
+        if message_id is not None and len(message_id) > MAX_MESSAGE_ID:
+            message_id = None  # not a usable key for duplicate detection
         # aiosmtpd keeps the null reverse-path (bounces, RFC 5321 §4.5.5) as "<>".
         sender = "" if envelope.mail_from in (None, "<>") else envelope.mail_from
         env = Envelope(sender=sender, content=content, message=parsed,
@@ -203,6 +216,18 @@ class DeliveryHandler:
         by_mailbox = dict(zip(targets, delivered))
         return [_worst(by_mailbox[mid] for mid in mailbox_ids)
                 for mailbox_ids in recipients.mailbox_ids]
+
+
+def _parse(content: bytes) -> email.message.Message:
+    """The message parsed once for all recipients; a pathological MIME structure (nesting
+    deep enough to exhaust recursion) falls back to its headers alone: it is still stored
+    as received, just not looked into."""
+    try:
+        return email.message_from_bytes(content, policy=email.policy.compat32)
+    except (RecursionError, MemoryError, ValueError) as exc:
+        log.warning("message structure not parsed (%s); using its headers only",
+                    type(exc).__name__)
+        return email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(content)
 
 
 def _worst(outcomes) -> Outcome:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from mr_engine import booking
@@ -40,6 +41,8 @@ def process_meeting_request(d: Delivery) -> Outcome | None:
             if req is None:
                 return None
             result = book_and_queue(d.session, req, d.now)
+    except SQLAlchemyError:
+        raise  # a store fault (lock timeout, deadlock): 451, the MTA retries, nothing lost
     except Exception:
         log.exception("%s: meeting request processing failed; delivering as mail",
                       d.mailbox.name)

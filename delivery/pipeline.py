@@ -9,6 +9,7 @@ back everything this recipient did, and nothing of the others.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Callable
 
 from sqlalchemy import select
@@ -24,6 +25,8 @@ from .oof import out_of_office
 log = logging.getLogger(__name__)
 
 Step = Callable[[Delivery], Outcome | None]
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 DELIVERED = Outcome(250, "2.0.0", "Ok: delivered")
 DUPLICATE = Outcome(250, "2.0.0", "Ok: already delivered (duplicate Message-ID)")
@@ -50,12 +53,15 @@ def add_trace_headers(d: Delivery) -> Outcome | None:
     # RFC 5321 §4.4: Return-Path and Received; Delivered-To as Postfix and Dovecot write it.
     env = d.envelope
     stamp = d.now.strftime("%a, %d %b %Y %H:%M:%S +0000")
-    peer = f" ({env.peer})" if env.peer else ""
-    trace = (f"Return-Path: <{env.sender}>\r\n"
-             f"Delivered-To: {d.recipient}\r\n"
-             f"Received: from {env.helo or 'unknown'}{peer}\r\n"
+    # aiosmtpd splits commands on LF only: a bare CR in LHLO or an address must not
+    # start a header line of its own in the stored message.
+    helo, sender, rcpt = (_CONTROL.sub("", v) for v in (env.helo, env.sender, d.recipient))
+    peer = f" ({_CONTROL.sub('', env.peer)})" if env.peer else ""
+    trace = (f"Return-Path: <{sender}>\r\n"
+             f"Delivered-To: {rcpt}\r\n"
+             f"Received: from {helo or 'unknown'}{peer}\r\n"
              f"\tby {d.settings.hostname} (mr-engine) with LMTP\r\n"
-             f"\tfor <{d.recipient}>; {stamp}\r\n")
+             f"\tfor <{rcpt}>; {stamp}\r\n")
     d.content = trace.encode("utf-8", "surrogateescape") + env.content
     return None
 

@@ -1,11 +1,12 @@
 """The relay worker: drains the outbound queue to the smarthost over SMTP.
 
 It runs as an asyncio task inside ``mr-engine serve``; smtplib does the talking in a worker
-thread so the event loop never blocks. A pass claims one due message at a time (see
-``delivery/outbox.py`` for the lease that keeps several processes from sending it twice),
-sends it with its own envelope, records the outcome and goes on until nothing is due.
-Delivery code calls ``wake()`` after committing a transaction that queued something; between
-wakes the worker also polls, for retries that have come due.
+thread so the event loop never blocks. A pass claims up to CLAIM_BATCH due messages at a
+time (see ``delivery/outbox.py`` for the lease that keeps several processes from sending one
+twice), sends each with its own envelope over one SMTP session, records the outcomes and
+goes on until nothing is due. Delivery code calls ``wake()`` after committing a transaction
+that queued something; between wakes the worker polls every second, for retries that have
+come due and for messages queued by other processes (kopano-mr-accept, queue retry).
 """
 
 from __future__ import annotations

@@ -39,6 +39,13 @@ def _parse_int(raw: Any) -> int:
     return int(str(raw).strip())
 
 
+def _parse_positive(raw: Any) -> int:
+    value = _parse_int(raw)
+    if value < 1:
+        raise ValueError(f"must be at least 1, got {value}")
+    return value
+
+
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2,
                "g": 1024**3, "gb": 1024**3}
@@ -127,17 +134,17 @@ SCHEMA: tuple[Setting, ...] = (
     Setting("lmtp_listen", _parse_listen, ("127.0.0.1:2003",),
             "Comma-separated host:port or unix:/path addresses for LMTP"),
     Setting("max_message_size", parse_size, 50 * 1024 * 1024, "Largest message accepted (SIZE)"),
-    Setting("max_recipients", _parse_int, 1000, "Most recipients accepted for one message"),
-    Setting("max_sessions", _parse_int, 100, "Most concurrent LMTP sessions"),
+    Setting("max_recipients", _parse_positive, 1000, "Most recipients accepted for one message"),
+    Setting("max_sessions", _parse_positive, 100, "Most concurrent LMTP sessions"),
     Setting("session_timeout", parse_duration, 300, "Idle LMTP session timeout"),
-    Setting("delivery_batch_size", _parse_int, 64,
+    Setting("delivery_batch_size", _parse_positive, 64,
             "Most deliveries committed together in one group commit"),
     Setting("dedupe_window", parse_duration, 86400,
             "Same Message-ID to the same mailbox within this window is stored once (0 disables)"),
     Setting("quota_warning", parse_size, 0, "Default store size that logs a warning (0 = none)"),
     Setting("quota_soft", parse_size, 0, "Default soft quota: over it deliveries are logged (0 = none)"),
     Setting("quota_hard", parse_size, 0, "Default hard quota: over it deliveries fail 552 (0 = none)"),
-    Setting("max_occurrences", _parse_int, 1000,
+    Setting("max_occurrences", _parse_positive, 1000,
             "Most occurrences of one meeting expanded inside the booking window"),
     Setting("smarthost", _parse_str, "127.0.0.1:25", "host:port that outbound mail is relayed to"),
     Setting("smarthost_starttls", _parse_bool, False, "Use STARTTLS with the smarthost"),

@@ -67,7 +67,9 @@ def file_message(session: Session, store: Store, folder: str, content: bytes,
     result = conn.execute(_INSERT, {
         "store_id": store.id, "folder_id": folder_id(session, store, folder),
         "message_id": message_id, "subject": header_text(message.get("Subject")),
-        "from_header": header_text(message.get("From")), "envelope_from": envelope_from,
+        "from_header": header_text(message.get("From")),
+        # RFC 5321 §4.5.3.1.3 caps a path at 256 octets; aiosmtpd lets longer ones through.
+        "envelope_from": envelope_from[:320],
         "size": len(content), "received_at": now, "content": content})
     conn.execute(_GROW, {"store": store.id, "grow": len(content)})
     return result.inserted_primary_key[0]

@@ -131,31 +131,62 @@ def _slow_combination(freq: str, parts: dict[str, str]) -> bool:
     return freq in ("DAILY", "HOURLY") and "BYSETPOS" in parts
 
 
-def _rule(text: str, dtstart: datetime) -> Iterator[datetime]:
-    """A lazy iterator over one RRULE's occurrences, in DTSTART's zone."""
+_WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+
+
+def _weekdays_unreachable(parts: dict[str, str], dtstart: datetime) -> bool:
+    """Whether a DAILY or HOURLY rule's INTERVAL steps over all its BYDAY weekdays.
+
+    dateutil finds the next match internally, without looking at UNTIL on days that
+    the filter drops, so such a rule (``FREQ=HOURLY;INTERVAL=168;BYDAY=TU`` from a
+    Monday) is scanned to year 9999. The weekdays a step can reach repeat within a
+    week of hours, so trying 168 steps decides it.
+    """
+    freq, byday = parts["FREQ"], parts.get("BYDAY")
+    if freq not in ("DAILY", "HOURLY") or not byday:
+        return False
+    wanted = {day.strip()[-2:].upper() for day in byday.split(",")}
+    step = int(parts.get("INTERVAL", "1")) * (24 if freq == "DAILY" else 1)
+    first = dtstart.weekday() * 24 + dtstart.hour
+    reachable = {_WEEKDAYS[(first + k * step) % 168 // 24] for k in range(168)}
+    return not reachable & wanted
+
+
+def _rule(text: str, dtstart: datetime, horizon: datetime) -> Iterator[datetime]:
+    """A lazy iterator over one RRULE's occurrences up to *horizon*, in DTSTART's zone.
+
+    The horizon goes into the rule as its UNTIL, because dateutil looks for the next
+    match internally: a rule that never matches would otherwise be scanned to year 9999
+    (seconds of CPU) whatever the caller stops at. COUNT (which dateutil will not take
+    with UNTIL, RFC 5545 §3.3.10) becomes a cut-off on the bounded rule: the first COUNT
+    occurrences before the horizon are the same either way. A client that sends both
+    COUNT and UNTIL gets whichever ends first.
+    """
     parts = _rule_parts(text)
     _check(parts, text)
-    until = _until_utc(parts.pop("UNTIL"), dtstart.tzinfo or timezone.utc) if "UNTIL" in parts else None
-    if until is not None and "COUNT" not in parts:
-        parts["UNTIL"] = until.strftime("%Y%m%dT%H%M%SZ")
+    if _weekdays_unreachable(parts, dtstart):
+        raise RecurrenceError(f"RRULE {text!r} matches no date")
+    until = horizon
+    if "UNTIL" in parts:
+        until = min(until, _until_utc(parts.pop("UNTIL"), dtstart.tzinfo or timezone.utc))
+    count = parts.pop("COUNT", None)
+    if count is not None and not count.isdigit():
+        raise RecurrenceError(f"invalid COUNT in RRULE {text!r}")
+    parts["UNTIL"] = until.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     normalised = ";".join(f"{key}={value}" for key, value in parts.items())
     try:
         rule = rrulestr(normalised, dtstart=dtstart)
     except (ValueError, TypeError, OverflowError) as exc:
         raise RecurrenceError(f"unparseable RRULE {text!r}: {exc}") from exc
-    if until is None or "UNTIL" in parts:
-        return iter(rule)
-    # RFC 5545 §3.3.10 forbids COUNT with UNTIL (dateutil will refuse it); a
-    # client that sends both gets whichever ends first.
-    return itertools.takewhile(lambda occurrence: occurrence <= until, rule)
+    return iter(rule) if count is None else itertools.islice(rule, int(count))
 
 
-def _occurrences(series: EventData) -> Iterator[datetime]:
+def _occurrences(series: EventData, horizon: datetime) -> Iterator[datetime]:
     """The recurrence set in time order, without duplicates: DTSTART (which
     always counts as the first instance, RFC 5545 §3.8.5.3), RRULEs, RDATEs."""
     if len(series.rrule) > _MAX_RULES:
         raise RecurrenceError(f"more than {_MAX_RULES} RRULEs")
-    rules = [_rule(text, series.start) for text in series.rrule]
+    rules = [_rule(text, series.start, horizon) for text in series.rrule]
     previous = None
     for occurrence in heapq.merge([series.start], sorted(series.rdates), *rules):
         if occurrence != previous:
@@ -237,7 +268,7 @@ def _generated(series: _Series, until: datetime) -> Iterator[Instance]:
     """Instances of the rule that no override replaces, up to *until*."""
     scanned = itertools.count(1)
     try:
-        for occurrence in _occurrences(series.master):
+        for occurrence in _occurrences(series.master, until):
             if occurrence >= until:
                 return
             if next(scanned) > _MAX_SCANNED:

@@ -89,12 +89,33 @@ def _zone_from_ical(vtimezone_ical: bytes) -> tzinfo | None:
         return None
 
 
+_MAX_TRANSITION_DATES = 400  # explicit RDATEs; real zones have a few hundred at most
+
+
+def _plausible(vtimezone: Timezone) -> bool:
+    """Real zones change offset at most a few times a year. A sender's VTIMEZONE with an
+    hourly rule from 1601 would make icalendar compute millions of transitions (seconds
+    of CPU, hundreds of MB): such a definition is not used (the default zone is)."""
+    dates = 0
+    for sub in vtimezone.subcomponents:
+        rules = sub.get("RRULE")
+        for rule in rules if isinstance(rules, list) else [rules] if rules else []:
+            if [str(f).upper() for f in rule.get("FREQ", [])] != ["YEARLY"]:
+                return False
+        rdates = sub.get("RDATE")
+        for rdate in rdates if isinstance(rdates, list) else [rdates] if rdates else []:
+            dates += len(getattr(rdate, "dts", [rdate]))
+    return dates <= _MAX_TRANSITION_DATES
+
+
 def zone_from_vtimezone(vtimezone: Timezone) -> tzinfo | None:
     """Build a tzinfo from a VTIMEZONE component (RFC 5545 §3.6.5), or None.
 
     Cached by the component's serialized text, so identical definitions in
     different messages share one tzinfo, and same-named different ones do not.
     """
+    if not _plausible(vtimezone):
+        return None
     try:
         key = vtimezone.to_ical()
     except Exception:  # noqa: BLE001

@@ -43,6 +43,8 @@ def test_precedence_is_flags_then_environment_then_file_then_default(tmp_path):
     ("MR_ENGINE_LMTP_LISTEN", "nohostport"),
     ("MR_ENGINE_SMARTHOST_STARTTLS", "perhaps"),
     ("MR_ENGINE_MAX_SESSIONS", "many"),
+    ("MR_ENGINE_MAX_SESSIONS", "0"),
+    ("MR_ENGINE_DELIVERY_BATCH_SIZE", "-1"),
 ])
 def test_a_bad_value_is_an_error_naming_the_key(key, value):
     name = key.removeprefix("MR_ENGINE_").lower()

@@ -326,3 +326,20 @@ def test_eight_bit_headers_are_listed_readably(server, db):
     assert data[0].startswith("250")
     [info] = messages_of(db, "alice")
     assert (info.subject, info.from_) == ("Grüße aus Köln", "Jörg <j@ext.org>")
+
+
+def test_pathological_mime_and_bare_cr_in_lhlo_are_stored_safely(server, db):
+    add_users(db, "alice", "bob")
+    nested = b"Subject: deep\r\nMessage-ID: <" + b"x" * 1200 + b"@y>\r\n" + b"".join(
+        b"Content-Type: multipart/mixed; boundary=\"b%d\"\r\n\r\n--b%d\r\n" % (i, i)
+        for i in range(3000)) + b"end\r\n"
+    client = RawClient(server.port)
+    client.reply()
+    assert client.command("LHLO evil\rX-Injected: yes")[0].startswith("250")
+    _, data = send_message(client, "s@r.example", ["alice@example.com", "bob@example.com"],
+                           nested, lhlo=False)
+    assert [d[:9] for d in data] == ["250 2.0.0", "250 2.0.0"]
+    with db.read() as session:
+        stored = session.scalars(select(Message.content)).all()
+    assert len(stored) == 2 and all(b"\rX-Injected" not in s for s in stored)
+    assert all(s.endswith(b"end\r\n") for s in stored)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -251,3 +252,33 @@ def test_long_history_before_the_window_is_skipped_quickly() -> None:
 )
 def test_is_recurring(name: str, recurring: bool) -> None:
     assert is_recurring(parse_fixture(name)) == recurring
+
+
+UTC = timezone.utc
+
+
+def _cal(rule_lines: str, vtimezone: str = "", tzid: str = "") -> bytes:
+    start = f"DTSTART;TZID={tzid}:20260302T090000" if tzid else "DTSTART:20260302T090000Z"
+    end = f"DTEND;TZID={tzid}:20260302T100000" if tzid else "DTEND:20260302T100000Z"
+    return ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\n" + vtimezone +
+            "BEGIN:VEVENT\r\nUID:dos\r\nDTSTAMP:20260101T000000Z\r\n" + start + "\r\n" + end +
+            "\r\n" + rule_lines + "ORGANIZER:mailto:o@x.org\r\nATTENDEE:mailto:r@x.org\r\n"
+            "END:VEVENT\r\nEND:VCALENDAR\r\n").encode()
+
+
+@pytest.mark.parametrize("rule", ["FREQ=HOURLY;INTERVAL=168;BYDAY=TU",
+                                  "FREQ=DAILY;INTERVAL=7;BYDAY=TU"])
+def test_rules_whose_interval_never_reaches_their_weekdays_are_refused_at_once(rule):
+    inv = parse_invitation(_cal(f"RRULE:{rule}\r\n" * 10), UTC)
+    started = time.perf_counter()
+    with pytest.raises(RecurrenceError, match="matches no date"):
+        expand(inv, datetime(2026, 9, 1, tzinfo=UTC), 1000)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_a_vtimezone_with_an_hourly_rule_is_not_used():
+    evil = ("BEGIN:VTIMEZONE\r\nTZID:Evil\r\nBEGIN:STANDARD\r\nDTSTART:16010101T000000\r\n"
+            "RRULE:FREQ=HOURLY\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0000\r\nEND:STANDARD\r\n"
+            "END:VTIMEZONE\r\n")
+    inv = parse_invitation(_cal("", evil, "Evil"), UTC)  # the default zone instead
+    assert inv.events[0].start == datetime(2026, 3, 2, 9, tzinfo=UTC)
