@@ -241,15 +241,18 @@ def _event_for(inv: Invitation, inst: Instance) -> EventData:
 
 
 def _answer(req: Request, outcome: str, reasons: list[str], answers: list[Answer]) -> Result:
-    """The Result with its replies: one message for the meeting and one per declined instance
-    of an accepted series (Exchange does the same; clients apply one VEVENT per message)."""
+    """The Result with its replies (none when the organizer asked for none)."""
     event = req.invitation.events[0]
     me = is_attendee(req.invitation, [req.resource.email])
     if not event.organizer or event.organizer == req.resource.email_lower \
             or (me is not None and not me.rsvp):
         return Result(outcome, reasons)
+    # A partly accepted series: the acceptance, then one REPLY carrying a VEVENT (with its
+    # RECURRENCE-ID) per declined occurrence. One message for all of them, not one each:
+    # the ORGANIZER is not verified, and a thousand replies per request would make the
+    # resource a mail cannon.
     groups = [answers] if outcome != "accepted" or len(answers) == 1 \
-        else [answers[:1]] + [[a] for a in answers[1:]]
+        else [answers[:1], answers[1:]]
     replies = [_reply(req, event, group) for group in groups]
     return Result(outcome, reasons, replies)
 

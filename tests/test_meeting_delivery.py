@@ -246,3 +246,16 @@ def test_series_within_conflict_limits_is_accepted_and_only_the_conflict_decline
     [declined] = reply_vevents(replies[1].content)
     assert declined["RECURRENCE-ID"].dt == T9 + week
     assert str(declined["ATTENDEE"].params["PARTSTAT"]) == "DECLINED"
+
+
+def test_several_declined_occurrences_share_one_reply_message(db, db_url):
+    add_resource(db, "room", ROOM, mr_conflict_percentage=50)
+    week = dt.timedelta(days=7)
+    with server_at(db_url, NOW) as server:
+        for n in (1, 2):
+            deliver(server.port, invite(f"single{n}", T9 + n * week, T9 + n * week + HOUR, ROOM))
+        deliver(server.port, invite("series", T9, T9 + HOUR, ROOM, rrule="FREQ=WEEKLY;COUNT=6"))
+    replies = outbox(db)[2:]
+    assert [r.subject for r in replies] == ["Accepted: Planning", "Declined: Planning"]
+    declined = reply_vevents(replies[1].content)
+    assert [v["RECURRENCE-ID"].dt for v in declined] == [T9 + week, T9 + 2 * week]
