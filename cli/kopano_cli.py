@@ -99,14 +99,20 @@ def create_user(session: Session, args: argparse.Namespace, ctx: Context) -> str
     return message
 
 
+def _link_users(session: Session, args: argparse.Namespace, target: Any,
+                services: tuple[tuple[str, Callable], ...]) -> None:
+    """``--add-… NAME`` / ``--remove-… NAME``: link the named user to ``target`` or unlink it."""
+    for dest, service in services:
+        if given(args, dest):
+            service(session, target, directory.get_user(session, getattr(args, dest)))
+
+
 def update_user(session: Session, args: argparse.Namespace, ctx: Context) -> str:
     mailbox = directory.get_user(session, args.user)
     directory.update_user(session, mailbox, name=args.name, password=args.password,
                           **_field_changes(args))
-    for dest, service in (("add_sendas", directory.add_sendas),
-                          ("remove_sendas", directory.remove_sendas)):
-        if given(args, dest):
-            service(session, mailbox, directory.get_user(session, getattr(args, dest)))
+    _link_users(session, args, mailbox, (("add_sendas", directory.add_sendas),
+                                         ("remove_sendas", directory.remove_sendas)))
     return f"User updated: {mailbox.name}"
 
 
@@ -151,10 +157,8 @@ def update_group(session: Session, args: argparse.Namespace, ctx: Context) -> st
     group = directory.get_group(session, args.group)
     if args.email is not None:
         directory.set_group_email(session, group, args.email)
-    for dest, service in (("add_user", directory.add_member),
-                          ("remove_user", directory.remove_member)):
-        if given(args, dest):
-            service(session, group, directory.get_user(session, getattr(args, dest)))
+    _link_users(session, args, group, (("add_user", directory.add_member),
+                                       ("remove_user", directory.remove_member)))
     return f"Group updated: {args.group}"
 
 
