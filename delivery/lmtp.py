@@ -142,7 +142,9 @@ class DeliveryHandler:
         if len(recipients.addresses) >= self.settings.max_recipients:
             return "452 4.5.3 Too many recipients"
         try:
-            mailbox_ids = await self._lookup(address)
+            # A bare local part (Postfix's local transport sends them) is in default_domain.
+            mailbox_ids = await self._lookup(
+                address if "@" in address else f"{address}@{self.settings.default_domain}")
         except Exception:  # SQLAlchemyError above all; never a 5xx for our own fault
             log.exception("directory lookup failed for %s", address)
             return "451 4.3.0 Directory temporarily unavailable, try again later"

@@ -343,3 +343,11 @@ def test_pathological_mime_and_bare_cr_in_lhlo_are_stored_safely(server, db):
         stored = session.scalars(select(Message.content)).all()
     assert len(stored) == 2 and all(b"\rX-Injected" not in s for s in stored)
     assert all(s.endswith(b"end\r\n") for s in stored)
+
+
+def test_a_bare_local_part_is_in_the_default_domain(db, db_url):
+    add_users(db, "alice")
+    with RunningServer(make_settings(db_url, default_domain="example.com")) as running:
+        with smtplib.LMTP("127.0.0.1", running.port) as client:
+            assert client.sendmail("s@r.example", ["alice"], msg()) == {}
+    assert len(messages_of(db, "alice")) == 1
