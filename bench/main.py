@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mr_engine.clock import utcnow
+
 from . import loads, report
 from . import store as bstore
 from .processes import DOVECOT_HINT, Dovecot, Engine, Sink, StartError, dovecot_binary
@@ -188,7 +190,7 @@ def run(args: argparse.Namespace, peers: list[str], sizes: list[int], base_url: 
 
 def _prepare(db_url: str, bookings: int) -> tuple[list[str], dict[str, Any]]:
     """Users, the resource and its pre-loaded calendar, written before the server starts."""
-    now = bstore.utcnow()
+    now = utcnow()
     db = bstore.open_store(db_url)
     try:
         users = bstore.create_users(db, USERS, now)
@@ -222,7 +224,7 @@ def _engine_loads(args: argparse.Namespace, limits: loads.Limits, store: bstore.
             meeting = loads.meeting_requests(
                 engine.port, store.url, bstore.resource_address(),
                 loads.Limits(args.connections, args.requests, args.duration, args.warmup),
-                bstore.utcnow())
+                utcnow())
             meeting.drain_seconds, meeting.left_queued = loads.relay_drain(
                 store.url, args.drain_wait)
             vmhwm = engine.vm_hwm_kb()
@@ -270,7 +272,7 @@ def _calendar_load(base_url: str | None, workdir: Path, sizes: list[int],
     calendar = bstore.FreshStore.create(base_url, workdir, "calendar")
     try:
         points = [p.as_dict() for p in loads.conflict_latency(
-            calendar.url, sizes, repetitions, bstore.utcnow())]
+            calendar.url, sizes, repetitions, utcnow())]
     finally:
         calendar.drop()
     load3: dict[str, Any] = {"method": loads.CONFLICT_METHOD, "points": points}

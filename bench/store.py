@@ -30,9 +30,6 @@ RESOURCE = "projectors"
 CHUNK = 5000  # rows per bulk insert
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
 
 @dataclass
 class FreshStore:

@@ -6,9 +6,10 @@ import argparse
 import datetime as dt
 
 from mr_engine.calendar_store import agenda
+from mr_engine.clock import utcnow
 from mr_engine.directory import get_user
 
-from .common import add_config_flags, iso, open_db, print_json, settings_from, utcnow
+from .common import add_config_flags, iso, open_db, print_json, settings_from
 
 
 def _instant(text: str) -> dt.datetime:

@@ -14,10 +14,11 @@ from typing import Any
 from delivery import outbox
 from delivery.outbox import QueueEntry, QueueError, Result
 from delivery.relay import Relay
+from mr_engine.clock import utcnow
 from mr_engine.config import Settings
 from mr_engine.db import Database
 
-from .common import add_config_flags, fail, iso, open_db, print_json, settings_from, utcnow
+from .common import add_config_flags, fail, iso, open_db, print_json, settings_from
 
 
 def add_parser(sub) -> None:

@@ -33,9 +33,6 @@ def open_db(settings: Settings) -> Database:
     return open_database(settings.database_url, pool_size=2)
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
 
 def iso(value: dt.datetime | None) -> str | None:
     """ISO 8601 in UTC with a ``Z`` suffix (null stays null)."""

@@ -20,12 +20,13 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from mr_engine import directory, stores
+from mr_engine.clock import utcnow
 from mr_engine.config import Settings
 from mr_engine.models import Mailbox
 from mr_engine.outofoffice import get_oof
 
 from . import kopano_cli_format as fmt
-from .common import fail, iso, open_db, print_json, run_guarded, settings_from, utcnow
+from .common import fail, iso, open_db, print_json, run_guarded, settings_from
 from .kopano_cli_flags import (FIELD_DESTS, FLAG_NAMES, PASSWORD_DESTS, UsageError,
                                build_parser, given)
 

@@ -14,9 +14,10 @@ import sys
 
 from delivery.meeting import book_and_queue
 from mr_engine import booking
+from mr_engine.clock import utcnow
 from mr_engine.directory import get_user
 
-from .common import add_config_flags, open_db, run_guarded, settings_from, utcnow
+from .common import add_config_flags, open_db, run_guarded, settings_from
 
 
 def main(argv: list[str] | None = None) -> int:

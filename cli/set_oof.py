@@ -15,11 +15,12 @@ import sys
 import zoneinfo
 from typing import Any
 
+from mr_engine.clock import utcnow
 from mr_engine.directory import get_user
 from mr_engine.outofoffice import OofState, get_oof, set_oof
 
 from .common import (EXIT_USAGE, add_config_flags, fail, iso, open_db, print_json, run_guarded,
-                     settings_from, utcnow)
+                     settings_from)
 
 TIME_FORMAT = "%Y-%m-%d %H:%M"
 INFINITE = "infinite"

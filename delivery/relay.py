@@ -24,6 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
+from mr_engine.clock import utcnow
 from mr_engine.config import Settings
 from mr_engine.db import Database
 
@@ -35,9 +36,6 @@ log = logging.getLogger("delivery.relay")
 PASS_BUDGET = 30.0  # seconds a pass goes on claiming messages
 CLAIM_BATCH = 20  # messages claimed (and recorded) per write transaction
 
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def parse_hostport(value: str, default_port: int = 25) -> tuple[str, int]:

@@ -16,6 +16,7 @@ import signal
 import stat
 from typing import Callable
 
+from mr_engine.clock import utcnow
 from mr_engine.config import Settings
 from mr_engine.db import Database, open_database
 
@@ -27,9 +28,6 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 60.0  # seconds to wait for deliveries in flight
 
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 class Server:

@@ -28,9 +28,6 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-class StoreUnavailable(RuntimeError):
-    """The database cannot be reached or written: a transient fault (LMTP 451 4.3.0)."""
-
 
 def _prepare_sqlite(url: str) -> None:
     database = make_url(url).database

@@ -47,10 +47,6 @@ def get_user(session: Session, name: str) -> Mailbox:
     return mailbox
 
 
-def find_by_email(session: Session, address: str) -> Mailbox | None:
-    return session.scalar(select(Mailbox).where(Mailbox.email_lower == address.lower()))
-
-
 def _ensure_unique(session: Session, name: str | None, email: str | None,
                    exclude: int | None = None) -> None:
     if name is not None:

@@ -96,40 +96,23 @@ def _seconds(interval: dt.timedelta | int) -> dt.timedelta:
     return interval if isinstance(interval, dt.timedelta) else dt.timedelta(seconds=interval)
 
 
-def recently_replied(session: Session, mailbox: Mailbox, sender: str, now: dt.datetime,
-                     interval: dt.timedelta | int) -> bool:
-    """Whether ``sender`` got an auto-reply from ``mailbox`` less than ``interval`` ago."""
-    last = session.scalar(select(OutOfOfficeLog.last_sent_at).where(
-        OutOfOfficeLog.mailbox_id == mailbox.id, OutOfOfficeLog.sender == _key(sender)))
-    return last is not None and now - last < _seconds(interval)
-
-
-def _upsert(session: Session, mailbox: Mailbox, sender: str, now: dt.datetime,
-            only_before: dt.datetime | None) -> bool:
-    """INSERT ... ON CONFLICT DO UPDATE (both backends speak it), optionally conditional."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = OutOfOfficeLog.__table__
-    stmt = insert(table).values(mailbox_id=mailbox.id, sender=_key(sender),
-                                      last_sent_at=now)
-    # only_before is bound with the column's type, so it is compared as naive UTC like the rows.
-    where = table.c.last_sent_at <= only_before if only_before is not None else None
-    stmt = stmt.on_conflict_do_update(index_elements=[table.c.mailbox_id, table.c.sender],
-                                      set_={"last_sent_at": stmt.excluded.last_sent_at},
-                                      where=where).returning(table.c.sender)
-    return session.execute(stmt).first() is not None
-
-
-def record_reply(session: Session, mailbox: Mailbox, sender: str, now: dt.datetime) -> None:
-    """Remember that ``sender`` got an auto-reply from ``mailbox`` at ``now``."""
-    _upsert(session, mailbox, sender, now, None)
-
-
 def claim_reply(session: Session, mailbox: Mailbox, sender: str, now: dt.datetime,
                 interval: dt.timedelta | int) -> bool:
     """Record a reply unless one was sent within ``interval``; True if the caller may send.
 
     One statement, so two deliveries racing on PostgreSQL cannot both win: the second waits
     for the first's row lock and then sees its timestamp (SQLite serializes writers anyway).
+    INSERT ... ON CONFLICT DO UPDATE ... WHERE: both backends speak it.
     """
-    return _upsert(session, mailbox, sender, now, now - _seconds(interval))
+    only_before = now - _seconds(interval)
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = OutOfOfficeLog.__table__
+    stmt = insert(table).values(mailbox_id=mailbox.id, sender=_key(sender),
+                                      last_sent_at=now)
+    # only_before is bound with the column's type, so it is compared as naive UTC like the rows.
+    stmt = stmt.on_conflict_do_update(index_elements=[table.c.mailbox_id, table.c.sender],
+                                      set_={"last_sent_at": stmt.excluded.last_sent_at},
+                                      where=table.c.last_sent_at <= only_before
+                                      ).returning(table.c.sender)
+    return session.execute(stmt).first() is not None

@@ -98,3 +98,7 @@ def test_passwords_are_stored_as_salted_scrypt_hashes():
     assert first != second and "secret" not in first and first.startswith("scrypt$")
     assert verify_password("secret", first) and not verify_password("Secret", first)
     assert not verify_password("secret", "garbage")
+
+
+def test_the_settings_dataclass_defaults_match_the_schema():
+    assert Settings() == load_settings({}, environ={})

@@ -15,8 +15,7 @@ from mr_engine.config import Settings
 from mr_engine.db import open_database
 from mr_engine.directory import DirectoryError, create_user
 from mr_engine.models import OutboundMessage, OutOfOfficeLog
-from mr_engine.outofoffice import (OofState, claim_reply, get_oof, record_reply,
-                                   recently_replied, set_oof)
+from mr_engine.outofoffice import OofState, claim_reply, get_oof, set_oof
 from mr_engine.stores import create_store
 
 HOUR = dt.timedelta(hours=1)
@@ -71,16 +70,14 @@ def test_invalid_changes_are_refused(db, alice, now):
 def test_reply_log_is_per_mailbox_case_insensitive_and_ages_out(db, alice, now):
     with db.write() as session:
         bob = create_user(session, name="bob", email="bob@example.com", now=now)
-        assert not recently_replied(session, alice, "Carol@Example.org", now, DAY)
-        record_reply(session, alice, "Carol@Example.org", now)
+        assert claim_reply(session, alice, "Carol@Example.org", now, DAY)
     with db.write() as session:
-        assert recently_replied(session, alice, "carol@example.ORG", now + DAY - HOUR, DAY)
-        assert not recently_replied(session, alice, "carol@example.org", now + DAY, DAY)
-        assert not recently_replied(session, bob, "carol@example.org", now, DAY)
-        record_reply(session, alice, "CAROL@example.org", now + 2 * DAY)  # upsert
+        assert not claim_reply(session, alice, "carol@example.ORG", now + DAY - HOUR, DAY)
+        assert claim_reply(session, bob, "carol@example.org", now, DAY)  # per mailbox
+        assert claim_reply(session, alice, "CAROL@example.org", now + 2 * DAY, 86400)  # upsert
     with db.read() as session:
-        assert session.scalars(select(OutOfOfficeLog)).all()[0].last_sent_at == now + 2 * DAY
-        assert recently_replied(session, alice, "carol@example.org", now + 2 * DAY, 86400)
+        sent = {row.mailbox_id: row.last_sent_at for row in session.scalars(select(OutOfOfficeLog))}
+        assert sent == {alice.id: now + 2 * DAY, bob.id: now}
 
 
 def test_claim_reply_checks_and_records_in_one_step(db, alice, now):
@@ -88,7 +85,7 @@ def test_claim_reply_checks_and_records_in_one_step(db, alice, now):
         assert claim_reply(session, alice, "carol@example.org", now, DAY)
         assert not claim_reply(session, alice, "Carol@example.org", now + HOUR, DAY)
         assert claim_reply(session, alice, "carol@example.org", now + DAY, DAY)
-        assert recently_replied(session, alice, "carol@example.org", now + DAY, DAY)
+        assert not claim_reply(session, alice, "carol@example.org", now + DAY, DAY)
 
 
 def test_concurrent_claims_let_only_one_delivery_reply(db_url, alice, now):
