@@ -351,3 +351,12 @@ def test_a_bare_local_part_is_in_the_default_domain(db, db_url):
         with smtplib.LMTP("127.0.0.1", running.port) as client:
             assert client.sendmail("s@r.example", ["alice"], msg()) == {}
     assert len(messages_of(db, "alice")) == 1
+
+
+def test_a_large_message_is_delivered_intact(server, db):
+    add_users(db, "alice")
+    big = msg(subject="big", body=("y" * 998 + "\r\n") * 1600)  # ~1.6 MB, parsed in a thread
+    with smtplib.LMTP("127.0.0.1", server.port) as client:
+        assert client.sendmail("s@r.example", ["alice@example.com"], big) == {}
+    with db.read() as session:
+        assert session.scalar(select(Message.content)).endswith(big)
