@@ -1,11 +1,14 @@
 """Group commit: deliveries from all LMTP sessions are committed together, durably, off the loop.
 
-A single writer thread takes whatever deliveries are waiting (up to ``delivery_batch_size``),
-runs each recipient's pipeline inside its own SAVEPOINT of one transaction and commits once,
+A single writer thread takes the write lock, then whatever deliveries are waiting (up to
+``delivery_batch_size``), runs each recipient's pipeline in one transaction and commits once,
 so one fsync serves many recipients (as Postfix and databases do with group commit). Only
-after that commit does a recipient's future resolve, and only then does LMTP answer 250. A
-recipient whose pipeline fails is rolled back to its savepoint and answered 4xx/5xx alone;
-a failed commit answers every recipient of the batch 451 4.3.0, so the MTA retries.
+after that commit does a recipient's future resolve, and only then does LMTP answer 250.
+
+Most batches deliver everything, so the first run has no savepoints. If a recipient is
+refused or fails, that run is rolled back and the batch runs again with a SAVEPOINT per
+recipient: the refused one is rolled back and answered 4xx/5xx alone. A failed commit
+answers every recipient of the batch 451 4.3.0, so the MTA retries.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -27,7 +30,7 @@ from mr_engine.db import Database
 from mr_engine.models import Mailbox
 
 from . import pipeline
-from .context import Delivery, Envelope, Outcome
+from .context import Batch, Delivery, Envelope, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +49,16 @@ class Job:
 class _Rollback(Exception):
     """Raised inside a recipient's savepoint so that a refused delivery leaves no trace."""
 
-    def __init__(self, outcome: Outcome) -> None:
-        self.outcome = outcome
+    def __init__(self, result: "_Result") -> None:
+        self.result = result
+
+
+class _Retry(Exception):
+    """Rolls back a batch run without savepoints, to run it again with them."""
+
+
+# Built once: it runs for every batch (see mailstore.py for why).
+_MAILBOXES = select(Mailbox).where(Mailbox.id.in_(bindparam("ids", expanding=True)))
 
 
 class Committer:
@@ -85,70 +96,128 @@ class Committer:
             if first is None:
                 return
             batch = [first]
-            stopping = False
-            while len(batch) < self.settings.delivery_batch_size:
-                try:
-                    job = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    stopping = True
-                    break
-                batch.append(job)
             self._commit(batch)
-            if stopping:
+            if batch[-1] is None:  # stop() was called while the batch was gathered
                 return
 
-    def _commit(self, batch: list[Job]) -> None:
+    def _gather(self, batch: list[Job | None]) -> None:
+        """Add the deliveries waiting now to ``batch``; a None (stop) ends it."""
+        while len(batch) < self.settings.delivery_batch_size and batch[-1] is not None:
+            try:
+                batch.append(self._jobs.get_nowait())
+            except queue.Empty:
+                return
+
+    def _commit(self, batch: list[Job | None]) -> None:
         now = self.clock()
-        queued = 0
+        jobs = [job for job in batch if job is not None]
         try:
             with self.db.write() as session:
-                # One query loads the batch's mailboxes; session.get then finds them in
-                # the identity map instead of asking the database once per recipient.
-                session.scalars(select(Mailbox).where(
-                    Mailbox.id.in_({job.mailbox_id for job in batch}))).all()
-                # Mailbox order, so that row locks (resources, first stores) are taken in
-                # one order by every process and two batches cannot deadlock.
-                order = sorted(range(len(batch)), key=lambda i: batch[i].mailbox_id)
-                by_index = {i: self._deliver_one(session, batch[i], now) for i in order}
-                results = [by_index[i] for i in range(len(batch))]
-            outcomes = [outcome for outcome, _ in results]
-            queued = sum(count for _, count in results)
+                # Gathered once the write lock is ours: what arrived while another process
+                # committed joins this commit, so batches grow with the load.
+                self._gather(batch)
+                jobs = [job for job in batch if job is not None]
+                results = self._deliver_all(session, jobs, now, careful=False)
+                if results is None:
+                    raise _Retry
+        except _Retry:
+            results = self._careful(jobs, now)
         except Exception:
-            log.exception("commit of %d deliveries failed; answering 451", len(batch))
-            outcomes = [TEMPFAIL] * len(batch)
-            queued = 0
-        for job, outcome in zip(batch, outcomes):
-            job.loop.call_soon_threadsafe(_resolve, job.future, outcome)
-        if queued:
+            log.exception("commit of %d deliveries failed; answering 451", len(jobs))
+            results = [_Result(TEMPFAIL, job.recipient, "commit failed") for job in jobs]
+        # Logged once committed (and outside the write lock): "delivered" is then true.
+        for job, result in zip(jobs, results):
+            log.info("%s message-id=%s to %s (%s): %s", result.verb, job.envelope.message_id,
+                     result.mailbox, result.notes, result.outcome.reply())
+            job.loop.call_soon_threadsafe(_resolve, job.future, result.outcome)
+        if any(result.queued for result in results):
             self.on_queued()
 
-    def _deliver_one(self, session: Session, job: Job, now: dt.datetime) -> tuple[Outcome, int]:
+    def _careful(self, jobs: list[Job], now: dt.datetime) -> list["_Result"]:
+        """The batch again, each delivery in a savepoint: a refused one leaves no trace."""
+        try:
+            with self.db.write() as session:
+                results = self._deliver_all(session, jobs, now, careful=True)
+                assert results is not None
+                return results
+        except Exception:
+            log.exception("commit of %d deliveries failed; answering 451", len(jobs))
+            return [_Result(TEMPFAIL, job.recipient, "commit failed") for job in jobs]
+
+    def _deliver_all(self, session: Session, jobs: list[Job], now: dt.datetime,
+                     careful: bool) -> list["_Result"] | None:
+        """Every delivery of the batch, in one transaction.
+
+        Not ``careful``: no savepoints (two statements a delivery saved), and None as soon
+        as one delivery is refused or fails; the caller rolls back and goes careful.
+        """
+        # One query loads the batch's mailboxes; session.get then finds them in the identity
+        # map (which holds them weakly: the list keeps them alive until the commit).
+        ids = sorted({job.mailbox_id for job in jobs})
+        mailboxes = session.scalars(_MAILBOXES, {"ids": ids}).all()
+        loaded = Batch.load(session, ids)
+        # Mailbox order, so that row locks (resources, first stores) are taken in one order
+        # by every process and two batches cannot deadlock.
+        order = sorted(range(len(jobs)), key=lambda i: jobs[i].mailbox_id)
+        by_index: dict[int, _Result] = {}
+        for i in order:
+            if careful:
+                by_index[i] = self._deliver_one(session, loaded, jobs[i], now)
+                continue
+            try:
+                result = self._run(session, loaded, jobs[i], now)
+            except Exception:
+                return None
+            if result.outcome.code >= 400:
+                return None
+            by_index[i] = result
+        del mailboxes
+        return [by_index[i] for i in range(len(jobs))]
+
+    def _run(self, session: Session, loaded: Batch, job: Job, now: dt.datetime) -> "_Result":
+        mailbox = session.get(Mailbox, job.mailbox_id)
+        if mailbox is None:
+            return _Result(Outcome(550, "5.1.1", "Mailbox no longer exists"), job.recipient,
+                           "no such mailbox")
+        d = Delivery(session=session, settings=self.settings, now=now, envelope=job.envelope,
+                     recipient=job.recipient, mailbox=mailbox, batch=loaded)
+        outcome = pipeline.run(d, self.steps)
+        if outcome.code >= 400:
+            return _Result(outcome, job.recipient, ", ".join(d.notes))
+        return _Result(outcome, mailbox.name, ", ".join(d.notes), d.queued, "delivered")
+
+    def _deliver_one(self, session: Session, loaded: Batch, job: Job,
+                     now: dt.datetime) -> "_Result":
         try:
             with session.begin_nested():
-                mailbox = session.get(Mailbox, job.mailbox_id)
-                if mailbox is None:
-                    return Outcome(550, "5.1.1", "Mailbox no longer exists"), 0
-                d = Delivery(session=session, settings=self.settings, now=now,
-                             envelope=job.envelope, recipient=job.recipient, mailbox=mailbox)
-                outcome = pipeline.run(d, self.steps)
-                if outcome.code >= 400:
-                    raise _Rollback(outcome)
-            log.info("delivered message-id=%s to %s (%s): %s %s", job.envelope.message_id,
-                     mailbox.name, ", ".join(d.notes), outcome.code, outcome.status)
-            return outcome, d.queued
+                # The ORM emits SAVEPOINT only when asked for the connection; the steps'
+                # Core statements use the batch's connection, so ask here.
+                session.connection()
+                result = self._run(session, loaded, job, now)
+                if result.outcome.code >= 400:
+                    raise _Rollback(result)
+            return result
         except _Rollback as refused:
-            log.info("refused message-id=%s for %s: %s", job.envelope.message_id,
-                     job.recipient, refused.outcome.reply())
-            return refused.outcome, 0
+            loaded.stores.forget(job.mailbox_id)  # what this delivery created is undone
+            return refused.result
         except SQLAlchemyError:
+            loaded.stores.forget(job.mailbox_id)
             log.exception("store error delivering to %s", job.recipient)
-            return TEMPFAIL, 0
+            return _Result(TEMPFAIL, job.recipient, "store error")
         except Exception:
             # A bug must not lose the message: answer 4xx so the MTA keeps it and retries.
+            loaded.stores.forget(job.mailbox_id)
             log.exception("unexpected error delivering to %s", job.recipient)
-            return TEMPFAIL, 0
+            return _Result(TEMPFAIL, job.recipient, "internal error")
+
+
+@dataclass(frozen=True)
+class _Result:
+    outcome: Outcome
+    mailbox: str  # its name once delivered, else the recipient address
+    notes: str
+    queued: int = 0  # outbound messages queued (replies, auto-replies)
+    verb: str = "refused"
 
 
 def _resolve(future: asyncio.Future[Outcome], outcome: Outcome) -> None:

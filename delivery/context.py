@@ -11,10 +11,13 @@ import datetime as dt
 import email.message
 from dataclasses import dataclass, field
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from mr_engine.config import Settings
-from mr_engine.models import Mailbox, Store
+from mr_engine.models import Mailbox
+from mr_engine.outofoffice import OofState, get_oof_many
+from mr_engine.stores import StoreIndex
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,20 @@ class Outcome:
 
 
 @dataclass
+class Batch:
+    """What the group committer reads once for all deliveries of one transaction."""
+
+    conn: Connection  # the transaction's connection, for Core statements
+    stores: StoreIndex
+    oof: dict[int, OofState]  # by mailbox id; a mailbox missing here has none set
+
+    @classmethod
+    def load(cls, session: Session, mailbox_ids: list[int]) -> "Batch":
+        return cls(session.connection(), StoreIndex(session, mailbox_ids),
+                   get_oof_many(session, mailbox_ids))
+
+
+@dataclass
 class Delivery:
     """One recipient's delivery: what the pipeline knows and decides about it."""
 
@@ -49,7 +66,8 @@ class Delivery:
     envelope: Envelope
     recipient: str  # the address as given at RCPT TO
     mailbox: Mailbox
-    store: Store | None = None
+    batch: Batch | None = None  # loaded for this delivery alone when not given
+    store_id: int | None = None
     folder: str = "Inbox"
     # The bytes to store: trace headers followed by the message exactly as received.
     content: bytes = b""
@@ -58,3 +76,7 @@ class Delivery:
     # Outbound messages queued in this transaction; the relay is woken after commit.
     queued: int = 0
     notes: list[str] = field(default_factory=list)  # what steps did, for the log line
+
+    def __post_init__(self) -> None:
+        if self.batch is None:
+            self.batch = Batch.load(self.session, [self.mailbox.id])

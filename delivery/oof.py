@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 
 from mr_engine.directory import strip_detail
 from mr_engine.headers import header_text
-from mr_engine.outofoffice import OofState, claim_reply, get_oof
+from mr_engine.outofoffice import OofState, claim_reply
 
 from .context import Delivery
 from .outbox import enqueue
@@ -192,7 +192,8 @@ def _decide(d: Delivery, state: OofState) -> tuple[str | None, bytes]:
 
 def out_of_office(d: Delivery) -> None:
     """Queue an auto-reply if the mailbox is out of office and no rule forbids it."""
-    state = get_oof(d.session, d.mailbox)
+    assert d.batch is not None
+    state = d.batch.oof.get(d.mailbox.id, OofState())
     if not state.active(d.now):
         return
     if d.meeting_request:

@@ -16,7 +16,6 @@ from sqlalchemy import select
 
 from mr_engine import mailstore
 from mr_engine.models import Store
-from mr_engine.stores import ensure_store
 
 from .context import Delivery, Outcome
 from .meeting import process_meeting_request
@@ -34,15 +33,16 @@ OVER_QUOTA = Outcome(552, "5.2.2", "Mailbox full: hard quota exceeded")
 
 
 def open_store(d: Delivery) -> Outcome | None:
-    d.store = ensure_store(d.session, d.mailbox, d.now)
+    assert d.batch is not None
+    d.store_id = d.batch.stores.store_id(d.mailbox, d.now)
     return None
 
 
 def skip_duplicate(d: Delivery) -> Outcome | None:
     # MTAs retry a whole message after a partial failure; the recipients that already have
     # it must not get a second copy (nor a second booking or auto-reply).
-    assert d.store is not None
-    if mailstore.is_duplicate(d.session, d.store, d.envelope.message_id, d.now,
+    assert d.store_id is not None and d.batch is not None
+    if mailstore.is_duplicate(d.batch.conn, d.store_id, d.envelope.message_id, d.now,
                               d.settings.dedupe_window):
         d.notes.append("duplicate")
         return DUPLICATE
@@ -67,12 +67,12 @@ def add_trace_headers(d: Delivery) -> Outcome | None:
 
 
 def check_quota(d: Delivery) -> Outcome | None:
-    assert d.store is not None
+    assert d.store_id is not None
     quota = mailstore.quota_of(d.mailbox, d.settings)
     if not (quota.hard or quota.soft or quota.warning):
         return None
     # Read the size afresh: other recipients in this batch may have grown the store.
-    size = d.session.scalar(select(Store.size).where(Store.id == d.store.id)) or 0
+    size = d.session.scalar(select(Store.size).where(Store.id == d.store_id)) or 0
     after = size + len(d.content)
     if quota.hard and after > quota.hard:
         log.warning("%s: hard quota %d exceeded (%d bytes)", d.mailbox.name, quota.hard, after)
@@ -85,9 +85,11 @@ def check_quota(d: Delivery) -> Outcome | None:
 
 
 def file_message(d: Delivery) -> Outcome | None:
-    assert d.store is not None
-    msg_id = mailstore.file_message(d.session, d.store, d.folder, d.content, d.envelope.message,
-                                    d.envelope.message_id, d.envelope.sender, d.now)
+    assert d.store_id is not None and d.batch is not None
+    folder_id = d.batch.stores.folder_id(d.store_id, d.folder)
+    msg_id = mailstore.file_message(d.batch.conn, d.store_id, folder_id, d.content,
+                                    d.envelope.message, d.envelope.message_id,
+                                    d.envelope.sender, d.now)
     d.notes.append(f"filed {d.folder} #{msg_id}")
     return DELIVERED
 

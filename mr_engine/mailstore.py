@@ -12,13 +12,13 @@ import email.message
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from .config import Settings
 from .directory import NotFound
 from .headers import header_text
 from .models import Folder, Mailbox, Message, Store
-from .stores import folder_id
 
 
 # Built once: these run for every delivery, and building a statement costs more than
@@ -32,14 +32,14 @@ _GROW = update(Store).where(Store.id == bindparam("store")).values(
     size=Store.size + bindparam("grow"))
 
 
-def is_duplicate(session: Session, store: Store, message_id: str | None,
+def is_duplicate(conn: Connection, store_id: int, message_id: str | None,
                  now: dt.datetime, window: int) -> bool:
     """Whether this Message-ID was already filed in this store within ``window`` seconds."""
     if not message_id or window <= 0:
         return False
     since = now - dt.timedelta(seconds=window)
-    hit = session.connection().execute(
-        _DUPLICATE, {"store": store.id, "message_id": message_id, "since": since}).first()
+    hit = conn.execute(
+        _DUPLICATE, {"store": store_id, "message_id": message_id, "since": since}).first()
     return hit is not None
 
 
@@ -59,19 +59,18 @@ def quota_of(mailbox: Mailbox, settings: Settings) -> Quota:
                  pick(mailbox.quota_hard, settings.quota_hard))
 
 
-def file_message(session: Session, store: Store, folder: str, content: bytes,
+def file_message(conn: Connection, store_id: int, folder_id: int, content: bytes,
                  message: email.message.Message, message_id: str | None,
                  envelope_from: str, now: dt.datetime) -> int:
-    """Add one message to ``folder`` of ``store`` and grow the store's size; returns its id."""
-    conn = session.connection()
+    """Add one message to a folder of a store and grow the store's size; returns its id."""
     result = conn.execute(_INSERT, {
-        "store_id": store.id, "folder_id": folder_id(session, store, folder),
+        "store_id": store_id, "folder_id": folder_id,
         "message_id": message_id, "subject": header_text(message.get("Subject")),
         "from_header": header_text(message.get("From")),
         # RFC 5321 §4.5.3.1.3 caps a path at 256 octets; aiosmtpd lets longer ones through.
         "envelope_from": envelope_from[:320],
         "size": len(content), "received_at": now, "content": content})
-    conn.execute(_GROW, {"store": store.id, "grow": len(content)})
+    conn.execute(_GROW, {"store": store_id, "grow": len(content)})
     return result.inserted_primary_key[0]
 
 

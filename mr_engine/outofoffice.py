@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, Iterable
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -49,6 +49,20 @@ def _state(row: OutOfOffice | None) -> OofState:
 # more than the query itself (profiled under the benchmark's load).
 _GET = select(OutOfOffice.enabled, OutOfOffice.subject, OutOfOffice.body, OutOfOffice.start,
               OutOfOffice.until).where(OutOfOffice.mailbox_id == bindparam("mailbox"))
+
+
+_GET_MANY = select(OutOfOffice.mailbox_id, *_GET.selected_columns).where(
+    OutOfOffice.mailbox_id.in_(bindparam("mailboxes", expanding=True)))
+
+
+def get_oof_many(session: Session, mailbox_ids: Iterable[int]) -> dict[int, OofState]:
+    """The state of each mailbox that has one set (the others have the default)."""
+    ids = sorted(set(mailbox_ids))
+    if not ids:
+        return {}
+    session.flush()
+    rows = session.connection().execute(_GET_MANY, {"mailboxes": ids})
+    return {row[0]: OofState(*row[1:]) for row in rows}
 
 
 def get_oof(session: Session, mailbox: Mailbox) -> OofState:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import Iterable
 
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
@@ -139,12 +140,57 @@ def list_orphans(session: Session) -> Orphans:
     return Orphans(stores, users)
 
 
-def folder_id(session: Session, store: Store, name: str) -> int:
+def folder_id(session: Session, store_id: int, name: str) -> int:
     """The folder's id, created on demand (e.g. ``Processed Requests``)."""
-    fid = session.scalar(_FOLDER, {"store": store.id, "name": name})
+    fid = session.scalar(_FOLDER, {"store": store_id, "name": name})
     if fid is None:
-        folder = Folder(store_id=store.id, name=name)
+        folder = Folder(store_id=store_id, name=name)
         session.add(folder)
         session.flush()
         fid = folder.id
     return fid
+
+
+_INDEX = (select(Store.mailbox_id, Store.id, Folder.name, Folder.id)
+          .outerjoin(Folder, Folder.store_id == Store.id)
+          .where(Store.mailbox_id.in_(bindparam("mailboxes", expanding=True)),
+                 Store.deleted_at.is_(None)))
+
+
+class StoreIndex:
+    """Store and folder ids of a set of mailboxes, read in one query for one transaction.
+
+    The group committer delivers many messages in one transaction; looking the store and
+    the folder up again for each of them cost two queries a delivery. What a delivery
+    creates (a first store, a new folder) is added; ``forget`` drops a mailbox's entries
+    when its savepoint is rolled back, since what was created there is gone.
+    """
+
+    def __init__(self, session: Session, mailbox_ids: Iterable[int] = ()) -> None:
+        self._session = session
+        self._stores: dict[int, int] = {}
+        self._folders: dict[tuple[int, str], int] = {}
+        ids = sorted(set(mailbox_ids))
+        if ids:
+            for mailbox_id, store_id, name, fid in session.execute(_INDEX, {"mailboxes": ids}):
+                self._stores[mailbox_id] = store_id
+                if name is not None:
+                    self._folders[(store_id, name)] = fid
+
+    def store_id(self, mailbox: Mailbox, now: dt.datetime) -> int:
+        sid = self._stores.get(mailbox.id)
+        if sid is None:
+            sid = self._stores[mailbox.id] = ensure_store(self._session, mailbox, now).id
+        return sid
+
+    def folder_id(self, store_id: int, name: str) -> int:
+        fid = self._folders.get((store_id, name))
+        if fid is None:
+            fid = self._folders[(store_id, name)] = folder_id(self._session, store_id, name)
+        return fid
+
+    def forget(self, mailbox_id: int) -> None:
+        sid = self._stores.pop(mailbox_id, None)
+        if sid is not None:
+            for key in [k for k in self._folders if k[0] == sid]:
+                del self._folders[key]
