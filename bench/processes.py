@@ -70,6 +70,14 @@ def vm_hwm_kb(pid: int) -> int | None:
     return None
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(child) for child in fh.read().split()]
+    except OSError:
+        return []
+
+
 def _stop(proc: subprocess.Popen, timeout: float = 30.0) -> int:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -140,7 +148,14 @@ class Engine:
         return self.proc.pid
 
     def vm_hwm_kb(self) -> int | None:
-        return vm_hwm_kb(self.proc.pid)
+        """Peak memory of ``serve`` and its worker processes: the sum of each one's VmHWM.
+
+        A sum of peaks, and pages shared after ``fork`` counted once per process: never
+        less than the true peak of the whole.
+        """
+        peaks = [vm_hwm_kb(pid) for pid in [self.proc.pid, *_children(self.proc.pid)]]
+        known = [kb for kb in peaks if kb is not None]
+        return sum(known) if known else None
 
     def stop(self) -> int:
         code = _stop(self.proc, 70.0)

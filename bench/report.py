@@ -118,8 +118,8 @@ def render(figures: dict[str, Any]) -> str:
                    f"{g['ratio']:.2f}x")
 
     mem = figures["memory"]
-    out += ["", "4. Peak resident memory of the mr-engine serve process (VmHWM after loads 1 "
-                f"and 2): {mem['vmhwm_kb']} kB = {mem['vmhwm_mb']:.1f} MB"
+    out += ["", "4. Peak resident memory of mr-engine serve, its worker processes included (the "
+                f"sum of their VmHWM after loads 1 and 2): {mem['vmhwm_kb']} kB = {mem['vmhwm_mb']:.1f} MB"
             if mem["vmhwm_kb"] is not None else "4. Peak resident memory: not available"]
 
     out += ["", "Targets" + (" (smoke run: sizes too small to judge)" if run["mode"] == "smoke"

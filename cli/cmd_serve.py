@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
-from delivery.server import Server
+from delivery import workers
 
 from .common import add_config_flags, fail, settings_from, setup_logging
 
@@ -15,14 +14,15 @@ def add_parser(sub) -> None:
     add_config_flags(parser)
     parser.add_argument("--lmtp-listen", metavar="ADDR[,ADDR]",
                         help="host:port or unix:/path addresses (MR_ENGINE_LMTP_LISTEN)")
+    parser.add_argument("--workers", metavar="N",
+                        help="server processes, or auto for one per CPU (MR_ENGINE_WORKERS)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args, lmtp_listen=args.lmtp_listen)
+    settings = settings_from(args, lmtp_listen=args.lmtp_listen, workers=args.workers)
     setup_logging(settings.log_level)
     try:
-        asyncio.run(Server(settings).serve())
+        return workers.serve(settings)
     except OSError as exc:
         return fail(f"cannot listen on {', '.join(settings.lmtp_listen)}: {exc.strerror or exc}")
-    return 0

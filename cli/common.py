@@ -69,5 +69,5 @@ def run_guarded(func: Callable[[], int]) -> int:
 
 def setup_logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
                         stream=sys.stderr)

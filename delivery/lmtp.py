@@ -27,6 +27,7 @@ from mr_engine.directory import resolve_address
 
 from .committer import TEMPFAIL, Committer
 from .context import Envelope, Outcome
+from .listeners import SessionSlots
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +68,21 @@ class LMTPProtocol(LMTP):
         super().__init__(handler, **kwargs)
         self._handler = handler
 
+    counted = False  # holds one of the handler's session slots
+
     def connection_made(self, transport) -> None:
-        if len(self._handler.connections) >= self._handler.settings.max_sessions:
+        if not self._handler.slots.acquire():
             transport.write(b"421 4.3.2 Too many connections, try again later\r\n")
             transport.close()
             return
+        self.counted = True
         self._handler.connections.add(self)
         super().connection_made(transport)
 
     def connection_lost(self, exc) -> None:
+        if self.counted:
+            self.counted = False
+            self._handler.slots.release()
         self._handler.connections.discard(self)
         super().connection_lost(exc)
 
@@ -113,10 +120,12 @@ class LMTPProtocol(LMTP):
 class DeliveryHandler:
     """aiosmtpd handler hooks: resolution at RCPT, delivery through the committer at DATA."""
 
-    def __init__(self, db: Database, settings: Settings, committer: Committer) -> None:
+    def __init__(self, db: Database, settings: Settings, committer: Committer,
+                 slots: SessionSlots) -> None:
         self.db = db
         self.settings = settings
         self.committer = committer
+        self.slots = slots
         self.connections: set[LMTPProtocol] = set()
         self._resolved: dict[str, tuple[float, list[int]]] = {}
         self.in_flight = 0

@@ -8,18 +8,16 @@ answered, the remaining idle sessions are told 421, and the committer and relay 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
-import os
 import signal
-import stat
 from typing import Callable
 
 from mr_engine.clock import utcnow
 from mr_engine.config import Settings
 from mr_engine.db import Database, open_database
 
+from . import listeners
 from .committer import Committer
 from .lmtp import DeliveryHandler, LMTPProtocol
 from .relay import Relay
@@ -32,17 +30,23 @@ SHUTDOWN_GRACE = 60.0  # seconds to wait for deliveries in flight
 
 class Server:
     def __init__(self, settings: Settings, db: Database | None = None,
-                 clock: Callable[[], dt.datetime] = utcnow) -> None:
+                 clock: Callable[[], dt.datetime] = utcnow,
+                 given: listeners.Listeners | None = None,
+                 slots: listeners.SessionSlots | None = None) -> None:
+        """``given``: sockets already listening (a worker's, see ``workers.py``); without
+        them the server binds ``lmtp_listen`` itself and removes its unix sockets at stop."""
         self.settings = settings
         self.db = db or open_database(settings.database_url, pool_size=8)
         self.relay = Relay(self.db, settings, clock)
         self.committer = Committer(self.db, settings, clock, on_queued=self.relay.wake)
-        self.handler = DeliveryHandler(self.db, settings, self.committer)
-        self._listeners: list[asyncio.Server] = []
+        self.handler = DeliveryHandler(self.db, settings, self.committer,
+                                       slots or listeners.SessionSlots(settings.max_sessions))
+        self._listeners: list[listeners.Acceptor] = []
         self._relay_task: asyncio.Task | None = None
         self._relay_stop = asyncio.Event()
         self.addresses: list[str] = []
-        self._unix_paths: list[str] = []
+        self._given = given
+        self._own = listeners.Listeners()
 
     def _protocol(self) -> LMTPProtocol:
         return LMTPProtocol(self.handler, hostname=self.settings.hostname,
@@ -50,32 +54,20 @@ class Server:
                             data_size_limit=self.settings.max_message_size,
                             timeout=self.settings.session_timeout)
 
-    async def _listen(self, address: str) -> asyncio.Server:
-        loop = asyncio.get_running_loop()
-        if address.startswith("unix:"):
-            path = address[5:]
-            if os.path.exists(path) and stat.S_ISSOCK(os.stat(path).st_mode):
-                os.unlink(path)  # a stale socket from an earlier run
-            server = await loop.create_unix_server(self._protocol, path=path)
-            self._unix_paths.append(path)
-            self.addresses.append(address)
-            return server
-        host, _, port = address.rpartition(":")
-        server = await loop.create_server(self._protocol, host=host.strip("[]"), port=int(port))
-        for sock in server.sockets:
-            name = sock.getsockname()
-            self.addresses.append(f"{name[0]}:{name[1]}")
-        return server
-
     async def start(self) -> None:
         self.committer.start()
         self._relay_task = asyncio.create_task(self.relay.run(self._relay_stop))
         try:
-            for address in self.settings.lmtp_listen:
-                self._listeners.append(await self._listen(address))
+            if self._given is None:
+                self._own = listeners.bind(self.settings.lmtp_listen)
+            sockets = (self._given or self._own).sockets
+            for sock in sockets:
+                self._listeners.append(
+                    listeners.Acceptor(sock, self._protocol, self.handler.slots))
         except OSError:
             await self.stop()
             raise
+        self.addresses = (self._given or self._own).addresses()
         log.info("mr-engine ready: LMTP on %s", ", ".join(self.addresses))
 
     async def stop(self) -> None:
@@ -87,9 +79,7 @@ class Server:
             await asyncio.sleep(0.05)
         for conn in list(self.handler.connections):
             conn.close("421 4.3.2 Service shutting down")
-        for path in self._unix_paths:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+        self._own.close()
         await loop.run_in_executor(None, self.committer.stop)
         self._relay_stop.set()
         if self._relay_task is not None:

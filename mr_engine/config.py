@@ -46,6 +46,16 @@ def _parse_positive(raw: Any) -> int:
     return value
 
 
+def _parse_workers(raw: Any) -> int:
+    """A positive count, or ``auto`` (0): one worker process per CPU."""
+    if isinstance(raw, str) and raw.strip().lower() == "auto":
+        return 0
+    value = _parse_int(raw)
+    if value < 0:
+        raise ValueError(f"must be auto or at least 0, got {value}")
+    return value
+
+
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2,
                "g": 1024**3, "gb": 1024**3}
@@ -135,7 +145,10 @@ SCHEMA: tuple[Setting, ...] = (
             "Comma-separated host:port or unix:/path addresses for LMTP"),
     Setting("max_message_size", parse_size, 50 * 1024 * 1024, "Largest message accepted (SIZE)"),
     Setting("max_recipients", _parse_positive, 1000, "Most recipients accepted for one message"),
-    Setting("max_sessions", _parse_positive, 100, "Most concurrent LMTP sessions"),
+    Setting("max_sessions", _parse_positive, 100,
+            "Most concurrent LMTP sessions (all worker processes together)"),
+    Setting("workers", _parse_workers, 0,
+            "LMTP server processes sharing the listeners; auto or 0 = one per CPU"),
     Setting("session_timeout", parse_duration, 300, "Idle LMTP session timeout"),
     Setting("delivery_batch_size", _parse_positive, 64,
             "Most deliveries committed together in one group commit"),
@@ -174,6 +187,7 @@ class Settings:
     max_message_size: int = 50 * 1024 * 1024
     max_recipients: int = 1000
     max_sessions: int = 100
+    workers: int = 0
     session_timeout: int = 300
     delivery_batch_size: int = 64
     dedupe_window: int = 86400
@@ -191,6 +205,14 @@ class Settings:
     oof_require_explicit_recipient: bool = True
     log_level: str = "INFO"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def worker_count(self) -> int:
+        if self.workers:
+            return self.workers
+        # The CPUs this process may run on (a container's cpuset), not the host's count.
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+            else os.cpu_count() or 1
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with ``changes`` applied (tests and benchmarks tune settings this way)."""

@@ -8,7 +8,9 @@ through psycopg 3; there, serialization uses row locks (see ``lock_mailbox``).
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -108,6 +110,61 @@ class FairLock:
             self._changed.notify_all()
 
 
+class FileLock:
+    """SQLite writers of several processes (LMTP workers, the CLI) take turns on a lock file.
+
+    Without it, a writer that finds the database locked sleeps in SQLite's busy handler
+    (1, 2, 5, 10 ... ms) while the other process commits again and again; ``flock`` wakes a
+    waiter as soon as the lock is free. The file descriptor is opened per process, since a
+    ``flock`` held through a descriptor inherited across ``fork`` would be shared, not
+    exclusive.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._pid = 0
+
+    def __enter__(self) -> None:
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._pid = os.getpid()
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._fd is not None
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
+class WriterLock:
+    """Threads of this process first take turns among themselves, then with other processes."""
+
+    def __init__(self, database_path: str | None) -> None:
+        self._threads = FairLock()
+        self._processes = FileLock(database_path + "-writer.lock") if database_path else None
+
+    def __enter__(self) -> None:
+        self._threads.__enter__()
+        if self._processes is not None:
+            try:
+                self._processes.__enter__()
+            except BaseException:
+                self._threads.__exit__()
+                raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._processes is not None:
+                self._processes.__exit__()
+        finally:
+            self._threads.__exit__()
+
+
+def _sqlite_path(engine: Engine) -> str | None:
+    database = engine.url.database
+    return database if database and database != ":memory:" else None
+
+
 @dataclass
 class Database:
     """The engine and session factories handed to every service (no globals)."""
@@ -147,7 +204,8 @@ def open_database(url: str, auto_upgrade: bool = True, pool_size: int = 10) -> D
         engine=engine,
         sessions=sessionmaker(engine, expire_on_commit=False),
         readers=sessionmaker(reader_engine, expire_on_commit=False),
-        writers=FairLock() if engine.dialect.name == "sqlite" else nullcontext(),
+        writers=WriterLock(_sqlite_path(engine)) if engine.dialect.name == "sqlite"
+        else nullcontext(),
     )
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 
 from bench.client import dot_stuff
@@ -109,3 +111,57 @@ def send_message(client: RawClient, sender: str, recipients: list[str], message:
         return rcpt, [data_reply]
     client.send(dot_stuff(message))
     return rcpt, [client.reply()[0] for _ in range(accepted)]
+
+
+class ServeProcess:
+    """``mr-engine serve`` as a child process, its log collected as it is written."""
+
+    def __init__(self, env: dict[str, str], *args: str, timeout: float = 30) -> None:
+        from .conftest import BIN
+
+        self.proc = subprocess.Popen([str(BIN / "mr-engine"), "serve", *args], env=env,
+                                     stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        ready = self.wait_for("ready", timeout)
+        self.port = int(ready.rsplit("127.0.0.1:", 1)[1].split()[0].strip(","))
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def wait_for(self, text: str, timeout: float = 30, count: int = 1) -> str:
+        """The ``count``-th log line containing ``text``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [line for line in list(self.lines) if text in line]
+            if len(found) >= count:
+                return found[count - 1]
+            if self.proc.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.02)
+        raise AssertionError(f"no log line with {text!r}:\n{''.join(self.lines[-20:])}")
+
+    def workers(self) -> list[int]:
+        """Process ids of the worker processes."""
+        pid = self.proc.pid
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(child) for child in fh.read().split()]
+
+    def stop(self, timeout: float = 30) -> int:
+        self.proc.terminate()
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self.proc.kill()
+            self._reader.join(5)
+
+    def __enter__(self) -> "ServeProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)

@@ -1,0 +1,195 @@
+"""The LMTP listening sockets, and the session count that ``max_sessions`` bounds.
+
+Both are made before any worker process starts (see ``workers.py``), so that every worker
+accepts on the same sockets and counts its sessions against one limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import socket
+import stat
+from dataclasses import dataclass, field
+from typing import Callable
+
+log = logging.getLogger(__name__)
+
+BACKLOG = 128
+
+
+@dataclass
+class Listeners:
+    sockets: list[socket.socket] = field(default_factory=list)
+    unix_paths: list[str] = field(default_factory=list)  # ours to remove when we stop
+
+    def addresses(self) -> list[str]:
+        """What is being listened on, with the port the kernel chose for ``:0``."""
+        result = []
+        for sock in self.sockets:
+            name = sock.getsockname()
+            result.append(f"unix:{name}" if sock.family == socket.AF_UNIX
+                          else f"{name[0]}:{name[1]}")
+        return result
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+        for path in self.unix_paths:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
+def bind(addresses: tuple[str, ...]) -> Listeners:
+    """Listen on each ``host:port`` or ``unix:/path``; a failure closes what was opened."""
+    listeners = Listeners()
+    try:
+        for address in addresses:
+            if address.startswith("unix:"):
+                listeners.sockets.append(_bind_unix(address[5:]))
+                listeners.unix_paths.append(address[5:])
+            else:
+                listeners.sockets.extend(_bind_tcp(address))
+    except OSError:
+        listeners.close()
+        raise
+    return listeners
+
+
+def _bind_unix(path: str) -> socket.socket:
+    if os.path.exists(path) and stat.S_ISSOCK(os.stat(path).st_mode):
+        os.unlink(path)  # a stale socket from an earlier run
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        sock.listen(BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _bind_tcp(address: str) -> list[socket.socket]:
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]") or None
+    sockets: list[socket.socket] = []
+    try:
+        # A name may stand for several addresses (localhost: 127.0.0.1 and ::1).
+        for family, kind, proto, _, sockaddr in socket.getaddrinfo(
+                host, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(sockaddr)
+            sock.listen(BACKLOG)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+class SessionSlots:
+    """Open LMTP sessions per worker process, in memory shared by all of them.
+
+    Each worker writes only its own slot, so no lock is needed; the sum may be a moment
+    stale, which can let a few sessions over the limit at the same instant, never more
+    than one per worker. A worker that dies has its slot cleared by the supervisor.
+    """
+
+    def __init__(self, limit: int, workers: int = 1) -> None:
+        self.limit = limit
+        self._counts = multiprocessing.RawArray("i", workers)
+        self.index = 0
+
+    def for_worker(self, index: int) -> "SessionSlots":
+        self.index = index
+        return self
+
+    def acquire(self) -> bool:
+        if sum(self._counts) >= self.limit:
+            return False
+        self._counts[self.index] += 1
+        return True
+
+    def release(self) -> None:
+        self._counts[self.index] -= 1
+
+    def clear(self, index: int) -> None:
+        self._counts[index] = 0
+
+    def least_busy(self) -> bool:
+        """No other worker has fewer sessions than this one."""
+        return self._counts[self.index] <= min(self._counts)
+
+
+class Acceptor:
+    """Accepts connections on one listening socket shared by the worker processes.
+
+    Every worker is woken when a client connects. asyncio's own accept loop would take a
+    whole burst of connections in the first worker to wake, and LMTP sessions last: one
+    worker would do all the work. Here a worker takes one connection at a time, and leaves
+    it to the others while it has more sessions than one of them; if none has taken it a
+    moment later (that worker is busy), it takes it after all.
+    """
+
+    DEFER = 0.005  # seconds to leave a connection to a less busy worker
+    PAUSE = 0.1  # seconds without accepting when out of file descriptors
+
+    def __init__(self, sock: socket.socket, factory: Callable[[], asyncio.Protocol],
+                 slots: SessionSlots) -> None:
+        self.sock = sock
+        self.factory = factory
+        self.slots = slots
+        self._loop = asyncio.get_running_loop()
+        self._deferred = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task] = set()
+        sock.setblocking(False)
+        self._loop.add_reader(sock, self._ready)
+
+    def _ready(self) -> None:
+        if not self._deferred and not self.slots.least_busy():
+            self._deferred = True
+            self._pause(self.DEFER)
+            return
+        self._deferred = False
+        try:
+            conn, _ = self.sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return  # another worker took it
+        except OSError as exc:  # EMFILE, ENFILE, ENOBUFS: let clients wait in the backlog
+            log.error("cannot accept a connection: %s", exc)
+            self._pause(self.PAUSE)
+            return
+        conn.setblocking(False)
+        task = self._loop.create_task(self._connect(conn))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _connect(self, conn: socket.socket) -> None:
+        try:
+            await self._loop.connect_accepted_socket(self.factory, conn)
+        except OSError:
+            log.warning("connection lost while being set up", exc_info=True)
+            conn.close()
+
+    def _pause(self, seconds: float) -> None:
+        self._loop.remove_reader(self.sock)
+        self._timer = self._loop.call_later(seconds, self._resume)
+
+    def _resume(self) -> None:
+        self._timer = None
+        self._loop.add_reader(self.sock, self._ready)
+
+    def close(self) -> None:
+        """Stop accepting; sessions already open go on."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._loop.remove_reader(self.sock)
+        self.sock.close()

@@ -1,0 +1,148 @@
+"""``mr-engine serve`` with worker processes: shared listeners, balanced sessions, one session
+limit, restarts, and shutdown, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+import time
+
+import pytest
+
+from mr_engine.config import ConfigError, load_settings
+
+from .conftest import BIN
+from .lmtp_harness import RawClient, ServeProcess, send_message
+from .test_lmtp import add_users, messages_of, msg
+
+
+def serve_env(db_url: str, **settings: str) -> dict[str, str]:
+    env = {"MR_ENGINE_DATABASE_URL": db_url, "MR_ENGINE_LMTP_LISTEN": "127.0.0.1:0",
+           "MR_ENGINE_SMARTHOST": "127.0.0.1:9", "PATH": str(BIN)}
+    env.update({f"MR_ENGINE_{k.upper()}": v for k, v in settings.items()})
+    return env
+
+
+def greeted(port: int) -> RawClient:
+    client = RawClient(port)
+    assert client.reply()[0].startswith("220 ")
+    return client
+
+
+def wait_until(condition, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_two_workers_share_the_sessions_and_both_deliver(db, db_url):
+    add_users(db, "alice")
+    with ServeProcess(serve_env(db_url), "--workers", "2") as serve:
+        serve.wait_for("ready", count=2)
+        assert len(serve.workers()) == 2
+        clients = [greeted(serve.port) for _ in range(4)]
+        replies: list[list[str]] = []
+        # Concurrently: the two workers' committers write the one store at the same time.
+        threads = [threading.Thread(target=lambda c=c, i=i: replies.append(send_message(
+            c, "s@r.example", ["alice@example.com"], msg(message_id=f"<w{i}@r.example>"))[1]))
+            for i, c in enumerate(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sorted(replies) == [["250 2.0.0 Ok: delivered"]] * 4
+        for client in clients:
+            client.close()
+        assert serve.stop() == 0
+    assert len(messages_of(db, "alice")) == 4
+    # Each worker took two of the four sessions and committed what it received.
+    pids = {int(m) for m in re.findall(r"\[(\d+)\]: delivered", "".join(serve.lines))}
+    assert len(pids) == 2 and serve.proc.pid not in pids
+    assert "all workers stopped" in serve.lines[-1]
+
+
+def test_max_sessions_counts_the_sessions_of_every_worker(db, db_url):
+    with ServeProcess(serve_env(db_url, max_sessions="2"), "--workers", "2") as serve:
+        serve.wait_for("ready", count=2)
+        first, second = greeted(serve.port), greeted(serve.port)
+        third = RawClient(serve.port)
+        assert third.reply()[0].startswith("421 4.3.2")
+        first.close()
+        # The slot is free again once the worker has seen the close.
+        wait_until(lambda: _greeting(serve.port).startswith("220 "))
+        second.close()
+        assert serve.stop() == 0
+
+
+def _greeting(port: int) -> str:
+    client = RawClient(port)
+    try:
+        return client.reply()[0]
+    finally:
+        client.close()
+
+
+def test_a_worker_that_dies_is_replaced(db, db_url):
+    add_users(db, "alice")
+    with ServeProcess(serve_env(db_url), "--workers", "2") as serve:
+        serve.wait_for("ready", count=2)
+        victim, survivor = serve.workers()
+        os.kill(victim, signal.SIGKILL)
+        serve.wait_for(f"(pid {victim}) ended with status -9; restarting it")
+        serve.wait_for("ready", count=3)
+        assert survivor in serve.workers() and victim not in serve.workers()
+        for i in range(4):  # whichever worker takes them, each delivers
+            client = greeted(serve.port)
+            _, data = send_message(client, "s@r.example", ["alice@example.com"],
+                                   msg(message_id=f"<r{i}@r.example>"))
+            assert data == ["250 2.0.0 Ok: delivered"]
+            client.close()
+        assert serve.stop() == 0
+    assert len(messages_of(db, "alice")) == 4
+
+
+def test_workers_end_when_the_supervisor_is_killed(db, db_url):
+    with ServeProcess(serve_env(db_url), "--workers", "2") as serve:
+        serve.wait_for("ready", count=2)
+        workers = serve.workers()
+        serve.proc.kill()
+        serve.proc.wait(10)
+        wait_until(lambda: not any(_alive(pid) for pid in workers))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_unix_socket_is_shared_and_removed_at_stop(db, db_url, tmp_path):
+    add_users(db, "alice")
+    path = tmp_path / "lmtp.sock"
+    env = serve_env(db_url, lmtp_listen=f"unix:{path},127.0.0.1:0")
+    with ServeProcess(env, "--workers", "2") as serve:
+        serve.wait_for("ready", count=2)
+        client = RawClient(0, unix_path=str(path))
+        client.reply()
+        _, data = send_message(client, "s@r.example", ["alice@example.com"], msg())
+        assert data == ["250 2.0.0 Ok: delivered"]
+        client.close()
+        assert serve.stop() == 0
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("raw, workers", [("auto", 0), ("0", 0), ("3", 3)])
+def test_workers_setting(raw, workers):
+    settings = load_settings(environ={"MR_ENGINE_WORKERS": raw})
+    assert settings.workers == workers
+    assert settings.worker_count == (workers or len(os.sched_getaffinity(0)))
+
+
+def test_a_negative_worker_count_is_refused():
+    with pytest.raises(ConfigError, match="workers"):
+        load_settings(environ={"MR_ENGINE_WORKERS": "-1"})
