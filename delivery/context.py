@@ -9,25 +9,37 @@ from __future__ import annotations
 
 import datetime as dt
 import email.message
+import functools
 from dataclasses import dataclass, field
 
+from icalendar import Calendar
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from mr_engine.config import Settings
+from mr_engine.itip import InvitationError, read_calendar
 from mr_engine.models import Mailbox
 from mr_engine.outofoffice import OofState, get_oof_many
 from mr_engine.stores import StoreIndex
 
 
 @dataclass(frozen=True)
-class Envelope:
+class Envelope:  # (not slotted: ``calendar`` is cached in the instance)
     sender: str  # envelope sender (MAIL FROM); "" for the null sender <>
     content: bytes  # the bytes as received after DATA
     message: email.message.Message  # parsed once, headers and body (policy compat32)
     message_id: str | None  # Message-ID header, stripped, or None
     peer: str = ""  # client address, for the Received header
     helo: str = ""  # LHLO name
+
+    @functools.cached_property
+    def calendar(self) -> Calendar | InvitationError | None:
+        """The iMIP calendar, parsed once for all recipients (``itip.read_calendar``).
+
+        The LMTP handler reads it before handing the message to the committer, so that
+        parsing is done by the protocol side, not inside the write transaction.
+        """
+        return read_calendar(self.message)
 
 
 @dataclass(frozen=True)

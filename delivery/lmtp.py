@@ -222,6 +222,12 @@ class DeliveryHandler:
         env = Envelope(sender=sender, content=content, message=parsed,
                        message_id=message_id, peer=str(session.peer[0]) if session.peer else "",
                        helo=session.host_name or "")
+        # The calendar too is parsed here, by the protocol side: the committer then finds it
+        # ready instead of parsing it inside the write transaction, once per resource.
+        if len(content) < PARSE_IN_THREAD:
+            _read_calendar(env)
+        else:
+            await asyncio.get_running_loop().run_in_executor(None, _read_calendar, env)
         # A mailbox reached by several RCPTs (directly and through a group) gets one copy.
         targets: dict[int, str] = {}
         for address, mailbox_ids in zip(recipients.addresses, recipients.mailbox_ids):
@@ -231,6 +237,13 @@ class DeliveryHandler:
         by_mailbox = dict(zip(targets, delivered))
         return [_worst(by_mailbox[mid] for mid in mailbox_ids)
                 for mailbox_ids in recipients.mailbox_ids]
+
+
+def _read_calendar(env: Envelope) -> None:
+    try:
+        env.calendar
+    except Exception:  # the meeting step meets it again and delivers the message as mail
+        log.warning("calendar of message-id=%s not read", env.message_id, exc_info=True)
 
 
 def _parse(content: bytes) -> email.message.Message:

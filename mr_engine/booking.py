@@ -8,17 +8,16 @@ The caller holds the transaction: booking and queued replies commit together or 
 from __future__ import annotations
 
 import datetime as dt
-import email.message
 import logging
 import zoneinfo
 from dataclasses import dataclass, field
 
+from icalendar import Calendar
 from sqlalchemy.orm import Session
 
 from . import calendar_store as cal
 from .config import Settings
 from .db import lock_mailbox
-from .imip import find_calendar
 from .itip import EventData, Invitation, InvitationError, is_attendee, \
     parse_invitation
 from .models import Booking, Mailbox
@@ -63,15 +62,20 @@ class Request:
     max_occurrences: int
 
 
-def read_request(resource: Mailbox, message: email.message.Message, message_id: str | None,
-                 settings: Settings, now: dt.datetime) -> Request | None:
-    """The message's REQUEST or CANCEL naming ``resource`` as ATTENDEE, else None (logged)."""
-    data = find_calendar(message)
-    if data is None:
+def read_request(resource: Mailbox, calendar: Calendar | InvitationError | None,
+                 message_id: str | None, settings: Settings,
+                 now: dt.datetime) -> Request | None:
+    """The REQUEST or CANCEL naming ``resource`` as ATTENDEE, else None (logged).
+
+    ``calendar`` is what ``itip.read_calendar`` made of the message.
+    """
+    if calendar is None:
         return None
     zone = zoneinfo.ZoneInfo(resource.timezone or settings.default_timezone)
     try:
-        inv = parse_invitation(data, zone)
+        if isinstance(calendar, InvitationError):
+            raise calendar
+        inv = parse_invitation(calendar, zone)
     except InvitationError as exc:
         log.warning("%s: calendar not usable, delivering as mail: %s", resource.name, exc.reason)
         return None

@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
+from email.message import Message
 from typing import Any
 
 from icalendar import Calendar, Component
@@ -22,6 +23,7 @@ from icalendar.error import GloballyUniqueTZIDGuessed
 from icalendar.prop.broken import vBroken
 
 from mr_engine import timezones
+from mr_engine.imip import find_calendar
 from mr_engine.timezones import CalendarZones
 
 # We resolve globally unique TZIDs ourselves (timezones.lookup); icalendar's
@@ -309,13 +311,29 @@ def _ordered(events: list[EventData]) -> tuple[EventData, ...]:
     return tuple(master + overrides)
 
 
-def parse_invitation(data: bytes, default_tz: tzinfo) -> Invitation:
-    """Parse iCalendar *data* into an :class:`Invitation`.
+def read_calendar(message: Message) -> Calendar | InvitationError | None:
+    """The iMIP message's calendar parsed, or why it cannot be; None if it carries none.
+
+    Parsing is the costly part of reading a request and does not depend on the resource,
+    so it is done once a message, before any recipient's transaction.
+    """
+    data = find_calendar(message)
+    if data is None:
+        return None
+    try:
+        return _load_calendar(data)
+    except InvitationError as exc:
+        return exc
+
+
+def parse_invitation(data: bytes | Calendar, default_tz: tzinfo) -> Invitation:
+    """Parse iCalendar *data* (or a calendar ``read_calendar`` parsed) into an
+    :class:`Invitation`.
 
     Only VEVENTs carrying the first VEVENT's UID are kept (RFC 5546 §3.1: one
     iTIP message is about one UID). Raises :class:`InvitationError`.
     """
-    calendar = _load_calendar(data)
+    calendar = data if isinstance(data, Calendar) else _load_calendar(data)
     method = _plain(calendar, "METHOD").upper()
     components = calendar.walk("VEVENT")
     uid = _plain(components[0], "UID")

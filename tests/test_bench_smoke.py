@@ -55,4 +55,5 @@ def test_smoke_run_exits_0_and_prints_every_load():
     assert all(p["median_us"] > 0 and p["busy_intervals_found"] > 0 for p in points)
 
     assert figures["memory"]["vmhwm_kb"] > 0
+    assert 0 < figures["memory"]["pss_peak_kb"] <= figures["memory"]["vmhwm_kb"]
     assert figures["run"]["database"] == "sqlite" and not figures["run"]["failures"]

@@ -11,11 +11,12 @@ import threading
 from sqlalchemy import select
 
 from mr_engine.directory import create_user, update_user
+from mr_engine.itip import read_calendar
 from mr_engine.models import OutboundMessage
 
 from .conftest import BIN, FIXTURES, NOW
 from .invites import invite, reply_vevents
-from .lmtp_harness import RunningServer
+from .lmtp_harness import RawClient, RunningServer, send_message
 from .test_lmtp import make_settings, messages_of
 
 UTC = dt.timezone.utc
@@ -259,3 +260,26 @@ def test_several_declined_occurrences_share_one_reply_message(db, db_url):
     assert [r.subject for r in replies] == ["Accepted: Planning", "Declined: Planning"]
     declined = reply_vevents(replies[1].content)
     assert [v["RECURRENCE-ID"].dt for v in declined] == [T9 + week, T9 + 2 * week]
+
+
+def test_one_calendar_parse_serves_every_resource_of_the_message(db, db_url, monkeypatch):
+    from delivery import context
+
+    add_resource(db, "room", ROOM)
+    add_resource(db, "beamer", "beamer@example.com", resource_type="equipment")
+    reads = []
+    monkeypatch.setattr(context, "read_calendar",
+                        lambda message: reads.append(message) or read_calendar(message))
+    message = invite("both", T9, T9 + HOUR, ROOM,
+                     extra="ATTENDEE;CUTYPE=RESOURCE;RSVP=TRUE:mailto:beamer@example.com")
+    with server_at(db_url, NOW) as server:
+        client = RawClient(server.port)
+        client.reply()
+        _, data = send_message(client, "organizer@remote.example",
+                               [ROOM, "beamer@example.com"], message)
+        client.close()
+    assert [d[:3] for d in data] == ["250", "250"]
+    assert len(reads) == 1
+    assert [e["uid"] for e in agenda(db_url, "room")] == ["both"]
+    assert [e["uid"] for e in agenda(db_url, "beamer")] == ["both"]
+    assert sorted(r.sender for r in outbox(db)) == ["beamer@example.com", ROOM]
