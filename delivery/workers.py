@@ -105,6 +105,8 @@ class Supervisor:
         if pid == 0:
             os._exit(self._work(index, parent))
         self.children[pid] = (index, time.monotonic())
+        if self.stopping:  # the signal came between fork and the line above
+            os.kill(pid, signal.SIGTERM)
 
     def _work(self, index: int, parent: int) -> int:
         # The supervisor's handlers must not run here; until the server installs its own,

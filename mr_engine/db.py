@@ -120,16 +120,32 @@ class FileLock:
     exclusive.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, database: str) -> None:
         self.path = path
+        self.database = database
         self._fd: int | None = None
         self._pid = 0
 
     def __enter__(self) -> None:
         if self._fd is None or self._pid != os.getpid():
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._fd = self._open()
             self._pid = os.getpid()
         fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def _open(self) -> int:
+        # Whoever writes first creates the file: the service, or an administrator's
+        # kopano-cli run as root. Like SQLite's -wal and -shm files, it gets the database
+        # file's permissions and, when root creates it, its owner, so that every writer of
+        # the database can open it. flock needs no write access: read-only suffices.
+        try:
+            db: os.stat_result | None = os.stat(self.database)
+        except FileNotFoundError:
+            db = None
+        mode = db.st_mode & 0o666 if db is not None else 0o644
+        fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, mode)
+        if db is not None and os.geteuid() == 0:
+            os.fchown(fd, db.st_uid, db.st_gid)
+        return fd
 
     def __exit__(self, *exc: object) -> None:
         assert self._fd is not None
@@ -141,7 +157,8 @@ class WriterLock:
 
     def __init__(self, database_path: str | None) -> None:
         self._threads = FairLock()
-        self._processes = FileLock(database_path + "-writer.lock") if database_path else None
+        self._processes = (FileLock(database_path + "-writer.lock", database_path)
+                           if database_path else None)
 
     def __enter__(self) -> None:
         self._threads.__enter__()

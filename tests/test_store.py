@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import subprocess
 
 from alembic.autogenerate import compare_metadata
@@ -58,3 +60,28 @@ def test_sqlite_store_runs_in_wal_mode_with_full_sync_and_foreign_keys(tmp_path)
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     database.dispose()
     assert MIGRATIONS.is_dir()
+
+
+def test_sqlite_writers_lock_file_gets_the_databases_mode_and_owner(tmp_path):
+    path = tmp_path / "x.db"
+    database = open_database(f"sqlite:///{path}")
+    database.dispose()
+    lock = tmp_path / "x.db-writer.lock"
+    lock.unlink(missing_ok=True)
+    os.chmod(path, 0o640)
+    if os.geteuid() == 0:  # as when an administrator runs kopano-cli as root
+        os.chown(path, 4321, 4321)
+    database = open_database(f"sqlite:///{path}", auto_upgrade=False)
+    with database.write() as session:
+        session.connection()
+    database.dispose()
+    info = lock.stat()
+    assert info.st_mode & 0o777 == 0o640 & ~_umask()
+    if os.geteuid() == 0:
+        assert (info.st_uid, info.st_gid) == (4321, 4321)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
