@@ -2,7 +2,7 @@
 
 The order of a run: make the store (users, the resource, its pre-loaded calendar), start the
 SMTP sink the engine relays its replies to, start the engine, run load 1 (8x1 and 8x4) and
-load 2 over LMTP, read the engine's VmHWM (load 4) and stop it; then run load 1 against each
+load 2 over LMTP while sampling the engine's memory (load 4), and stop it; then run load 1 against each
 ``--compare`` peer with the same client; then load 3 in-process on a store of its own.
 Everything listens on 127.0.0.1 only, and every load is bounded in messages and seconds.
 """
@@ -207,7 +207,7 @@ def _prepare(db_url: str, bookings: int) -> tuple[list[str], dict[str, Any]]:
 
 def _engine_loads(args: argparse.Namespace, limits: loads.Limits, store: bstore.FreshStore,
                   workdir: Path) -> dict[str, Any]:
-    """Loads 1 and 2 against ``mr-engine serve``, then its VmHWM (load 4)."""
+    """Loads 1 and 2 against ``mr-engine serve``, and its memory meanwhile (load 4)."""
     users, calendar = _prepare(store.url, args.bookings)
     failures: list[str] = []
     load1: list[dict] = []
@@ -228,6 +228,7 @@ def _engine_loads(args: argparse.Namespace, limits: loads.Limits, store: bstore.
             meeting.drain_seconds, meeting.left_queued = loads.relay_drain(
                 store.url, args.drain_wait)
             vmhwm = engine.vm_hwm_kb()
+            pss = engine.peak_pss_kb()
         finally:
             code = engine.stop()
             if code != 0:
@@ -242,9 +243,13 @@ def _engine_loads(args: argparse.Namespace, limits: loads.Limits, store: bstore.
                 "failures": failures},
         "load1": {"message_size": args.message_size, "results": load1},
         "load2": {**meeting.as_dict(), **calendar},
-        "memory": {"vmhwm_kb": vmhwm,
-                   "vmhwm_mb": round(vmhwm * 1024 / 1e6, 1) if vmhwm is not None else None},
+        "memory": {"vmhwm_kb": vmhwm, "vmhwm_mb": _mb(vmhwm),
+                   "pss_peak_kb": pss, "pss_peak_mb": _mb(pss)},
     }
+
+
+def _mb(kib: int | None) -> float | None:
+    return round(kib * 1024 / 1e6, 1) if kib is not None else None
 
 
 def _peer_loads(peers: list[str], limits: loads.Limits, message_size: int, workdir: Path,

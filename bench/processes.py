@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -68,6 +69,44 @@ def vm_hwm_kb(pid: int) -> int | None:
     except OSError:
         return None
     return None
+
+
+def pss_kb(pid: int) -> int | None:
+    """Proportional set size of a live process, in KiB: each resident page counted once,
+    split evenly among the processes that share it (after ``fork``, most pages)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class MemoryWatch:
+    """The largest total PSS of a process and its children, sampled in a thread."""
+
+    INTERVAL = 0.1  # seconds
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_kb: int | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.INTERVAL):
+            sizes = [pss_kb(pid) for pid in [self.pid, *_children(self.pid)]]
+            total = sum(kb for kb in sizes if kb is not None)
+            if total and (self.peak_kb is None or total > self.peak_kb):
+                self.peak_kb = total
+
+    def stop(self) -> int | None:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_kb
 
 
 def _children(pid: int) -> list[int]:
@@ -126,6 +165,7 @@ class Engine:
         except BaseException:
             self.stop()
             raise
+        self.memory = MemoryWatch(self.proc.pid)
 
     def _wait_ready(self) -> None:
         """Until ``mr-engine serve`` logs its ``ready`` line with our listen address."""
@@ -157,7 +197,14 @@ class Engine:
         known = [kb for kb in peaks if kb is not None]
         return sum(known) if known else None
 
+    def peak_pss_kb(self) -> int | None:
+        """The largest total PSS of ``serve`` and its workers seen so far (pages shared
+        after ``fork`` counted once, unlike a sum of VmHWM)."""
+        return self.memory.stop()
+
     def stop(self) -> int:
+        if hasattr(self, "memory"):
+            self.memory.stop()
         code = _stop(self.proc, 70.0)
         self._logfile.close()
         return code
