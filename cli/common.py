@@ -68,6 +68,12 @@ def run_guarded(func: Callable[[], int]) -> int:
 
 
 def setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+    numeric = getattr(logging, level.upper(), logging.INFO)
+    logging.basicConfig(level=numeric,
                         format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
                         stream=sys.stderr)
+    # aiosmtpd logs every connection and every command at INFO: five lines a message, and
+    # under load a tenth of the protocol side's time. Our own lines say what happened to
+    # each delivery; the protocol trace is there with log_level DEBUG.
+    logging.getLogger("mail.log").setLevel(
+        numeric if numeric <= logging.DEBUG else max(numeric, logging.WARNING))

@@ -116,7 +116,8 @@ class Supervisor:
         _end_with(parent)
         code = 0
         try:
-            server = Server(self.settings, given=self.sockets,
+            db = open_database(self.settings.database_url, auto_upgrade=False, pool_size=8)
+            server = Server(self.settings, db, given=self.sockets,
                             slots=self.slots.for_worker(index))
             asyncio.run(server.serve())
         except BaseException:
