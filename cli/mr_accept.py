@@ -16,7 +16,7 @@ from delivery.meeting import book_and_queue
 from mr_engine import booking
 from mr_engine.clock import utcnow
 from mr_engine.directory import get_user
-from mr_engine.itip import read_calendar
+from mr_engine.itip import invitation_in, read_calendar
 
 from .common import add_config_flags, open_db, run_guarded, settings_from
 
@@ -41,7 +41,9 @@ def run(args: argparse.Namespace) -> int:
         if not resource.mr_accept:
             print(f"{args.user}: auto-accept of meeting requests is off", file=sys.stderr)
             return 1
-        req = booking.read_request(resource, read_calendar(message), message_id, settings, now)
+        calendar = read_calendar(message)
+        req = booking.read_request(resource, lambda zone: invitation_in(calendar, zone),
+                                   message_id, settings, now)
         if req is None:
             print(f"not a meeting request for {args.user}", file=sys.stderr)
             return 1

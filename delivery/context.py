@@ -11,20 +11,21 @@ import datetime as dt
 import email.message
 import functools
 from dataclasses import dataclass, field
+from datetime import tzinfo
 
 from icalendar import Calendar
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from mr_engine.config import Settings
-from mr_engine.itip import InvitationError, read_calendar
+from mr_engine.itip import Invitation, InvitationError, invitation_in, read_calendar
 from mr_engine.models import Mailbox
 from mr_engine.outofoffice import OofState, get_oof_many
 from mr_engine.stores import StoreIndex
 
 
 @dataclass(frozen=True)
-class Envelope:  # (not slotted: ``calendar`` is cached in the instance)
+class Envelope:  # not slotted: ``calendar`` is cached in the instance
     sender: str  # envelope sender (MAIL FROM); "" for the null sender <>
     content: bytes  # the bytes as received after DATA
     message: email.message.Message  # parsed once, headers and body (policy compat32)
@@ -32,14 +33,26 @@ class Envelope:  # (not slotted: ``calendar`` is cached in the instance)
     peer: str = ""  # client address, for the Received header
     helo: str = ""  # LHLO name
 
+    # Read once a message, not once a resource recipient (see ``invitation``).
+    _invitations: dict[str, Invitation | InvitationError | None] = field(
+        default_factory=dict, init=False, compare=False, repr=False)
+
     @functools.cached_property
     def calendar(self) -> Calendar | InvitationError | None:
-        """The iMIP calendar, parsed once for all recipients (``itip.read_calendar``).
-
-        The LMTP handler reads it before handing the message to the committer, so that
-        parsing is done by the protocol side, not inside the write transaction.
-        """
+        """The iMIP calendar, parsed (``itip.read_calendar``)."""
         return read_calendar(self.message)
+
+    def invitation(self, zone: tzinfo) -> Invitation | InvitationError | None:
+        """The calendar read for a resource in ``zone`` (``itip.invitation_in``), once a zone.
+
+        The LMTP handler reads it for the default zone before handing the message to the
+        committer, so that parsing is done by the protocol side, not inside the write
+        transaction that the workers take turns on.
+        """
+        key = str(zone)
+        if key not in self._invitations:
+            self._invitations[key] = invitation_in(self.calendar, zone)
+        return self._invitations[key]
 
 
 @dataclass(frozen=True)

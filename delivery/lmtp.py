@@ -15,6 +15,7 @@ import email.parser
 import email.policy
 import logging
 import time
+import zoneinfo
 from dataclasses import dataclass, field
 
 from aiosmtpd.lmtp import LMTP
@@ -126,6 +127,7 @@ class DeliveryHandler:
         self.settings = settings
         self.committer = committer
         self.slots = slots
+        self._zone = zoneinfo.ZoneInfo(settings.default_timezone)
         self.connections: set[LMTPProtocol] = set()
         self._resolved: dict[str, tuple[float, list[int]]] = {}
         self.in_flight = 0
@@ -202,6 +204,12 @@ class DeliveryHandler:
             self.in_flight -= 1
         return "\r\n".join(o.reply() for o in outcomes)
 
+    def _read_calendar(self, env: Envelope) -> None:
+        try:
+            env.invitation(self._zone)  # the zone of resources that do not set their own
+        except Exception:  # the meeting step meets it again and delivers the message as mail
+            log.warning("calendar of message-id=%s not read", env.message_id, exc_info=True)
+
     async def handle_exception(self, error: Exception) -> str:
         # aiosmtpd would answer "500 Error: (<exception>) ..." and show our internals.
         log.error("LMTP session error", exc_info=error)
@@ -222,12 +230,12 @@ class DeliveryHandler:
         env = Envelope(sender=sender, content=content, message=parsed,
                        message_id=message_id, peer=str(session.peer[0]) if session.peer else "",
                        helo=session.host_name or "")
-        # The calendar too is parsed here, by the protocol side: the committer then finds it
-        # ready instead of parsing it inside the write transaction, once per resource.
+        # A calendar too is read here, by the protocol side: the committer then finds it
+        # ready instead of reading it inside the write transaction, once per resource.
         if len(content) < PARSE_IN_THREAD:
-            _read_calendar(env)
+            self._read_calendar(env)
         else:
-            await asyncio.get_running_loop().run_in_executor(None, _read_calendar, env)
+            await asyncio.get_running_loop().run_in_executor(None, self._read_calendar, env)
         # A mailbox reached by several RCPTs (directly and through a group) gets one copy.
         targets: dict[int, str] = {}
         for address, mailbox_ids in zip(recipients.addresses, recipients.mailbox_ids):
@@ -237,13 +245,6 @@ class DeliveryHandler:
         by_mailbox = dict(zip(targets, delivered))
         return [_worst(by_mailbox[mid] for mid in mailbox_ids)
                 for mailbox_ids in recipients.mailbox_ids]
-
-
-def _read_calendar(env: Envelope) -> None:
-    try:
-        env.calendar
-    except Exception:  # the meeting step meets it again and delivers the message as mail
-        log.warning("calendar of message-id=%s not read", env.message_id, exc_info=True)
 
 
 def _parse(content: bytes) -> email.message.Message:

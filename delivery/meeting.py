@@ -36,7 +36,7 @@ def process_meeting_request(d: Delivery) -> Outcome | None:
     try:
         # A savepoint of its own: a failure here undoes the booking, not the delivery.
         with d.session.begin_nested():
-            req = booking.read_request(d.mailbox, d.envelope.calendar, d.envelope.message_id,
+            req = booking.read_request(d.mailbox, d.envelope.invitation, d.envelope.message_id,
                                        d.settings, d.now)
             if req is None:
                 return None

@@ -11,15 +11,15 @@ import datetime as dt
 import logging
 import zoneinfo
 from dataclasses import dataclass, field
+from datetime import tzinfo
+from typing import Callable
 
-from icalendar import Calendar
 from sqlalchemy.orm import Session
 
 from . import calendar_store as cal
 from .config import Settings
 from .db import lock_mailbox
-from .itip import EventData, Invitation, InvitationError, is_attendee, \
-    parse_invitation
+from .itip import EventData, Invitation, InvitationError, is_attendee
 from .models import Booking, Mailbox
 from .policy import Decision, ResourcePolicy, decide
 from .recurrence import Instance, RecurrenceError, expand
@@ -62,22 +62,21 @@ class Request:
     max_occurrences: int
 
 
-def read_request(resource: Mailbox, calendar: Calendar | InvitationError | None,
+def read_request(resource: Mailbox,
+                 invitation: Callable[[tzinfo], Invitation | InvitationError | None],
                  message_id: str | None, settings: Settings,
                  now: dt.datetime) -> Request | None:
     """The REQUEST or CANCEL naming ``resource`` as ATTENDEE, else None (logged).
 
-    ``calendar`` is what ``itip.read_calendar`` made of the message.
+    ``invitation(zone)`` reads the message's calendar for a resource in ``zone`` (floating
+    and all-day times depend on it), as ``itip.invitation_in`` does.
     """
-    if calendar is None:
-        return None
     zone = zoneinfo.ZoneInfo(resource.timezone or settings.default_timezone)
-    try:
-        if isinstance(calendar, InvitationError):
-            raise calendar
-        inv = parse_invitation(calendar, zone)
-    except InvitationError as exc:
-        log.warning("%s: calendar not usable, delivering as mail: %s", resource.name, exc.reason)
+    inv = invitation(zone)
+    if inv is None:
+        return None
+    if isinstance(inv, InvitationError):
+        log.warning("%s: calendar not usable, delivering as mail: %s", resource.name, inv.reason)
         return None
     if inv.method not in ("REQUEST", "CANCEL"):
         log.info("%s: iTIP method %s is not processed", resource.name, inv.method)

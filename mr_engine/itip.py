@@ -347,6 +347,17 @@ def parse_invitation(data: bytes | Calendar, default_tz: tzinfo) -> Invitation:
     return Invitation(method=method, uid=uid, events=_ordered(events), prodid=_plain(calendar, "PRODID"))
 
 
+def invitation_in(calendar: Calendar | InvitationError | None,
+                  default_tz: tzinfo) -> Invitation | InvitationError | None:
+    """``parse_invitation`` of what ``read_calendar`` returned, its error as a value."""
+    if calendar is None or isinstance(calendar, InvitationError):
+        return calendar
+    try:
+        return parse_invitation(calendar, default_tz)
+    except InvitationError as exc:
+        return exc
+
+
 def is_attendee(inv: Invitation, addresses: Iterable[str]) -> Attendee | None:
     """The first ATTENDEE of *inv* whose address is one of *addresses* (any case)."""
     wanted = {_address(a) for a in addresses}

@@ -283,3 +283,20 @@ def test_one_calendar_parse_serves_every_resource_of_the_message(db, db_url, mon
     assert [e["uid"] for e in agenda(db_url, "room")] == ["both"]
     assert [e["uid"] for e in agenda(db_url, "beamer")] == ["both"]
     assert sorted(r.sender for r in outbox(db)) == ["beamer@example.com", ROOM]
+
+
+def test_floating_times_are_read_in_each_resources_own_zone(db, db_url):
+    add_resource(db, "room", ROOM)  # the default zone, UTC
+    add_resource(db, "berlin", "berlin@example.com", timezone="Europe/Berlin")
+    message = invite("float", T9, T9 + HOUR, ROOM,
+                     extra="ATTENDEE;CUTYPE=RESOURCE;RSVP=TRUE:mailto:berlin@example.com")
+    message = message.replace(b"0000Z", b"0000")  # DTSTART/DTEND 09:00-10:00, floating
+    with server_at(db_url, NOW) as server:
+        client = RawClient(server.port)
+        client.reply()
+        _, data = send_message(client, "organizer@remote.example",
+                               [ROOM, "berlin@example.com"], message)
+        client.close()
+    assert [d[:3] for d in data] == ["250", "250"]
+    assert [e["start"] for e in agenda(db_url, "room")] == ["2026-03-10T09:00:00Z"]
+    assert [e["start"] for e in agenda(db_url, "berlin")] == ["2026-03-10T08:00:00Z"]
