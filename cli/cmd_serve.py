@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from delivery import workers
+from mr_engine.logs import setup_logging
 
-from .common import add_config_flags, fail, settings_from, setup_logging
+from .common import add_config_flags, fail, settings_from
 
 
 def add_parser(sub) -> None:

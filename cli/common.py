@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import logging
 import os
 import sys
 from typing import Any, Callable
@@ -65,15 +64,3 @@ def run_guarded(func: Callable[[], int]) -> int:
         # The reader went away (`... | head`): stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-
-
-def setup_logging(level: str) -> None:
-    numeric = getattr(logging, level.upper(), logging.INFO)
-    logging.basicConfig(level=numeric,
-                        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
-                        stream=sys.stderr)
-    # aiosmtpd logs every connection and every command at INFO: five lines a message, and
-    # under load a tenth of the protocol side's time. Our own lines say what happened to
-    # each delivery; the protocol trace is there with log_level DEBUG.
-    logging.getLogger("mail.log").setLevel(
-        numeric if numeric <= logging.DEBUG else max(numeric, logging.WARNING))

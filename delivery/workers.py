@@ -11,26 +11,36 @@ worker's death loses nothing: the MTA retries what was not answered.
 
 The supervisor forwards SIGTERM and SIGINT, waits until every worker has answered its
 messages in flight, and restarts a worker that dies on its own.
+
+``mr-engine serve`` has imported the whole engine (SQLAlchemy, alembic, icalendar, ...) by
+the time it has migrated the store and bound the listeners. It then replaces itself
+(``exec``, same process id) with ``python -m delivery.workers``, a supervisor that imports
+none of that: it stays at a few MB, and holds no database connection or engine state that
+every fork would copy. Each worker imports the engine after its fork.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import ctypes
+import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
+from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
-from mr_engine.config import Settings
-from mr_engine.db import open_database
+from mr_engine.config import SCHEMA, Settings
+from mr_engine.logs import setup_logging
 
 from . import listeners
-from .server import Server
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("delivery.workers")  # also when run as __main__
 
 RESTART_DELAY = 1.0  # seconds before restarting a worker that died right after starting
 _PR_SET_PDEATHSIG = 1
@@ -38,12 +48,54 @@ _PR_SET_PDEATHSIG = 1
 
 def serve(settings: Settings) -> int:
     """Run until SIGTERM or SIGINT; returns the exit status."""
+    from mr_engine.db import open_database
+
+    from .server import Server
+
     if settings.worker_count == 1:
         asyncio.run(Server(settings).serve())
         return 0
     # Once, before any worker: workers then open the store without migrating it.
     open_database(settings.database_url).dispose()
-    sockets = listeners.bind(settings.lmtp_listen)
+    _become_supervisor(settings, listeners.bind(settings.lmtp_listen))
+
+
+def _become_supervisor(settings: Settings, sockets: listeners.Listeners) -> NoReturn:
+    """exec ``python -m delivery.workers`` with the sockets and the settings (through a
+    pipe, not argv or the environment: they include the smarthost password)."""
+    values = {s.name: getattr(settings, s.name) for s in SCHEMA}
+    read, write = os.pipe()
+    with os.fdopen(write, "w") as pipe:  # a few hundred bytes: the pipe buffer holds them
+        json.dump(values, pipe)
+    fds = [sock.fileno() for sock in sockets.sockets]
+    for fd in [read, *fds]:
+        os.set_inheritable(fd, True)
+    root = str(Path(__file__).resolve().parent.parent)  # where the delivery package is
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [
+        sys.executable, "-m", "delivery.workers", "--settings-fd", str(read),
+        "--listen-fds", ",".join(map(str, fds)),
+        *[arg for path in sockets.unix_paths for arg in ("--unix-path", path)]], env)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The supervisor, as ``serve`` execs it."""
+    parser = argparse.ArgumentParser(prog="python -m delivery.workers")
+    parser.add_argument("--settings-fd", type=int, required=True)
+    parser.add_argument("--listen-fds", required=True)
+    parser.add_argument("--unix-path", action="append", default=[])
+    args = parser.parse_args(argv)
+    with os.fdopen(args.settings_fd) as pipe:
+        values = json.load(pipe)
+    values["lmtp_listen"] = tuple(values["lmtp_listen"])
+    settings = Settings(**values)
+    setup_logging(settings.log_level)
+    sockets = listeners.Listeners(
+        sockets=[socket.socket(fileno=int(fd)) for fd in args.listen_fds.split(",")],
+        unix_paths=args.unix_path)
     try:
         return Supervisor(settings, sockets).run()
     finally:
@@ -116,6 +168,10 @@ class Supervisor:
         _end_with(parent)
         code = 0
         try:
+            from mr_engine.db import open_database  # imported here: see the module's doc
+
+            from .server import Server
+
             db = open_database(self.settings.database_url, auto_upgrade=False, pool_size=8)
             server = Server(self.settings, db, given=self.sockets,
                             slots=self.slots.for_worker(index))
@@ -136,3 +192,7 @@ def _end_with(parent: int) -> None:
         pass
     if os.getppid() != parent:  # it died before we asked
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -64,6 +64,26 @@ def test_two_workers_share_the_sessions_and_both_deliver(db, db_url):
     assert "all workers stopped" in serve.lines[-1]
 
 
+def test_the_supervisor_holds_no_database_code_and_keeps_its_process_id(db, db_url):
+    with ServeProcess(serve_env(db_url), "--workers", "2") as serve:
+        serve.wait_for("ready", count=2)
+        # serve execs the lean supervisor: same pid, none of the engine's libraries mapped.
+        assert "delivery.workers" in _read(f"/proc/{serve.proc.pid}/cmdline")
+        assert not _database_code(serve.proc.pid)
+        assert all(_database_code(pid) for pid in serve.workers())
+        assert serve.stop() == 0
+
+
+def _database_code(pid: int) -> bool:
+    maps = _read(f"/proc/{pid}/maps")
+    return any(lib in maps for lib in ("sqlalchemy", "sqlite3", "psycopg", "libpq"))
+
+
+def _read(path: str) -> str:
+    with open(path, "rb") as fh:
+        return fh.read().decode(errors="replace")
+
+
 def test_max_sessions_counts_the_sessions_of_every_worker(db, db_url):
     with ServeProcess(serve_env(db_url, max_sessions="2"), "--workers", "2") as serve:
         serve.wait_for("ready", count=2)
