@@ -56,8 +56,9 @@ def targets(figures: dict[str, Any]) -> list[dict]:
                                 f"latency at {growth['smallest']}",
                       "value": f"{growth['ratio']:.2f}x",
                       "met": growth["ratio"] <= GROWTH_RATIO})
-    mb = figures["memory"]["pss_peak_mb"]
-    found.append({"target": f"load 4: peak resident memory <= {MEMORY_MB:.0f} MB",
+    # Judged on the sum of the processes' peaks: never less than the true peak of the whole.
+    mb = figures["memory"]["vmhwm_mb"]
+    found.append({"target": f"load 4: peak resident memory (sum of VmHWM) <= {MEMORY_MB:.0f} MB",
                   "value": f"{mb:.1f} MB" if mb is not None else "unknown",
                   "met": mb is not None and mb <= MEMORY_MB})
     if figures["run"]["mode"] == "smoke":  # sizes too small to judge anything
@@ -118,14 +119,14 @@ def render(figures: dict[str, Any]) -> str:
                    f"{g['ratio']:.2f}x")
 
     mem = figures["memory"]
-    out += ["", "4. Peak resident memory of mr-engine serve and its worker processes, sampled "
-                "every 0.1 s during loads 1 and 2"]
-    if mem["pss_peak_kb"] is not None:
-        out.append(f"total PSS (a page shared after fork counted once): {mem['pss_peak_kb']} kB "
-                   f"= {mem['pss_peak_mb']:.1f} MB")
+    out += ["", "4. Peak resident memory of mr-engine serve (the supervisor and its worker "
+                "processes) over loads 1 and 2"]
     if mem["vmhwm_kb"] is not None:
-        out.append(f"sum of each process's VmHWM (shared pages counted once per process, an "
-                   f"upper bound): {mem['vmhwm_kb']} kB = {mem['vmhwm_mb']:.1f} MB")
+        out.append(f"sum of each process's VmHWM (a page shared by processes counted in each, "
+                   f"an upper bound): {mem['vmhwm_kb']} kB = {mem['vmhwm_mb']:.1f} MB")
+    if mem["pss_peak_kb"] is not None:
+        out.append(f"largest total PSS, sampled every 0.1 s (a shared page counted once): "
+                   f"{mem['pss_peak_kb']} kB = {mem['pss_peak_mb']:.1f} MB")
 
     out += ["", "Targets" + (" (smoke run: sizes too small to judge)" if run["mode"] == "smoke"
                              else "")]
