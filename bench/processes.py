@@ -61,23 +61,20 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 def vm_hwm_kb(pid: int) -> int | None:
     """Peak resident set size (VmHWM) of a live process, in KiB."""
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
+    return _proc_kb(f"/proc/{pid}/status", "VmHWM:")
 
 
 def pss_kb(pid: int) -> int | None:
     """Proportional set size of a live process, in KiB: each resident page counted once,
     split evenly among the processes that share it (after ``fork``, most pages)."""
+    return _proc_kb(f"/proc/{pid}/smaps_rollup", "Pss:")
+
+
+def _proc_kb(path: str, key: str) -> int | None:
     try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
+        with open(path) as fh:
             for line in fh:
-                if line.startswith("Pss:"):
+                if line.startswith(key):
                     return int(line.split()[1])
     except OSError:
         return None

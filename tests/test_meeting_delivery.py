@@ -262,6 +262,15 @@ def test_several_declined_occurrences_share_one_reply_message(db, db_url):
     assert [v["RECURRENCE-ID"].dt for v in declined] == [T9 + week, T9 + 2 * week]
 
 
+def deliver_to_each(port: int, message: bytes, recipients: list[str]) -> list[int]:
+    """One LMTP transaction (smtplib's LMTP reads one reply, not one per recipient)."""
+    client = RawClient(port)
+    client.reply()
+    _, data = send_message(client, "organizer@remote.example", recipients, message)
+    client.close()
+    return [int(d[:3]) for d in data]
+
+
 def test_one_calendar_parse_serves_every_resource_of_the_message(db, db_url, monkeypatch):
     from delivery import context
 
@@ -273,12 +282,7 @@ def test_one_calendar_parse_serves_every_resource_of_the_message(db, db_url, mon
     message = invite("both", T9, T9 + HOUR, ROOM,
                      extra="ATTENDEE;CUTYPE=RESOURCE;RSVP=TRUE:mailto:beamer@example.com")
     with server_at(db_url, NOW) as server:
-        client = RawClient(server.port)
-        client.reply()
-        _, data = send_message(client, "organizer@remote.example",
-                               [ROOM, "beamer@example.com"], message)
-        client.close()
-    assert [d[:3] for d in data] == ["250", "250"]
+        assert deliver_to_each(server.port, message, [ROOM, "beamer@example.com"]) == [250, 250]
     assert len(reads) == 1
     assert [e["uid"] for e in agenda(db_url, "room")] == ["both"]
     assert [e["uid"] for e in agenda(db_url, "beamer")] == ["both"]
@@ -292,11 +296,6 @@ def test_floating_times_are_read_in_each_resources_own_zone(db, db_url):
                      extra="ATTENDEE;CUTYPE=RESOURCE;RSVP=TRUE:mailto:berlin@example.com")
     message = message.replace(b"0000Z", b"0000")  # DTSTART/DTEND 09:00-10:00, floating
     with server_at(db_url, NOW) as server:
-        client = RawClient(server.port)
-        client.reply()
-        _, data = send_message(client, "organizer@remote.example",
-                               [ROOM, "berlin@example.com"], message)
-        client.close()
-    assert [d[:3] for d in data] == ["250", "250"]
+        assert deliver_to_each(server.port, message, [ROOM, "berlin@example.com"]) == [250, 250]
     assert [e["start"] for e in agenda(db_url, "room")] == ["2026-03-10T09:00:00Z"]
     assert [e["start"] for e in agenda(db_url, "berlin")] == ["2026-03-10T08:00:00Z"]
