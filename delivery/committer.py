@@ -109,10 +109,10 @@ class Committer:
                 return
 
     def _commit(self, batch: list[Job | None]) -> None:
-        now = self.clock()
         jobs = [job for job in batch if job is not None]
         try:
             with self.db.write() as session:
+                now = self.clock()  # not before the wait for the lock
                 # Gathered once the write lock is ours: what arrived while another process
                 # committed joins this commit, so batches grow with the load.
                 self._gather(batch)

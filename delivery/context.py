@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import email.message
-import functools
 from dataclasses import dataclass, field
 from datetime import tzinfo
+from typing import Any
 
 from icalendar import Calendar
 from sqlalchemy import Connection
@@ -25,7 +25,7 @@ from mr_engine.stores import StoreIndex
 
 
 @dataclass(frozen=True)
-class Envelope:  # not slotted: ``calendar`` is cached in the instance
+class Envelope:
     sender: str  # envelope sender (MAIL FROM); "" for the null sender <>
     content: bytes  # the bytes as received after DATA
     message: email.message.Message  # parsed once, headers and body (policy compat32)
@@ -33,14 +33,17 @@ class Envelope:  # not slotted: ``calendar`` is cached in the instance
     peer: str = ""  # client address, for the Received header
     helo: str = ""  # LHLO name
 
-    # Read once a message, not once a resource recipient (see ``invitation``).
-    _invitations: dict[str, Invitation | InvitationError | None] = field(
-        default_factory=dict, init=False, compare=False, repr=False)
+    # Read once a message, not once a resource recipient (see ``invitation``). A plain
+    # dict, not functools.cached_property: on Python 3.11 that holds one lock for every
+    # instance, and a large calendar parsed in a thread would stall the event loop.
+    _read: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
-    @functools.cached_property
+    @property
     def calendar(self) -> Calendar | InvitationError | None:
         """The iMIP calendar, parsed (``itip.read_calendar``)."""
-        return read_calendar(self.message)
+        if "calendar" not in self._read:
+            self._read["calendar"] = read_calendar(self.message)
+        return self._read["calendar"]
 
     def invitation(self, zone: tzinfo) -> Invitation | InvitationError | None:
         """The calendar read for a resource in ``zone`` (``itip.invitation_in``), once a zone.
@@ -49,10 +52,10 @@ class Envelope:  # not slotted: ``calendar`` is cached in the instance
         committer, so that parsing is done by the protocol side, not inside the write
         transaction that the workers take turns on.
         """
-        key = str(zone)
-        if key not in self._invitations:
-            self._invitations[key] = invitation_in(self.calendar, zone)
-        return self._invitations[key]
+        key = f"invitation {zone}"
+        if key not in self._read:
+            self._read[key] = invitation_in(self.calendar, zone)
+        return self._read[key]
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import os
 import socket
+import select
 import stat
 from dataclasses import dataclass, field
 from typing import Callable
@@ -147,22 +148,22 @@ class Acceptor:
         self.factory = factory
         self.slots = slots
         self._loop = asyncio.get_running_loop()
-        self._deferred = False
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task] = set()
         sock.setblocking(False)
         self._loop.add_reader(sock, self._ready)
 
     def _ready(self) -> None:
-        if not self._deferred and not self.slots.least_busy():
-            self._deferred = True
+        if not self.slots.least_busy():
             self._pause(self.DEFER)
             return
-        self._deferred = False
+        self._accept()
+
+    def _accept(self) -> None:
         try:
             conn, _ = self.sock.accept()
-        except (BlockingIOError, InterruptedError):
-            return  # another worker took it
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return  # another worker took it, or the client gave up before we did
         except OSError as exc:  # EMFILE, ENFILE, ENOBUFS: let clients wait in the backlog
             log.error("cannot accept a connection: %s", exc)
             self._pause(self.PAUSE)
@@ -186,6 +187,9 @@ class Acceptor:
     def _resume(self) -> None:
         self._timer = None
         self._loop.add_reader(self.sock, self._ready)
+        # Still waiting after DEFER: the less busy worker is busy, take it after all.
+        if select.select([self.sock], [], [], 0)[0]:
+            self._accept()
 
     def close(self) -> None:
         """Stop accepting; sessions already open go on."""

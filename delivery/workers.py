@@ -44,6 +44,7 @@ log = logging.getLogger("delivery.workers")  # also when run as __main__
 
 RESTART_DELAY = 1.0  # seconds before restarting a worker that died right after starting
 _PR_SET_PDEATHSIG = 1
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 def serve(settings: Settings) -> int:
@@ -75,8 +76,10 @@ def _become_supervisor(settings: Settings, sockets: listeners.Listeners) -> NoRe
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     sys.stdout.flush()
     sys.stderr.flush()
+    # -P: not the working directory first on sys.path, where any json.py or delivery/
+    # would replace ours.
     os.execve(sys.executable, [
-        sys.executable, "-m", "delivery.workers", "--settings-fd", str(read),
+        sys.executable, "-P", "-m", "delivery.workers", "--settings-fd", str(read),
         "--listen-fds", ",".join(map(str, fds)),
         *[arg for path in sockets.unix_paths for arg in ("--unix-path", path)]], env)
 
@@ -116,7 +119,8 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         for index in range(self.count):
-            self._spawn(index)
+            if not self.stopping:
+                self._spawn(index)
         log.info("supervisor %d: %d workers on %s", os.getpid(), self.count,
                  ", ".join(self.sockets.addresses()))
         while self.children:
@@ -130,7 +134,9 @@ class Supervisor:
             code = os.waitstatus_to_exitcode(status)
             self.slots.clear(index)
             if self.stopping:
-                self.failed |= code != 0
+                # A worker stopped by the signal before its server could catch it had not
+                # accepted anything yet: that is a clean stop too.
+                self.failed |= code not in (0, -signal.SIGTERM, -signal.SIGINT)
                 continue
             log.error("worker %d (pid %d) ended with status %d; restarting it", index, pid,
                       code)
@@ -143,6 +149,9 @@ class Supervisor:
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self.stopping = True
+        # New clients are refused at once rather than left waiting in the backlog until
+        # the workers have finished (they close their own copies first thing too).
+        self.sockets.close()
         for pid in self.children:
             try:
                 os.kill(pid, signal.SIGTERM)
@@ -153,18 +162,24 @@ class Supervisor:
         parent = os.getpid()
         sys.stdout.flush()  # else buffered output would be written twice
         sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            os._exit(self._work(index, parent))
-        self.children[pid] = (index, time.monotonic())
-        if self.stopping:  # the signal came between fork and the line above
-            os.kill(pid, signal.SIGTERM)
+        # Stop signals wait across the fork: the supervisor handles one only once it knows
+        # the new pid, and the worker only once the supervisor's handler is gone from it
+        # (until its server installs its own, a signal simply ends it: nothing in flight).
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                for signum in _STOP_SIGNALS:
+                    signal.signal(signum, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+                os._exit(self._work(index, parent))
+            self.children[pid] = (index, time.monotonic())
+            if self.stopping:  # the signal came after run() decided to spawn
+                os.kill(pid, signal.SIGTERM)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
 
     def _work(self, index: int, parent: int) -> int:
-        # The supervisor's handlers must not run here; until the server installs its own,
-        # a signal simply ends the worker, which has nothing in flight yet.
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
         _end_with(parent)
         code = 0
         try:
@@ -172,7 +187,10 @@ class Supervisor:
 
             from .server import Server
 
-            db = open_database(self.settings.database_url, auto_upgrade=False, pool_size=8)
+            # The connections of one process before, shared out: workers times the pool
+            # must stay within PostgreSQL's max_connections (100 by default).
+            pool = max(2, 8 // self.count)
+            db = open_database(self.settings.database_url, auto_upgrade=False, pool_size=pool)
             server = Server(self.settings, db, given=self.sockets,
                             slots=self.slots.for_worker(index))
             asyncio.run(server.serve())

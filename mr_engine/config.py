@@ -177,6 +177,16 @@ SCHEMA: tuple[Setting, ...] = (
 _BY_NAME = {s.name: s for s in SCHEMA}
 
 
+def _cpu_quota(path: str = "/sys/fs/cgroup/cpu.max") -> int | None:
+    """CPUs a cgroup v2 quota allows ("200000 100000" is 2), rounded up; None if unlimited."""
+    try:
+        with open(path) as fh:
+            quota, period = fh.read().split()[:2]
+        return None if quota == "max" else -(-int(quota) // int(period))
+    except (OSError, ValueError):
+        return None
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite:///var/mr-engine.db"
@@ -210,9 +220,11 @@ class Settings:
     def worker_count(self) -> int:
         if self.workers:
             return self.workers
-        # The CPUs this process may run on (a container's cpuset), not the host's count.
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        # The CPUs this process may run on (a container's cpuset), not the host's count,
+        # and no more than a CPU quota (cgroup v2 cpu.max) allows.
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
             else os.cpu_count() or 1
+        return max(1, min(cpus, _cpu_quota() or cpus))
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with ``changes`` applied (tests and benchmarks tune settings this way)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import stat
 import threading
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -123,42 +124,113 @@ class FileLock:
     """SQLite writers of several processes (LMTP workers, the CLI) take turns on a lock file.
 
     Without it, a writer that finds the database locked sleeps in SQLite's busy handler
-    (1, 2, 5, 10 ... ms) while the other process commits again and again; ``flock`` wakes a
-    waiter as soon as the lock is free. The file descriptor is opened per process, since a
-    ``flock`` held through a descriptor inherited across ``fork`` would be shared, not
-    exclusive.
+    (1, 2, 5, 10 ... ms) while the other process commits again and again; a writer blocked
+    in ``flock`` is woken the moment the lock is free. It only schedules: SQLite's own lock
+    (BEGIN IMMEDIATE) is what keeps writers apart. So after ``WAIT`` seconds (a stopped or
+    hung writer elsewhere), or when the lock file cannot be opened, a writer goes on
+    without it and SQLite's busy timeout decides, as it did before.
+
+    ``flock`` cannot time out, so a contended lock is waited for by a helper thread on a
+    descriptor of its own (a second open file: the two exclude each other like processes),
+    and the writer waits for that thread with a timeout. If the writer has given up by the
+    time the helper gets the lock, the helper lets it go. Descriptors and the helper are
+    per process: a ``flock`` held through a descriptor inherited across ``fork`` would be
+    shared, not exclusive.
     """
+
+    WAIT = 1.0  # seconds
 
     def __init__(self, path: str, database: str) -> None:
         self.path = path
         self.database = database
-        self._fd: int | None = None
         self._pid = 0
+        self._fd: int | None = None  # tried without blocking, by the writer itself
+        self._helper_fd: int | None = None  # waited on by the helper thread
+        self._holding: int | None = None  # the descriptor that holds the lock now
+        self._changed = threading.Condition()
+        self._wanted = False
+        self._granted = False
 
     def __enter__(self) -> None:
-        if self._fd is None or self._pid != os.getpid():
-            self._fd = self._open()
-            self._pid = os.getpid()
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        if self._pid != os.getpid():
+            self._start()
+        if self._fd is None or self._helper_fd is None:
+            return
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._holding = self._fd
+            return
+        except BlockingIOError:
+            pass
+        with self._changed:
+            self._wanted = True
+            self._changed.notify_all()
+            if self._changed.wait_for(lambda: self._granted, self.WAIT):
+                self._holding = self._helper_fd
+            else:
+                log.warning("%s held elsewhere for over %.0f s; writing without it",
+                            self.path, self.WAIT)
+            self._wanted = self._granted = False
+            self._changed.notify_all()
 
-    def _open(self) -> int:
+    def __exit__(self, *exc: object) -> None:
+        if self._holding is not None:
+            fcntl.flock(self._holding, fcntl.LOCK_UN)
+            self._holding = None
+
+    def _start(self) -> None:
+        for inherited in (self._fd, self._helper_fd):  # from before a fork: not ours
+            if inherited is not None:
+                os.close(inherited)
+        self._pid = os.getpid()
+        self._fd, self._helper_fd = self._open(), self._open()
+        self._holding, self._wanted, self._granted = None, False, False
+        self._changed = threading.Condition()
+        if self._helper_fd is not None:
+            threading.Thread(target=self._help, args=(self._helper_fd,), daemon=True,
+                             name="writer-lock").start()
+
+    def _help(self, fd: int) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._wanted and not self._granted)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with self._changed:
+                if self._wanted and not self._granted:
+                    self._granted = True
+                    self._changed.notify_all()
+                    # Until the writer has taken it over (and given it back in __exit__).
+                    self._changed.wait_for(lambda: not self._wanted)
+                else:
+                    fcntl.flock(fd, fcntl.LOCK_UN)  # the writer gave up meanwhile
+
+    def _open(self) -> int | None:
         # Whoever writes first creates the file: the service, or an administrator's
         # kopano-cli run as root. Like SQLite's -wal and -shm files, it gets the database
         # file's permissions and, when root creates it, its owner, so that every writer of
-        # the database can open it. flock needs no write access: read-only suffices.
+        # the database can open it. flock needs no write access: read-only suffices. No
+        # symbolic link is followed, and only a file created here is given away.
         try:
             db: os.stat_result | None = os.stat(self.database)
         except FileNotFoundError:
             db = None
         mode = db.st_mode & 0o666 if db is not None else 0o644
-        fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, mode)
-        if db is not None and os.geteuid() == 0:
-            os.fchown(fd, db.st_uid, db.st_gid)
+        flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+        try:
+            try:
+                fd, created = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, mode), True
+            except FileExistsError:
+                fd, created = os.open(self.path, flags), False
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise OSError(f"{self.path} is not a regular file")
+            if created and db is not None and os.geteuid() == 0:
+                os.fchown(fd, db.st_uid, db.st_gid)
+        except OSError as exc:
+            log.warning("writer lock file unusable (%s); writers rely on SQLite's locking",
+                        exc)
+            return None
         return fd
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._fd is not None
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
 class WriterLock:

@@ -117,6 +117,18 @@ class ServeProcess:
     """``mr-engine serve`` as a child process, its log collected as it is written."""
 
     def __init__(self, env: dict[str, str], *args: str, timeout: float = 30) -> None:
+        self._start(env, args)
+        ready = self.wait_for("ready", timeout)
+        self.port = int(ready.rsplit("127.0.0.1:", 1)[1].split()[0].strip(","))
+
+    @classmethod
+    def started(cls, env: dict[str, str], *args: str) -> "ServeProcess":
+        """Started, without waiting for it to be ready."""
+        serve = cls.__new__(cls)
+        serve._start(env, args)
+        return serve
+
+    def _start(self, env: dict[str, str], args: tuple[str, ...]) -> None:
         from .conftest import BIN
 
         self.proc = subprocess.Popen([str(BIN / "mr-engine"), "serve", *args], env=env,
@@ -124,8 +136,6 @@ class ServeProcess:
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        ready = self.wait_for("ready", timeout)
-        self.port = int(ready.rsplit("127.0.0.1:", 1)[1].split()[0].strip(","))
 
     def _read(self) -> None:
         assert self.proc.stderr is not None

@@ -84,3 +84,40 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_a_symlinked_writer_lock_is_not_followed_and_writes_go_on(tmp_path):
+    path = tmp_path / "x.db"
+    open_database(f"sqlite:///{path}").dispose()
+    target = tmp_path / "precious"
+    target.write_text("keep")
+    os.chmod(target, 0o600)
+    lock = tmp_path / "x.db-writer.lock"
+    lock.unlink(missing_ok=True)
+    lock.symlink_to(target)
+    if os.geteuid() == 0:  # root would give a file it created to the database's owner
+        os.chown(path, 4321, 4321)
+    database = open_database(f"sqlite:///{path}", auto_upgrade=False)
+    with database.write() as session:  # SQLite's own locking still keeps writers apart
+        session.execute(text("CREATE TABLE t (x INTEGER)"))
+    database.dispose()
+    assert target.read_text() == "keep" and target.stat().st_uid == os.geteuid()
+
+
+def test_a_writer_lock_held_too_long_is_given_up_for_sqlites_own(tmp_path, monkeypatch):
+    import fcntl
+
+    from mr_engine import db as dbmod
+
+    path = tmp_path / "x.db"
+    open_database(f"sqlite:///{path}").dispose()
+    holder = os.open(tmp_path / "x.db-writer.lock", os.O_RDONLY | os.O_CREAT)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # another descriptor: a stopped writer process
+    monkeypatch.setattr(dbmod.FileLock, "WAIT", 0.2)
+    database = open_database(f"sqlite:///{path}", auto_upgrade=False)
+    try:
+        with database.write() as session:
+            session.execute(text("CREATE TABLE t (x INTEGER)"))
+    finally:
+        database.dispose()
+        os.close(holder)

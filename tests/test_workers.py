@@ -166,3 +166,33 @@ def test_workers_setting(raw, workers):
 def test_a_negative_worker_count_is_refused():
     with pytest.raises(ConfigError, match="workers"):
         load_settings(environ={"MR_ENGINE_WORKERS": "-1"})
+
+
+def test_sigterm_right_after_start_stops_cleanly(db, db_url):
+    for delay in (0.0, 0.05, 0.2):  # while the supervisor is still forking its workers
+        serve = ServeProcess.started(serve_env(db_url), "--workers", "4")
+        try:
+            serve.wait_for("supervisor")
+            time.sleep(delay)
+            assert serve.stop() == 0, "".join(serve.lines[-10:])
+        finally:
+            serve.__exit__()
+
+
+def test_stopping_refuses_new_clients_and_finishes_the_message_in_flight(db, db_url):
+    add_users(db, "alice")
+    with ServeProcess(serve_env(db_url), "--workers", "2") as serve:
+        serve.wait_for("ready", count=2)
+        client = greeted(serve.port)
+        client.command("LHLO test.example")
+        for line in ("MAIL FROM:<s@r.example>", "RCPT TO:<alice@example.com>"):
+            assert client.command(line)[0].startswith("250")
+        assert client.command("DATA")[0].startswith("354")
+        serve.proc.terminate()
+        serve.wait_for("signal received")
+        with pytest.raises(ConnectionRefusedError):
+            RawClient(serve.port)
+        client.send(msg().replace(b"\r\n.", b"\r\n..") + b"\r\n.\r\n")
+        assert client.reply()[0].startswith("250 2.0.0")
+        assert serve.proc.wait(30) == 0
+    assert len(messages_of(db, "alice")) == 1
