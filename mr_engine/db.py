@@ -199,8 +199,9 @@ class FileLock:
                 if self._wanted and not self._granted:
                     self._granted = True
                     self._changed.notify_all()
-                    # Until the writer has taken it over (and given it back in __exit__).
-                    self._changed.wait_for(lambda: not self._wanted)
+                    # Until the writer has taken it over (it unlocks it in __exit__). Not
+                    # "until nobody wants it": the next writer may want it by then.
+                    self._changed.wait_for(lambda: not self._granted)
                 else:
                     fcntl.flock(fd, fcntl.LOCK_UN)  # the writer gave up meanwhile
 

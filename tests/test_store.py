@@ -121,3 +121,40 @@ def test_a_writer_lock_held_too_long_is_given_up_for_sqlites_own(tmp_path, monke
     finally:
         database.dispose()
         os.close(holder)
+
+
+def test_writers_of_two_stores_on_one_file_hand_the_lock_over_without_timeouts(tmp_path,
+                                                                              caplog):
+    import threading
+    import time
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    open_database(url).dispose()
+    # Two Database objects: two lock descriptors and helpers, as two worker processes have.
+    stores = [open_database(url, auto_upgrade=False) for _ in range(2)]
+    with stores[0].write() as session:
+        session.execute(text("CREATE TABLE t (x INTEGER)"))
+    longest: list[float] = []
+
+    def write(store, n: int) -> None:
+        for i in range(n):
+            start = time.monotonic()
+            with store.write() as session:
+                longest.append(time.monotonic() - start)
+                session.execute(text("INSERT INTO t VALUES (:x)"), {"x": i})
+
+    def busy() -> None:  # as a worker's event loop: the helpers wait for the GIL
+        while any(thread.is_alive() for thread in threads):
+            sum(range(10_000))
+
+    threads = [threading.Thread(target=write, args=(store, 250)) for store in stores]
+    for thread in threads + [threading.Thread(target=busy)]:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    with stores[0].read() as session:
+        assert session.execute(text("SELECT count(*) FROM t")).scalar() == 500
+    for store in stores:
+        store.dispose()
+    assert "writing without it" not in caplog.text
+    assert max(longest) < 0.5
