@@ -1,13 +1,13 @@
 """``mr-engine serve`` with worker processes: one complete LMTP server per CPU.
 
 A Python process computes on one core at a time; Dovecot and Postfix run several delivery
-processes for the same reason. The supervisor (this module) upgrades the schema, binds the
-listeners, then forks ``workers`` processes. Each worker is a whole ``Server`` (sessions,
-group committer, relay) accepting on the shared sockets; the kernel hands each new
-connection to whichever worker accepts first, which is the least busy one. SQLite writers
-take turns through ``db.WriterLock``; on PostgreSQL, row locks serialize as they do between
-separate servers. Everything a worker answers 250 for is committed by that worker, so a
-worker's death loses nothing: the MTA retries what was not answered.
+processes for the same reason. ``serve`` upgrades the schema and binds the listeners; the
+supervisor (this module) then forks ``workers`` processes. Each worker is a whole
+``Server`` (sessions, group committer, relay) accepting on the shared sockets, a new
+connection going to the worker with the fewest sessions (``listeners.Acceptor``). SQLite
+writers take turns through ``db.WriterLock``; on PostgreSQL, row locks serialize as they
+do between separate servers. Everything a worker answers 250 for is committed by that
+worker, so a worker's death loses nothing: the MTA retries what was not answered.
 
 The supervisor forwards SIGTERM and SIGINT, waits until every worker has answered its
 messages in flight, and restarts a worker that dies on its own.
