@@ -170,13 +170,10 @@ def test_a_negative_worker_count_is_refused():
 
 def test_sigterm_right_after_start_stops_cleanly(db, db_url):
     for delay in (0.0, 0.05, 0.2):  # while the supervisor is still forking its workers
-        serve = ServeProcess.started(serve_env(db_url), "--workers", "4")
-        try:
+        with ServeProcess.started(serve_env(db_url), "--workers", "4") as serve:
             serve.wait_for("supervisor")
             time.sleep(delay)
             assert serve.stop() == 0, "".join(serve.lines[-10:])
-        finally:
-            serve.__exit__()
 
 
 def test_stopping_refuses_new_clients_and_finishes_the_message_in_flight(db, db_url):
