@@ -170,6 +170,8 @@ def sendas_names(session: Session, mailbox: Mailbox) -> list[str]:
 # --- groups --------------------------------------------------------------------------------
 
 def get_group(session: Session, name: str) -> Group:
+    if name == EVERYONE:  # listed with the groups, but not a row: nothing to change
+        raise DirectoryError(f"{EVERYONE} is built in (every user); it cannot be changed")
     group = session.scalar(select(Group).where(Group.name == name))
     if group is None:
         raise NotFound(f"group {name!r} does not exist")

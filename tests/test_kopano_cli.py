@@ -259,8 +259,11 @@ def test_unknown_names_and_duplicates_fail_with_exit_1(db_url, local):
         ["--create", "--group", "Everyone"],
         ["--create", "--group", "ops", "--email", "alice@EXAMPLE.com"],
         ["--user", "alice", "--name", "has space"],
+        ["--delete", "--group", "Everyone"],
+        ["--add-user", "alice", "--group", "Everyone"],
     )
     assert all(m.startswith("error: ") for m in messages)
+    assert all("Everyone is built in" in m for m in messages[-2:])
     assert "user 'nobody' does not exist" in messages[0]
     assert "group 'nogroup' does not exist" in messages[3]
     assert "already exists" in messages[14]
