@@ -94,7 +94,7 @@ class Delivery:
     envelope: Envelope
     recipient: str  # the address as given at RCPT TO
     mailbox: Mailbox
-    batch: Batch | None = None  # loaded for this delivery alone when not given
+    batch: Batch  # what the committer read for all deliveries of the transaction
     store_id: int | None = None
     folder: str = "Inbox"
     # The bytes to store: trace headers followed by the message exactly as received.
@@ -104,7 +104,3 @@ class Delivery:
     # Outbound messages queued in this transaction; the relay is woken after commit.
     queued: int = 0
     notes: list[str] = field(default_factory=list)  # what steps did, for the log line
-
-    def __post_init__(self) -> None:
-        if self.batch is None:
-            self.batch = Batch.load(self.session, [self.mailbox.id])

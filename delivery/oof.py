@@ -192,7 +192,6 @@ def _decide(d: Delivery, state: OofState) -> tuple[str | None, bytes]:
 
 def out_of_office(d: Delivery) -> None:
     """Queue an auto-reply if the mailbox is out of office and no rule forbids it."""
-    assert d.batch is not None
     state = d.batch.oof.get(d.mailbox.id, OofState())
     if not state.active(d.now):
         return

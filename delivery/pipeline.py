@@ -33,7 +33,6 @@ OVER_QUOTA = Outcome(552, "5.2.2", "Mailbox full: hard quota exceeded")
 
 
 def open_store(d: Delivery) -> Outcome | None:
-    assert d.batch is not None
     d.store_id = d.batch.stores.store_id(d.mailbox, d.now)
     return None
 
@@ -41,7 +40,7 @@ def open_store(d: Delivery) -> Outcome | None:
 def skip_duplicate(d: Delivery) -> Outcome | None:
     # MTAs retry a whole message after a partial failure; the recipients that already have
     # it must not get a second copy (nor a second booking or auto-reply).
-    assert d.store_id is not None and d.batch is not None
+    assert d.store_id is not None
     if mailstore.is_duplicate(d.batch.conn, d.store_id, d.envelope.message_id, d.now,
                               d.settings.dedupe_window):
         d.notes.append("duplicate")
@@ -85,7 +84,7 @@ def check_quota(d: Delivery) -> Outcome | None:
 
 
 def file_message(d: Delivery) -> Outcome | None:
-    assert d.store_id is not None and d.batch is not None
+    assert d.store_id is not None
     folder_id = d.batch.stores.folder_id(d.store_id, d.folder)
     msg_id = mailstore.file_message(d.batch.conn, d.store_id, folder_id, d.content,
                                     d.envelope.message, d.envelope.message_id,

@@ -33,15 +33,17 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 
-def _prepare_sqlite(url: str) -> None:
+def _sqlite_file(url: str) -> str | None:
+    """The database file of a SQLite URL (None in memory)."""
     database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    return database if database and database != ":memory:" else None
 
 
 def make_engine(url: str, pool_size: int = 10) -> Engine:
     if url.startswith("sqlite"):
-        _prepare_sqlite(url)
+        database = _sqlite_file(url)
+        if database:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False},
                                pool_size=pool_size, max_overflow=pool_size)
         _configure_sqlite(engine)
@@ -259,11 +261,6 @@ class WriterLock:
             self._threads.__exit__()
 
 
-def _sqlite_path(engine: Engine) -> str | None:
-    database = engine.url.database
-    return database if database and database != ":memory:" else None
-
-
 @dataclass
 class Database:
     """The engine and session factories handed to every service (no globals)."""
@@ -303,7 +300,7 @@ def open_database(url: str, auto_upgrade: bool = True, pool_size: int = 10) -> D
         engine=engine,
         sessions=sessionmaker(engine, expire_on_commit=False),
         readers=sessionmaker(reader_engine, expire_on_commit=False),
-        writers=WriterLock(_sqlite_path(engine)) if engine.dialect.name == "sqlite"
+        writers=WriterLock(_sqlite_file(url)) if engine.dialect.name == "sqlite"
         else nullcontext(),
     )
 

@@ -9,7 +9,7 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from delivery.context import Delivery, Envelope
+from delivery.context import Batch, Delivery, Envelope
 from delivery.oof import out_of_office
 from mr_engine.config import Settings
 from mr_engine.db import open_database
@@ -128,9 +128,10 @@ def deliver(db, mailbox, now, *extra: str, sender: str = "bob@example.org",
     envelope = Envelope(sender=sender, content=content, message=msg,
                         message_id=msg.get("Message-ID"))
     with db.write() as session:
+        mailbox = session.merge(mailbox)
         d = Delivery(session=session, settings=SETTINGS, now=now, envelope=envelope,
-                     recipient="alice@example.com", mailbox=session.merge(mailbox),
-                     meeting_request=meeting_request)
+                     recipient="alice@example.com", mailbox=mailbox,
+                     batch=Batch.load(session, [mailbox.id]), meeting_request=meeting_request)
         out_of_office(d)
     return d
 
