@@ -10,7 +10,7 @@ a duration, and every read has a timeout, so a stuck server cannot hang the benc
 from __future__ import annotations
 
 import asyncio
-import statistics
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -62,12 +62,8 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, int(round(q / 100.0 * len(ordered) + 0.5)) - 1))
+    rank = max(0, math.ceil(q / 100.0 * len(ordered)) - 1)
     return ordered[rank]
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else 0.0
 
 
 def dot_stuff(message: bytes) -> bytes:

@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
-from mr_engine.booking import policy_of
+from mr_engine.booking import check
 from mr_engine.calendar_store import busy_intervals
 from mr_engine.models import Mailbox, OutboundMessage
-from mr_engine.policy import decide
 from mr_engine.recurrence import Instance
 
 from . import store as bstore
@@ -66,11 +65,9 @@ class MeetingResult:
     load: LoadResult
     accepted: int = 0  # replies "Accepted: ..." queued for measured requests
     declined: int = 0
-    relayed: int = 0  # replies the relay had sent to the smarthost when the load ended
+    relayed: int = 0  # of those replies, sent to the smarthost when the load ended
     drain_seconds: float | None = None  # after the load, until the relay had sent them all
     left_queued: int = 0  # replies still queued when the drain wait gave up
-    preloaded_bookings: int = 0
-    preloaded_occurrences: int = 0
 
     @property
     def per_s(self) -> float:
@@ -86,8 +83,6 @@ class MeetingResult:
                 "relay_drain_seconds": (round(self.drain_seconds, 2)
                                         if self.drain_seconds is not None else None),
                 "still_queued_after_drain_wait": self.left_queued,
-                "preloaded_bookings": self.preloaded_bookings,
-                "preloaded_occurrences": self.preloaded_occurrences,
                 "connections": self.load.connections, "errors": self.load.errors[:5]}
 
 
@@ -116,7 +111,7 @@ def meeting_requests(port: int, database_url: str, resource: str, limits: Limits
     """Single-instance one-hour REQUESTs at random quarter hours inside the booking window,
     each with its own UID; the resource's capacity is large, so every one should fit."""
     template = invite_template(resource)
-    warm = invite_template(resource).replace(MEASURED.encode(), WARMUP.encode())
+    warm = template.replace(MEASURED.encode(), WARMUP.encode())
     base = now.replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
     run = f"{os.getpid()}.{time.monotonic_ns()}"
     rngs = [random.Random(1000 + i) for i in range(limits.connections)]
@@ -137,9 +132,11 @@ def meeting_requests(port: int, database_url: str, resource: str, limits: Limits
             def count(*where) -> int:
                 return session.scalar(select(func.count()).select_from(OutboundMessage)
                                       .where(*where)) or 0
+            replies = OutboundMessage.subject.in_([f"Accepted: {MEASURED}",
+                                                   f"Declined: {MEASURED}"])
             result.accepted = count(OutboundMessage.subject == f"Accepted: {MEASURED}")
             result.declined = count(OutboundMessage.subject == f"Declined: {MEASURED}")
-            result.relayed = count(OutboundMessage.status == "sent")
+            result.relayed = count(replies, OutboundMessage.status == "sent")
     finally:
         db.dispose()
     return result
@@ -162,8 +159,8 @@ class ConflictPoint:
                 "preload_seconds": round(self.preload_seconds, 2)}
 
 
-CONFLICT_METHOD = ("in-process against the real database: mr_engine.calendar_store."
-                   "busy_intervals + mr_engine.policy.decide for a single one-hour instance "
+CONFLICT_METHOD = ("in-process against the real database: mr_engine.booking.check "
+                   "(calendar_store.busy_intervals + policy.decide) for a single one-hour instance "
                    "in the middle of the calendar, each in its own read transaction; "
                    "median of the repetitions")
 
@@ -191,14 +188,15 @@ def conflict_latency(database_url: str, sizes: list[int], repetitions: int,
                 with db.read() as session:
                     resource = session.get(Mailbox, rid)
                     t = time.perf_counter()
-                    busy = busy_intervals(session, resource, start, instance.end, None)
-                    decision = decide(policy_of(resource), [instance], False, busy, now, zone)
+                    decision = check(session, resource, [instance], False, None, now, zone)
                     elapsed = time.perf_counter() - t
                 if not decision.accepted:
                     raise AssertionError(f"conflict check declined: {decision.reasons}")
                 if rep >= 10:  # the first ones warm caches and compiled statements
                     point.samples.append(elapsed)
-                    point.busy_found = len(busy)
+            with db.read() as session:  # what the check saw (the same for every instance)
+                point.busy_found = len(busy_intervals(session, session.get(Mailbox, rid),
+                                                      instance.start, instance.end, None))
             points.append(point)
     finally:
         db.dispose()

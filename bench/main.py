@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="mr-engine-bench-"))
     cluster = None
     started = time.monotonic()
+    started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     try:
         base_url = args.database_url
         if args.postgres:
@@ -136,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             cluster.start()
             base_url = cluster.url
         figures = run(args, peers, sizes, base_url, workdir)
-        figures["run"]["total_seconds"] = round(time.monotonic() - started, 1)
+        figures["run"].update(started=started_at,
+                              total_seconds=round(time.monotonic() - started, 1))
         figures["targets"] = report.targets(figures)
         print(report.render(figures))
         if args.json:
@@ -181,7 +183,6 @@ def run(args: argparse.Namespace, peers: list[str], sizes: list[int], base_url: 
         "database": store.backend, "mode": "smoke" if args.smoke else "full",
         "cpus": os.cpu_count(), "python": platform.python_version(),
         "warnings": warnings, "failures": failures,
-        "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "limits": {"connections": args.connections, "duration_s": args.duration,
                    "max_messages": args.messages, "max_requests": args.requests,
                    "warmup_per_connection": args.warmup}})

@@ -95,7 +95,7 @@ class MemoryWatch:
 
     def _watch(self) -> None:
         while not self._stop.wait(self.INTERVAL):
-            sizes = [pss_kb(pid) for pid in [self.pid, *_children(self.pid)]]
+            sizes = [pss_kb(pid) for pid in [self.pid, *children(self.pid)]]
             total = sum(kb for kb in sizes if kb is not None)
             if total and (self.peak_kb is None or total > self.peak_kb):
                 self.peak_kb = total
@@ -106,7 +106,8 @@ class MemoryWatch:
         return self.peak_kb
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
+    """The process ids of a live process's children."""
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as fh:
             return [int(child) for child in fh.read().split()]
@@ -180,17 +181,13 @@ class Engine:
             time.sleep(0.05)
         raise StartError(f"mr-engine serve did not log 'ready' within {START_TIMEOUT:.0f}s")
 
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
     def vm_hwm_kb(self) -> int | None:
         """Peak memory of ``serve`` and its worker processes: the sum of each one's VmHWM.
 
         A sum of peaks, and pages shared after ``fork`` counted once per process: never
         less than the true peak of the whole.
         """
-        peaks = [vm_hwm_kb(pid) for pid in [self.proc.pid, *_children(self.proc.pid)]]
+        peaks = [vm_hwm_kb(pid) for pid in [self.proc.pid, *children(self.proc.pid)]]
         known = [kb for kb in peaks if kb is not None]
         return sum(known) if known else None
 

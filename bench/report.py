@@ -104,8 +104,8 @@ def render(figures: dict[str, Any]) -> str:
     drained = (f"all sent {l2['relay_drain_seconds']:.1f} s after the load"
                if l2["relay_drain_seconds"] is not None
                else f"{l2['still_queued_after_drain_wait']} still queued after the wait")
-    out.append(f"relay to the sink smarthost: {l2['relayed_by_end']} replies sent by the end of "
-               f"the load; {drained}")
+    out.append(f"relay to the sink smarthost: {l2['relayed_by_end']} of these replies sent by "
+               f"the end of the load; {drained}")
 
     l3 = figures["load3"]
     out += ["", f"3. Conflict-check latency as the calendar grows ({l3['method']})"]

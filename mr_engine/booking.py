@@ -131,13 +131,20 @@ def _expand(req: Request) -> list[Instance]:
 
 def _decide(session: Session, req: Request, instances: list[Instance], recurring: bool,
             exclude: int | None) -> Decision:
+    zone = resolve(req.invitation.events[0].tzid, req.zone)
+    return check(session, req.resource, instances, recurring, exclude, req.now, zone)
+
+
+def check(session: Session, resource: Mailbox, instances: list[Instance], recurring: bool,
+          exclude: int | None, now: dt.datetime, zone: tzinfo) -> Decision:
+    """The conflict check: the calendar's busy times around ``instances`` (``exclude``: the
+    meeting's own booking), then the resource's policy on them."""
     live = [i for i in instances if not i.cancelled]
     busy = []
     if live:
-        busy = cal.busy_intervals(session, req.resource, min(i.start for i in live),
+        busy = cal.busy_intervals(session, resource, min(i.start for i in live),
                                   max(i.end for i in live), exclude)
-    zone = resolve(req.invitation.events[0].tzid, req.zone)
-    return decide(policy_of(req.resource), instances, recurring, busy, req.now, zone)
+    return decide(policy_of(resource), instances, recurring, busy, now, zone)
 
 
 def _series(session: Session, req: Request, booking: Booking | None) -> Result:
