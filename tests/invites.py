@@ -7,9 +7,7 @@ from email.message import EmailMessage
 
 from icalendar import Calendar
 
-
-def ical_time(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+from bench.messages import ical_time
 
 
 def invite(uid: str, start: dt.datetime, end: dt.datetime, attendee: str,

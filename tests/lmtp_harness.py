@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 
 from bench.client import dot_stuff
+from bench.processes import children, engine_command
 from delivery.server import Server
 from mr_engine.config import Settings
 
@@ -116,26 +117,20 @@ def send_message(client: RawClient, sender: str, recipients: list[str], message:
 class ServeProcess:
     """``mr-engine serve`` as a child process, its log collected as it is written."""
 
-    def __init__(self, env: dict[str, str], *args: str, timeout: float = 30) -> None:
-        self._start(env, args)
-        ready = self.wait_for("ready", timeout)
-        self.port = int(ready.rsplit("127.0.0.1:", 1)[1].split()[0].strip(","))
-
-    @classmethod
-    def started(cls, env: dict[str, str], *args: str) -> "ServeProcess":
-        """Started, without waiting for it to be ready."""
-        serve = cls.__new__(cls)
-        serve._start(env, args)
-        return serve
-
-    def _start(self, env: dict[str, str], args: tuple[str, ...]) -> None:
-        from .conftest import BIN
-
-        self.proc = subprocess.Popen([str(BIN / "mr-engine"), "serve", *args], env=env,
+    def __init__(self, env: dict[str, str], *args: str, wait: bool = True) -> None:
+        """Started; with ``wait``, once it has logged that it is ready (its port is read)."""
+        self.proc = subprocess.Popen([*engine_command(), *args], env=env,
                                      stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        if wait:
+            try:
+                ready = self.wait_for("ready")
+            except BaseException:
+                self.__exit__()
+                raise
+            self.port = int(ready.rsplit("127.0.0.1:", 1)[1].split()[0].strip(","))
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
@@ -156,9 +151,7 @@ class ServeProcess:
 
     def workers(self) -> list[int]:
         """Process ids of the worker processes."""
-        pid = self.proc.pid
-        with open(f"/proc/{pid}/task/{pid}/children") as fh:
-            return [int(child) for child in fh.read().split()]
+        return children(self.proc.pid)
 
     def stop(self, timeout: float = 30) -> int:
         self.proc.terminate()

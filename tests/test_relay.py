@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import select
 
+from bench.processes import free_port
 from delivery import outbox
 from delivery.outbox import retry_at
 from delivery.relay import Relay, parse_hostport, utcnow
@@ -51,12 +51,6 @@ class Sink:
         self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
                                       envelope.content))
         return "250 2.0.0 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Smarthost:

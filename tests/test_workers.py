@@ -170,7 +170,7 @@ def test_a_negative_worker_count_is_refused():
 
 def test_sigterm_right_after_start_stops_cleanly(db, db_url):
     for delay in (0.0, 0.05, 0.2):  # while the supervisor is still forking its workers
-        with ServeProcess.started(serve_env(db_url), "--workers", "4") as serve:
+        with ServeProcess(serve_env(db_url), "--workers", "4", wait=False) as serve:
             serve.wait_for("supervisor")
             time.sleep(delay)
             assert serve.stop() == 0, "".join(serve.lines[-10:])
@@ -193,3 +193,20 @@ def test_stopping_refuses_new_clients_and_finishes_the_message_in_flight(db, db_
         assert client.reply()[0].startswith("250 2.0.0")
         assert serve.proc.wait(30) == 0
     assert len(messages_of(db, "alice")) == 1
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_address_in_use_is_a_clear_error(db, db_url, workers):
+    import socket
+    import subprocess
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([str(BIN / "mr-engine"), "serve", "--workers", workers],
+                                env=serve_env(db_url, lmtp_listen=f"127.0.0.1:{port}"),
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == \
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
