@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from delivery import workers
+from delivery.listeners import ListenError
 from mr_engine.logs import setup_logging
 
 from .common import add_config_flags, fail, settings_from
@@ -25,5 +26,5 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(settings.log_level)
     try:
         return workers.serve(settings)
-    except OSError as exc:
-        return fail(f"cannot listen on {', '.join(settings.lmtp_listen)}: {exc.strerror or exc}")
+    except ListenError as exc:
+        return fail(f"cannot listen on {exc.strerror}")

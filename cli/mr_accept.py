@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     raw = sys.stdin.buffer.read()
     message = email.message_from_bytes(raw, policy=email.policy.compat32)
     message_id = (message.get("Message-ID") or "").strip() or None
+    calendar = read_calendar(message)  # parsed before the write lock is taken
     now = utcnow()
     db = open_db(settings)
     with db.write() as session:
@@ -41,7 +42,6 @@ def run(args: argparse.Namespace) -> int:
         if not resource.mr_accept:
             print(f"{args.user}: auto-accept of meeting requests is off", file=sys.stderr)
             return 1
-        calendar = read_calendar(message)
         req = booking.read_request(resource, lambda zone: invitation_in(calendar, zone),
                                    message_id, settings, now)
         if req is None:

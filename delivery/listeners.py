@@ -44,6 +44,10 @@ class Listeners:
                 os.unlink(path)
 
 
+class ListenError(OSError):
+    """An address could not be listened on (in use, not ours, no such interface)."""
+
+
 def bind(addresses: tuple[str, ...]) -> Listeners:
     """Listen on each ``host:port`` or ``unix:/path``; a failure closes what was opened."""
     listeners = Listeners()
@@ -54,9 +58,9 @@ def bind(addresses: tuple[str, ...]) -> Listeners:
                 listeners.unix_paths.append(address[5:])
             else:
                 listeners.sockets.extend(_bind_tcp(address))
-    except OSError:
+    except OSError as exc:
         listeners.close()
-        raise
+        raise ListenError(exc.errno, f"{address}: {exc.strerror or exc}") from exc
     return listeners
 
 
