@@ -8,6 +8,7 @@ import datetime as dt
 from mr_engine.calendar_store import agenda
 from mr_engine.clock import utcnow
 from mr_engine.directory import get_user
+from mr_engine.printable import printable
 
 from .common import add_config_flags, iso, open_db, print_json, settings_from
 
@@ -46,5 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if not rows:
         print("no bookings")
     for r in rows:
-        print(f"{r['start']}  {r['end']}  {r['status']:<9} {r['organizer']:<30} {r['summary']}")
+        # The organizer and the summary are the invitation's text: escaped, one row each.
+        print(f"{r['start']}  {r['end']}  {r['status']:<9} {printable(r['organizer']):<30} "
+              f"{printable(r['summary'])}")
     return 0

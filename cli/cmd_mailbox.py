@@ -7,6 +7,7 @@ import sys
 
 from mr_engine.directory import NotFound, get_user
 from mr_engine.mailstore import get_content, list_messages
+from mr_engine.printable import printable
 from mr_engine.stores import store_of
 
 from .common import add_config_flags, iso, open_db, print_json, settings_from
@@ -19,7 +20,8 @@ def add_parser(sub) -> None:
     listing.add_argument("--folder", metavar="NAME", help="only this folder (e.g. Inbox)")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(func=run_mailbox)
-    show = sub.add_parser("message", help="print one stored message, as stored")
+    show = sub.add_parser("message", help="print one stored message, as stored (on a "
+                          "terminal with its control characters escaped)")
     add_config_flags(show)
     show.add_argument("user")
     show.add_argument("id", type=int)
@@ -44,8 +46,9 @@ def run_mailbox(args: argparse.Namespace) -> int:
         return 0
     print(f"{'ID':>6}  {'Folder':<20} {'Received':<20} {'Size':>8}  From / Subject")
     for m in messages:
-        print(f"{m.id:>6}  {m.folder:<20} {iso(m.received_at):<20} {m.size:>8}  "
-              f"{m.from_} / {m.subject}")
+        # From and Subject are the sender's text (filing cleans them; this is the last word).
+        print(f"{m.id:>6}  {printable(m.folder):<20} {iso(m.received_at):<20} {m.size:>8}  "
+              f"{printable(m.from_)} / {printable(m.subject)}")
     return 0
 
 
@@ -53,6 +56,19 @@ def run_message(args: argparse.Namespace) -> int:
     db = open_db(settings_from(args))
     with db.read() as session:
         content = get_content(session, _store(session, args.user), args.id)
-    sys.stdout.buffer.write(content)
-    sys.stdout.buffer.flush()
+    if sys.stdout.isatty():
+        sys.stdout.write(for_terminal(content))
+    else:
+        sys.stdout.buffer.write(content)  # to a file or a pipe: every byte as stored
+    sys.stdout.flush()
     return 0
+
+
+def for_terminal(content: bytes) -> str:
+    """The message as text to read: its lines and tabs kept, every other control escaped.
+
+    On a terminal the message is read, not saved, and an ESC in it would be obeyed;
+    bytes that are not UTF-8 are shown as ``\\xNN``.
+    """
+    text = content.decode("utf-8", "backslashreplace").replace("\r\n", "\n")
+    return printable(text, keep="\n\t")

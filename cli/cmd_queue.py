@@ -9,7 +9,7 @@ away, without a running server, after making every queued message due (as Postfi
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, Sequence
 
 from delivery import outbox
 from delivery.outbox import QueueEntry, QueueError, Result
@@ -17,6 +17,7 @@ from delivery.relay import Relay
 from mr_engine.clock import utcnow
 from mr_engine.config import Settings
 from mr_engine.db import Database
+from mr_engine.printable import printable
 
 from .common import add_config_flags, fail, iso, open_db, print_json, settings_from
 
@@ -54,11 +55,16 @@ def _print_list(entries: list[QueueEntry], as_json: bool) -> None:
         return
     print(f"{'ID':>6}  {'Status':<7} {'Tries':>5}  {'Next attempt':<20}  Sender -> Recipients")
     for e in entries:
+        # Subjects, addresses and the smarthost's answer are the mail's and the peer's text.
         print(f"{e.id:>6}  {e.status:<7} {e.attempts:>5}  {iso(e.next_attempt_at):<20}  "
-              f"{e.sender or '<>'} -> {', '.join(e.recipients)}")
-        print(f"{'':>8}Subject: {e.subject}")
+              f"{printable(e.sender or '<>')} -> {_addresses(e.recipients)}")
+        print(f"{'':>8}Subject: {printable(e.subject)}")
         if e.last_error:
-            print(f"{'':>8}Error: {e.last_error}")
+            print(f"{'':>8}Error: {printable(e.last_error)}")
+
+
+def _addresses(recipients: Sequence[str]) -> str:
+    return printable(", ".join(recipients))
 
 
 def _print_flush(attempts: list[list[Result]], as_json: bool) -> None:
@@ -70,8 +76,8 @@ def _print_flush(attempts: list[list[Result]], as_json: bool) -> None:
     if not results:
         print("nothing to send")
     for r in results:
-        error = f": {r.error}" if r.error else ""
-        print(f"message {r.id} to {', '.join(r.recipients)}: {r.status}{error}")
+        error = f": {printable(r.error)}" if r.error else ""
+        print(f"message {r.id} to {_addresses(r.recipients)}: {r.status}{error}")
 
 
 def _flush(args: argparse.Namespace, settings: Settings, db: Database) -> int:

@@ -12,6 +12,7 @@ from typing import Any, Callable
 from mr_engine.config import ConfigError, Settings, load_settings
 from mr_engine.db import Database, open_database
 from mr_engine.directory import DirectoryError
+from mr_engine.printable import json_printable, printable
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -41,12 +42,14 @@ def iso(value: dt.datetime | None) -> str | None:
 
 
 def print_json(value: Any) -> None:
-    json.dump(value, sys.stdout, indent=2, ensure_ascii=False, default=str)
-    sys.stdout.write("\n")
+    """Indented JSON, non-ASCII text as it is; no control character reaches the terminal."""
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write(json_printable(text) + "\n")
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    # Messages quote names and values that may come from mail: one line, no terminal controls.
+    print(f"error: {printable(message)}", file=sys.stderr)
     return code
 
 

@@ -24,6 +24,7 @@ from mr_engine.clock import utcnow
 from mr_engine.config import Settings
 from mr_engine.models import Mailbox
 from mr_engine.outofoffice import get_oof
+from mr_engine.printable import printable_lines
 
 from . import kopano_cli_format as fmt
 from .common import fail, iso, open_db, print_json, run_guarded, settings_from
@@ -213,7 +214,8 @@ class Mode:
     usage: str                                   # names the mode in usage errors
     run: Callable[[Session, argparse.Namespace, Context], Any]
     allowed: frozenset[str]                      # dests that may be given with it
-    render: Callable[[Any], str] = str           # text output (``--json`` prints the data)
+    # Text output (``--json`` prints the data); a change's report keeps its lines, escaped.
+    render: Callable[[Any], str] = printable_lines
     readonly: bool = False
     requires: tuple[str, ...] = ()
 

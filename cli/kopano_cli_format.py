@@ -1,12 +1,16 @@
 """Text layouts of ``kopano-cli``: details as Kopano prints them, and the listings.
 
 Every function takes the plain data that ``--json`` prints (dicts and lists of str, int, bool
-and ``None``) and returns text, so the two outputs can never disagree.
+and ``None``) and returns text, so the two outputs can never disagree. Every value is shown
+through ``printable``: a full name or an address with a newline or an ESC stays one visible
+cell, and only the layout's own tabs and newlines reach the terminal.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
+
+from mr_engine.printable import printable
 
 TAB = 8
 
@@ -78,7 +82,7 @@ def labelled(rows: Sequence[tuple[str, str]]) -> str:
     for label, value in rows:
         width = len(label) + 1
         tabs = (column - width // TAB * TAB) // TAB
-        lines.append(f"{label}:{chr(9) * tabs}{value}".rstrip())
+        lines.append(f"{label}:{chr(9) * tabs}{printable(value)}".rstrip())
     return "\n".join(lines)
 
 
@@ -93,12 +97,13 @@ def group_details(group: Mapping[str, Any]) -> str:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Columns padded to their widest cell, under a header and a rule."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    shown = [[printable(str(cell)) for cell in row] for row in rows]
+    widths = [max(map(len, column)) for column in zip(headers, *shown)]
 
-    def line(cells: Sequence[Any]) -> str:
-        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
 
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, shown)])
 
 
 def users_table(users: Sequence[Mapping[str, Any]]) -> str:
