@@ -22,6 +22,9 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # First thing: from here on SIGTERM/SIGINT wait for serve's handlers instead of ending
+    # it half-started by the signal (see delivery.workers).
+    workers.hold_stop_signals()
     settings = settings_from(args, lmtp_listen=args.lmtp_listen, workers=args.workers)
     setup_logging(settings.log_level)
     try:

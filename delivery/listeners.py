@@ -2,6 +2,10 @@
 
 Both are made before any worker process starts (see ``workers.py``), so that every worker
 accepts on the same sockets and counts its sessions against one limit.
+
+A ``unix:`` socket gets ``lmtp_socket_mode`` (0660) and ``lmtp_socket_user`` /
+``lmtp_socket_group``, as Dovecot's ``unix_listener``, so that Postfix can be let in by
+group. It is bound under umask 0177, so it is its owner's alone until it has them.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import select
 import stat
 from dataclasses import dataclass, field
 from typing import Callable
+
+from mr_engine.config import Settings, group_id, user_id
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +54,28 @@ class ListenError(OSError):
     """An address could not be listened on (in use, not ours, no such interface)."""
 
 
-def bind(addresses: tuple[str, ...]) -> Listeners:
+@dataclass(frozen=True)
+class SocketAccess:
+    """Who may connect to the ``unix:`` sockets; -1 keeps the process's own user or group."""
+
+    mode: int = 0o660
+    uid: int = -1
+    gid: int = -1
+
+    @classmethod
+    def of(cls, settings: Settings) -> "SocketAccess":
+        uid, gid = user_id(settings.lmtp_socket_user), group_id(settings.lmtp_socket_group)
+        return cls(settings.lmtp_socket_mode, -1 if uid is None else uid,
+                   -1 if gid is None else gid)
+
+
+def bind(addresses: tuple[str, ...], access: SocketAccess = SocketAccess()) -> Listeners:
     """Listen on each ``host:port`` or ``unix:/path``; a failure closes what was opened."""
     listeners = Listeners()
     try:
         for address in addresses:
             if address.startswith("unix:"):
-                listeners.sockets.append(_bind_unix(address[5:]))
-                listeners.unix_paths.append(address[5:])
+                _listen_unix(listeners, address[5:], access)
             else:
                 listeners.sockets.extend(_bind_tcp(address))
     except OSError as exc:
@@ -64,16 +84,30 @@ def bind(addresses: tuple[str, ...]) -> Listeners:
     return listeners
 
 
+def _listen_unix(listeners: Listeners, path: str, access: SocketAccess) -> None:
+    listeners.sockets.append(_bind_unix(path))
+    listeners.unix_paths.append(path)  # from here on, a failure removes it again
+    if access.uid != -1 or access.gid != -1:
+        os.chown(path, access.uid, access.gid, follow_symlinks=False)
+    os.chmod(path, access.mode)  # last: until now it is its owner's alone (0600)
+    listeners.sockets[-1].listen(BACKLOG)  # only now can a client connect
+
+
 def _bind_unix(path: str) -> socket.socket:
     if os.path.exists(path) and stat.S_ISSOCK(os.stat(path).st_mode):
         os.unlink(path)  # a stale socket from an earlier run
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # bind creates the file with 0777 less the umask: 0600 under 0177, not world-writable
+    # (connecting needs write access) before chmod. The umask is the process's, but only
+    # ever narrower for this moment, and the store's files get exact modes anyway.
+    previous = os.umask(0o177)
     try:
         sock.bind(path)
-        sock.listen(BACKLOG)
     except OSError:
         sock.close()
         raise
+    finally:
+        os.umask(previous)
     return sock
 
 

@@ -12,6 +12,12 @@ worker, so a worker's death loses nothing: the MTA retries what was not answered
 The supervisor forwards SIGTERM and SIGINT, waits until every worker has answered its
 messages in flight, and restarts a worker that dies on its own.
 
+A stop signal must not find ``serve`` without a handler, at whatever moment it comes: it
+would end it by the signal instead of exit 0. So ``serve`` blocks SIGTERM and SIGINT first
+thing (``hold_stop_signals``); the blocked mask and a pending signal survive ``exec``; the
+supervisor (or the single server) installs its handlers and only then unblocks them, and a
+signal that came meanwhile is handled at once: before any worker exists, that is exit 0.
+
 ``mr-engine serve`` has imported the whole engine (SQLAlchemy, alembic, icalendar, ...) by
 the time it has migrated the store and bound the listeners. It then replaces itself
 (``exec``, same process id) with ``python -m delivery.workers``, a supervisor that imports
@@ -33,12 +39,15 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, Coroutine, NoReturn
 
 from mr_engine.config import SCHEMA, Settings
 from mr_engine.logs import setup_logging
 
 from . import listeners
+
+if TYPE_CHECKING:
+    from mr_engine.db import Database
 
 log = logging.getLogger("delivery.workers")  # also when run as __main__
 
@@ -47,23 +56,58 @@ _PR_SET_PDEATHSIG = 1
 _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
+def hold_stop_signals() -> None:
+    """Keep SIGTERM and SIGINT pending until a handler lets them in (see the module doc)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+
+
+def _let_stop_signals_in() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+
+
 def serve(settings: Settings) -> int:
-    """Run until SIGTERM or SIGINT; returns the exit status."""
+    """Run until SIGTERM or SIGINT; returns the exit status. Call ``hold_stop_signals``
+    first (before any thread is started, so that none can take a signal either)."""
     from mr_engine.db import open_database
 
+    # Once, before any worker: workers then open the store without migrating it.
+    db = open_database(settings.database_url, pool_size=8, store_group=settings.store_group)
+    try:
+        sockets = listeners.bind(settings.lmtp_listen, listeners.SocketAccess.of(settings))
+    except BaseException:
+        db.dispose()
+        raise
+    if settings.worker_count == 1:
+        return _serve_here(settings, db, sockets)
+    db.dispose()
+    _become_supervisor(settings, sockets)
+
+
+def _serve_here(settings: Settings, db: Database, sockets: listeners.Listeners) -> int:
+    """``workers = 1``: this process is the server."""
     from .server import Server
 
-    if settings.worker_count == 1:
-        asyncio.run(Server(settings).serve())
-        return 0
-    # Once, before any worker: workers then open the store without migrating it.
-    open_database(settings.database_url).dispose()
-    _become_supervisor(settings, listeners.bind(settings.lmtp_listen))
+    try:
+        asyncio.run(_handlers_first(Server(settings, db, given=sockets).serve()))
+    finally:
+        sockets.close()  # given sockets: removing the unix ones is ours
+    return 0
+
+
+async def _handlers_first(serving: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.ensure_future(serving)
+    # One turn of the loop runs the task up to its first wait: Server.serve has installed
+    # its handlers (that is the first thing it does), so a held signal now reaches them.
+    await asyncio.sleep(0)
+    _let_stop_signals_in()
+    await task
 
 
 def _become_supervisor(settings: Settings, sockets: listeners.Listeners) -> NoReturn:
     """exec ``python -m delivery.workers`` with the sockets and the settings (through a
-    pipe, not argv or the environment: they include the smarthost password)."""
+    pipe, not argv or the environment: they include the smarthost password), and the stop
+    signals held: the supervisor lets them in once its handlers are installed."""
+    hold_stop_signals()
     values = {s.name: getattr(settings, s.name) for s in SCHEMA}
     read, write = os.pipe()
     with os.fdopen(write, "w") as pipe:  # a few hundred bytes: the pipe buffer holds them
@@ -116,13 +160,15 @@ class Supervisor:
         self.failed = False
 
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
+        addresses = ", ".join(self.sockets.addresses())  # before a signal closes them
+        for signum in _STOP_SIGNALS:
+            signal.signal(signum, self._on_signal)
+        _let_stop_signals_in()  # one sent since serve started is handled here, at once
         for index in range(self.count):
             if not self.stopping:
                 self._spawn(index)
-        log.info("supervisor %d: %d workers on %s", os.getpid(), self.count,
-                 ", ".join(self.sockets.addresses()))
+        log.info("supervisor %d: %d workers on %s", os.getpid(), len(self.children),
+                 addresses)
         while self.children:
             try:
                 pid, status = os.waitpid(-1, 0)
@@ -165,19 +211,20 @@ class Supervisor:
         # Stop signals wait across the fork: the supervisor handles one only once it knows
         # the new pid, and the worker only once the supervisor's handler is gone from it
         # (until its server installs its own, a signal simply ends it: nothing in flight).
-        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         try:
             pid = os.fork()
             if pid == 0:
                 for signum in _STOP_SIGNALS:
                     signal.signal(signum, signal.SIG_DFL)
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+                # The mask from before the fork, with the stop signals let in in any case.
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask - _STOP_SIGNALS)
                 os._exit(self._work(index, parent))
             self.children[pid] = (index, time.monotonic())
             if self.stopping:  # the signal came after run() decided to spawn
                 os.kill(pid, signal.SIGTERM)
         finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def _work(self, index: int, parent: int) -> int:
         _end_with(parent)
@@ -190,7 +237,8 @@ class Supervisor:
             # The connections of one process before, shared out: workers times the pool
             # must stay within PostgreSQL's max_connections (100 by default).
             pool = max(2, 8 // self.count)
-            db = open_database(self.settings.database_url, auto_upgrade=False, pool_size=pool)
+            db = open_database(self.settings.database_url, auto_upgrade=False, pool_size=pool,
+                               store_group=self.settings.store_group)
             server = Server(self.settings, db, given=self.sockets,
                             slots=self.slots.for_worker(index))
             asyncio.run(server.serve())

@@ -7,7 +7,9 @@ frozen ``Settings`` value plus, per key, where the value came from, so that
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import re
 import tomllib
 import zoneinfo
@@ -121,6 +123,56 @@ def _parse_optional_str(raw: Any) -> str:
     return "" if raw is None else str(raw)
 
 
+def user_id(spec: str) -> int | None:
+    """The uid of a user name or number; None when empty (the process's own)."""
+    return _account_id(spec, lambda name: pwd.getpwnam(name).pw_uid, "user")
+
+
+def group_id(spec: str) -> int | None:
+    """The gid of a group name or number; None when empty (the process's own)."""
+    return _account_id(spec, lambda name: grp.getgrnam(name).gr_gid, "group")
+
+
+def _account_id(spec: str, lookup: Callable[[str], int], what: str) -> int | None:
+    spec = spec.strip()
+    if not spec:
+        return None
+    if spec.isdigit():  # an id needs no entry in /etc/passwd or /etc/group
+        return int(spec)
+    try:
+        return lookup(spec)
+    except KeyError:
+        raise ValueError(f"unknown {what} {spec!r}") from None
+
+
+def _account(resolve: Callable[[str], int | None]) -> Callable[[Any], str]:
+    """A parser of a user or group, kept as given (a name reads better in ``config``) once
+    this machine knows it: an unknown one is a configuration error, not a failed chown."""
+    def parse(raw: Any) -> str:
+        spec = _parse_optional_str(raw).strip()
+        resolve(spec)
+        return spec
+    return parse
+
+
+def _parse_mode(raw: Any) -> int:
+    """Permission bits: an octal string (``0660``, ``660``, ``0o660``) or a TOML integer."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    else:
+        digits = str(raw).strip().lower().removeprefix("0o")
+        if not re.fullmatch(r"[0-7]{1,4}", digits):
+            raise ValueError(f"expected an octal mode such as 0660, got {raw!r}")
+        value = int(digits, 8)
+    if not 0 <= value <= 0o777:
+        raise ValueError(f"expected a mode from 0000 to 0777, got {raw!r}")
+    return value
+
+
+def show_mode(mode: int) -> str:
+    return f"{mode:04o}"
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -128,6 +180,7 @@ class Setting:
     default: Any
     help: str
     secret: bool = False
+    show: Callable[[Any], Any] | None = None  # how ``mr-engine config`` prints the value
 
     @property
     def env(self) -> str:
@@ -137,12 +190,20 @@ class Setting:
 SCHEMA: tuple[Setting, ...] = (
     Setting("database_url", _parse_str, "sqlite:///var/mr-engine.db",
             "SQLAlchemy URL of the store; sqlite:///path or postgresql+psycopg://user@host/db"),
+    Setting("store_group", _account(group_id), "",
+            "Group that may read the SQLite store (files 0640; empty = the owner's alone, 0600)"),
     Setting("hostname", _parse_str, "localhost", "Name this host uses in greetings and Received"),
     Setting("default_domain", _parse_str, "localhost", "Domain for addresses given without one"),
     Setting("default_timezone", _parse_timezone, "UTC",
             "IANA zone for floating and all-day times and for kopano-set-oof input"),
     Setting("lmtp_listen", _parse_listen, ("127.0.0.1:2003",),
             "Comma-separated host:port or unix:/path addresses for LMTP"),
+    Setting("lmtp_socket_mode", _parse_mode, 0o660,
+            "Permissions of unix: LMTP sockets (octal)", show=show_mode),
+    Setting("lmtp_socket_user", _account(user_id), "",
+            "Owner of unix: LMTP sockets, a name or uid (empty = the server's own)"),
+    Setting("lmtp_socket_group", _account(group_id), "",
+            "Group of unix: LMTP sockets, a name or gid, e.g. postfix (empty = the server's own)"),
     Setting("max_message_size", parse_size, 50 * 1024 * 1024, "Largest message accepted (SIZE)"),
     Setting("max_recipients", _parse_positive, 1000, "Most recipients accepted for one message"),
     Setting("max_sessions", _parse_positive, 100,
@@ -190,10 +251,14 @@ def _cpu_quota(path: str = "/sys/fs/cgroup/cpu.max") -> int | None:
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite:///var/mr-engine.db"
+    store_group: str = ""
     hostname: str = "localhost"
     default_domain: str = "localhost"
     default_timezone: str = "UTC"
     lmtp_listen: tuple[str, ...] = ("127.0.0.1:2003",)
+    lmtp_socket_mode: int = 0o660
+    lmtp_socket_user: str = ""
+    lmtp_socket_group: str = ""
     max_message_size: int = 50 * 1024 * 1024
     max_recipients: int = 1000
     max_sessions: int = 100
@@ -290,6 +355,8 @@ def describe(settings: Settings) -> list[dict[str, Any]]:
         value = getattr(settings, setting.name)
         if isinstance(value, tuple):
             value = ",".join(value)
+        if setting.show is not None:
+            value = setting.show(value)
         if setting.secret and value:
             value = "********"
         rows.append({"name": setting.name, "value": value,

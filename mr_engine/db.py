@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from .models import Mailbox
+from .store_access import prepare_sqlite_store
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -39,11 +40,13 @@ def _sqlite_file(url: str) -> str | None:
     return database if database and database != ":memory:" else None
 
 
-def make_engine(url: str, pool_size: int = 10) -> Engine:
+def make_engine(url: str, pool_size: int = 10, store_group: str = "") -> Engine:
+    """An engine for ``url``; a SQLite store's files are made private first (with
+    ``store_group``, readable by that group: see ``store_access``)."""
     if url.startswith("sqlite"):
         database = _sqlite_file(url)
         if database:
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            prepare_sqlite_store(database, store_group)
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False},
                                pool_size=pool_size, max_overflow=pool_size)
         _configure_sqlite(engine)
@@ -210,14 +213,15 @@ class FileLock:
     def _open(self) -> int | None:
         # Whoever writes first creates the file: the service, or an administrator's
         # kopano-cli run as root. Like SQLite's -wal and -shm files, it gets the database
-        # file's permissions and, when root creates it, its owner, so that every writer of
-        # the database can open it. flock needs no write access: read-only suffices. No
-        # symbolic link is followed, and only a file created here is given away.
+        # file's permissions (exactly: not less what the umask takes) and, when root
+        # creates it, its owner, so that every writer of the database can open it and
+        # nobody else (see store_access). flock needs no write access: read-only suffices.
+        # No symbolic link is followed, and only a file created here is given away.
         try:
             db: os.stat_result | None = os.stat(self.database)
         except FileNotFoundError:
             db = None
-        mode = db.st_mode & 0o666 if db is not None else 0o644
+        mode = db.st_mode & 0o666 if db is not None else 0o600
         flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
         try:
             try:
@@ -229,6 +233,8 @@ class FileLock:
                 raise OSError(f"{self.path} is not a regular file")
             if created and db is not None and os.geteuid() == 0:
                 os.fchown(fd, db.st_uid, db.st_gid)
+            if created:
+                os.fchmod(fd, mode)
         except OSError as exc:
             log.warning("writer lock file unusable (%s); writers rely on SQLite's locking",
                         exc)
@@ -290,9 +296,10 @@ class Database:
         self.engine.dispose()
 
 
-def open_database(url: str, auto_upgrade: bool = True, pool_size: int = 10) -> Database:
+def open_database(url: str, auto_upgrade: bool = True, pool_size: int = 10,
+                  store_group: str = "") -> Database:
     """Connect to ``url``; the schema is brought up to date unless told otherwise."""
-    engine = make_engine(url, pool_size=pool_size)
+    engine = make_engine(url, pool_size=pool_size, store_group=store_group)
     if auto_upgrade:
         upgrade(engine)
     reader_engine = engine.execution_options(sqlite_begin="DEFERRED")

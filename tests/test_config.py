@@ -45,6 +45,11 @@ def test_precedence_is_flags_then_environment_then_file_then_default(tmp_path):
     ("MR_ENGINE_MAX_SESSIONS", "many"),
     ("MR_ENGINE_MAX_SESSIONS", "0"),
     ("MR_ENGINE_DELIVERY_BATCH_SIZE", "-1"),
+    ("MR_ENGINE_LMTP_SOCKET_MODE", "rw-rw----"),
+    ("MR_ENGINE_LMTP_SOCKET_MODE", "01777"),
+    ("MR_ENGINE_LMTP_SOCKET_USER", "no-such-user"),
+    ("MR_ENGINE_LMTP_SOCKET_GROUP", "no-such-group"),
+    ("MR_ENGINE_STORE_GROUP", "no-such-group"),
 ])
 def test_a_bad_value_is_an_error_naming_the_key(key, value):
     name = key.removeprefix("MR_ENGINE_").lower()
@@ -86,6 +91,27 @@ def test_mr_engine_config_prints_values_and_sources(tmp_path):
                          env={"MR_ENGINE_DEFAULT_TIMEZONE": "Nowhere/City"},
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "default_timezone" in bad.stderr
+
+
+@pytest.mark.parametrize("raw, mode", [("0660", 0o660), ("660", 0o660), ("0o600", 0o600),
+                                       (0o640, 0o640), ("0", 0)])
+def test_socket_modes_are_octal(raw, mode):
+    assert load_settings({"lmtp_socket_mode": raw}, environ={}).lmtp_socket_mode == mode
+
+
+def test_users_and_groups_are_names_or_ids_kept_as_given():
+    settings = load_settings({}, environ={"MR_ENGINE_LMTP_SOCKET_USER": "root",
+                                          "MR_ENGINE_LMTP_SOCKET_GROUP": "4242",
+                                          "MR_ENGINE_STORE_GROUP": " daemon "})
+    assert (settings.lmtp_socket_user, settings.lmtp_socket_group, settings.store_group) \
+        == ("root", "4242", "daemon")
+
+
+def test_mr_engine_config_prints_the_socket_mode_in_octal():
+    out = subprocess.run([str(BIN / "mr-engine"), "config", "--json"],
+                         env={"MR_ENGINE_LMTP_SOCKET_MODE": "600"},
+                         capture_output=True, text=True, check=True).stdout
+    assert json.loads(out)["lmtp_socket_mode"]["value"] == "0600"
 
 
 def test_settings_replace_keeps_everything_else():
