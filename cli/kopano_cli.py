@@ -19,6 +19,7 @@ from typing import Any, Callable
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from delivery.meeting import extend_and_queue
 from mr_engine import directory, stores
 from mr_engine.clock import utcnow
 from mr_engine.config import Settings
@@ -115,6 +116,10 @@ def update_user(session: Session, args: argparse.Namespace, ctx: Context) -> str
                           **_field_changes(args))
     _link_users(session, args, mailbox, (("add_sendas", directory.add_sendas),
                                          ("remove_sendas", directory.remove_sendas)))
+    if given(args, "mr_booking_window_days"):
+        # A longer window must hold every booked series' slots at once, not from the next
+        # pass of the server on (mr_engine.horizon).
+        extend_and_queue(session, mailbox, ctx.settings, ctx.now)
     return f"User updated: {mailbox.name}"
 
 

@@ -1,8 +1,9 @@
-"""``mr-engine serve``: the LMTP listeners, the group committer and the relay, run together.
+"""``mr-engine serve``: the LMTP listeners, the group committer, the relay and the upkeep.
 
-Start-up order: store, committer, relay, listeners, then the ``ready`` log line. On SIGTERM
+Start-up order: store, committer, relay and maintenance (``maintenance.py``: series
+horizons, dedupe claims), listeners, then the ``ready`` log line. On SIGTERM
 or SIGINT the listeners close first, messages being received or delivered are finished and
-answered, the remaining idle sessions are told 421, and the committer and relay stop.
+answered, the remaining idle sessions are told 421, and the committer, relay and maintenance stop.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mr_engine.db import Database, open_database
 from . import listeners
 from .committer import Committer
 from .lmtp import DeliveryHandler, LMTPProtocol
+from .maintenance import Maintenance
 from .relay import Relay
 
 log = logging.getLogger(__name__)
@@ -39,11 +41,12 @@ class Server:
         self.db = db or open_database(settings.database_url, pool_size=8)
         self.relay = Relay(self.db, settings, clock)
         self.committer = Committer(self.db, settings, clock, on_queued=self.relay.wake)
+        self.maintenance = Maintenance(self.db, settings, clock, on_queued=self.relay.wake)
         self.handler = DeliveryHandler(self.db, settings, self.committer,
                                        slots or listeners.SessionSlots(settings.max_sessions))
         self._listeners: list[listeners.Acceptor] = []
-        self._relay_task: asyncio.Task | None = None
-        self._relay_stop = asyncio.Event()
+        self._background: list[asyncio.Task] = []
+        self._background_stop = asyncio.Event()
         self.addresses: list[str] = []
         self._given = given
         self._own = listeners.Listeners()
@@ -56,7 +59,8 @@ class Server:
 
     async def start(self) -> None:
         self.committer.start()
-        self._relay_task = asyncio.create_task(self.relay.run(self._relay_stop))
+        self._background = [asyncio.create_task(self.relay.run(self._background_stop)),
+                            asyncio.create_task(self.maintenance.run(self._background_stop))]
         try:
             if self._given is None:
                 self._own = listeners.bind(self.settings.lmtp_listen)
@@ -81,9 +85,8 @@ class Server:
             conn.close("421 4.3.2 Service shutting down")
         self._own.close()
         await loop.run_in_executor(None, self.committer.stop)
-        self._relay_stop.set()
-        if self._relay_task is not None:
-            await self._relay_task
+        self._background_stop.set()
+        await asyncio.gather(*self._background)
         self.db.dispose()
         log.info("mr-engine stopped")
 

@@ -3,6 +3,9 @@
 The decision itself is ``policy.decide`` (pure); this module gathers its inputs from the
 store, applies the verdict to the resource's calendar, and returns the iTIP replies to queue.
 The caller holds the transaction: booking and queued replies commit together or not at all.
+
+Only the organizer who booked a meeting changes or cancels it: anyone else's REQUEST for its
+UID is declined to them, their CANCEL is ignored (and logged), and the booking stays.
 """
 
 from __future__ import annotations
@@ -16,37 +19,37 @@ from typing import Callable
 
 from sqlalchemy.orm import Session
 
-from . import calendar_store as cal
+from . import booked_calendar, calendar_store as cal, horizon
 from .config import Settings
 from .db import lock_mailbox
-from .itip import EventData, Invitation, InvitationError, is_attendee
+from .itip import OUT_OF_RANGE, EventData, Invitation, InvitationError, is_attendee
 from .models import Booking, Mailbox
-from .policy import Decision, ResourcePolicy, decide
-from .recurrence import Instance, RecurrenceError, expand
-from .reply import Answer, build_reply
+from .policy import Decision, decide
+from .recurrence import Instance, RecurrenceError, expand, finished_by
+from .replies import OutgoingReply, compose, event_for, summarize, wanted
+from .reply import Answer
 from .timezones import resolve
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class OutgoingReply:
-    sender: str
-    recipient: str
-    subject: str
-    content: bytes
+NOT_ORGANIZER = "only the organizer of this meeting can change it"
 
 
 @dataclass
 class Result:
-    """What happened, as ``kopano-mr-accept`` prints it: accepted / declined / ignored."""
+    """What happened, as ``kopano-mr-accept`` prints it: accepted / declined / ignored.
+
+    ``problems``: what went wrong besides the verdict (no reply could be sent), logged by
+    delivery and an error exit of ``kopano-mr-accept``.
+    """
 
     outcome: str  # "accepted" | "declined" | "ignored" | "cancelled"
     reasons: list[str] = field(default_factory=list)
     replies: list[OutgoingReply] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
-        return f"{self.outcome}: {'; '.join(self.reasons)}" if self.reasons else self.outcome
+        return f"{self.outcome}: {summarize(self.reasons)}" if self.reasons else self.outcome
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ def read_request(resource: Mailbox,
     ``invitation(zone)`` reads the message's calendar for a resource in ``zone`` (floating
     and all-day times depend on it), as ``itip.invitation_in`` does.
     """
-    zone = zoneinfo.ZoneInfo(resource.timezone or settings.default_timezone)
+    zone = horizon.zone_of(resource, settings)
     inv = invitation(zone)
     if inv is None:
         return None
@@ -88,26 +91,55 @@ def read_request(resource: Mailbox,
                    now=now, hostname=settings.hostname, max_occurrences=settings.max_occurrences)
 
 
-def policy_of(resource: Mailbox) -> ResourcePolicy:
-    return ResourcePolicy(
-        kind=resource.resource_type, capacity=resource.resource_capacity,
-        decline_conflict=resource.mr_decline_conflict,
-        decline_recurring=resource.mr_decline_recurring,
-        booking_window_days=resource.mr_booking_window_days,
-        max_duration_minutes=resource.mr_max_duration,
-        max_conflict_instances=resource.mr_max_conflict_instances,
-        conflict_percentage=resource.mr_conflict_percentage)
+def _extender(req: Request) -> horizon.Extender:
+    return horizon.Extender(req.now, req.zone, req.hostname, req.max_occurrences)
 
 
 def process(session: Session, req: Request) -> Result:
-    """Apply a REQUEST or CANCEL to the resource's calendar (serialized per resource)."""
+    """Apply a REQUEST or CANCEL to the resource's calendar (serialized per resource).
+
+    Due series are extended first (``horizon``), so the conflict check sees every
+    occurrence that the request could meet.
+    """
     lock_mailbox(session, req.resource.id)
-    booking = cal.find_booking(session, req.resource.id, req.invitation.uid)
+    caught_up = horizon.catch_up(session, req.resource, _extender(req))
+    if caught_up.series:
+        log.info("%s: %s", req.resource.name, caught_up.describe())
+    result = _apply(session, req, cal.find_booking(session, req.resource.id, req.invitation.uid))
+    result.replies[:0] = caught_up.replies
+    return result
+
+
+def _apply(session: Session, req: Request, booking: Booking | None) -> Result:
+    if booking is not None and not _by_organizer(booking, req.invitation):
+        return _not_organizer(req, booking)
     if req.invitation.method == "CANCEL":
         return _cancel(session, req, booking)
-    if req.invitation.master is None:
-        return _instances(session, req, booking)
-    return _series(session, req, booking)
+    result = _instances(session, req, booking) if req.invitation.master is None \
+        else _series(session, req, booking)
+    if any(e.out_of_range for e in req.invitation.events):
+        result.problems.append(OUT_OF_RANGE)  # declined, and the input was not usable
+    return result
+
+
+def _by_organizer(booking: Booking, inv: Invitation) -> bool:
+    """RFC 5546 §2.1.1: only the organizer changes or cancels a meeting (any attendee
+    knows its UID). Addresses compare case-insensitively."""
+    return all(e.organizer.lower() == booking.organizer.lower() for e in inv.events)
+
+
+def _not_organizer(req: Request, booking: Booking) -> Result:
+    """Nothing changes; a CANCEL is filed and logged, a REQUEST declined to its sender."""
+    sender = req.invitation.events[0].organizer or "nobody"
+    if req.invitation.method == "CANCEL":
+        reason = f"cancel from {sender}, who is not the organizer {booking.organizer}"
+        log.warning("%s: %s: %s", req.resource.name, req.invitation.uid, reason)
+        return Result("ignored", [reason])
+    log.warning("%s: %s: request from %s, who is not the organizer %s: declined",
+                req.resource.name, req.invitation.uid, sender, booking.organizer)
+    answers = [Answer(e, "DECLINED", NOT_ORGANIZER, e.recurrence_id)
+               for e in req.invitation.events]
+    return _answer(req, "declined", [NOT_ORGANIZER], answers)
 
 
 def _stale(event: EventData, booking: Booking | None) -> str | None:
@@ -125,8 +157,17 @@ def _stale(event: EventData, booking: Booking | None) -> str | None:
 
 
 def _expand(req: Request) -> list[Instance]:
-    window_end = req.now + dt.timedelta(days=req.resource.mr_booking_window_days)
-    return expand(req.invitation, window_end, req.max_occurrences)
+    if any(e.out_of_range for e in req.invitation.events):
+        raise RecurrenceError(OUT_OF_RANGE)
+    return expand(req.invitation, horizon.window_end(req.resource, req.now),
+                  req.max_occurrences)
+
+
+def _horizon(req: Request) -> dt.datetime | None:
+    """How far a newly booked series is materialized: to the end of the booking window,
+    or None when no occurrence lies beyond it."""
+    end = horizon.window_end(req.resource, req.now)
+    return None if finished_by(req.invitation, end) else end
 
 
 def _decide(session: Session, req: Request, instances: list[Instance], recurring: bool,
@@ -144,7 +185,7 @@ def check(session: Session, resource: Mailbox, instances: list[Instance], recurr
     if live:
         busy = cal.busy_intervals(session, resource, min(i.start for i in live),
                                   max(i.end for i in live), exclude)
-    return decide(policy_of(resource), instances, recurring, busy, now, zone)
+    return decide(horizon.policy_of(resource), instances, recurring, busy, now, zone)
 
 
 def _series(session: Session, req: Request, booking: Booking | None) -> Result:
@@ -166,11 +207,12 @@ def _series(session: Session, req: Request, booking: Booking | None) -> Result:
         if booking is not None:
             session.delete(booking)
         return _answer(req, "declined", list(decision.reasons),
-                       [Answer(master, "DECLINED", "; ".join(decision.reasons), None)])
+                       [Answer(master, "DECLINED", summarize(decision.reasons), None)])
     booking = _save_booking(session, req, booking, master)
+    booking.horizon = _horizon(req) if master.recurring else None
     cal.add_occurrences(session, req.resource, booking, decision.booked)
     answers = [Answer(master, "ACCEPTED", "", None)]
-    answers += [Answer(_event_for(req.invitation, inst), "DECLINED", reason, inst.recurrence_id,
+    answers += [Answer(event_for(req.invitation, inst), "DECLINED", reason, inst.recurrence_id,
                        inst.start, inst.end)
                 for inst, reason in decision.declined_instances]
     reasons = [f"declined {len(decision.declined_instances)} conflicting occurrence(s)"] \
@@ -190,16 +232,14 @@ def _instances(session: Session, req: Request, booking: Booking | None) -> Resul
                        [Answer(e, "DECLINED", exc.reason, e.recurrence_id)
                         for e in req.invitation.events])
     decision = _decide(session, req, instances, False, booking.id if booking else None)
-    if booking is None and decision.booked:
-        booking = _save_booking(session, req, None, first)
-    if booking is not None:
-        # The instance moves (or goes, when declined); the rest of the series stays.
-        for inst in instances:
-            cal.remove_occurrences(session, booking, inst.recurrence_id)
-        cal.add_occurrences(session, req.resource, booking, decision.booked)
     declined = {i.recurrence_id: reason for i, reason in decision.declined_instances}
     if not decision.accepted:
-        declined.update({i.recurrence_id: "; ".join(decision.reasons) for i in instances})
+        declined.update({i.recurrence_id: summarize(decision.reasons) for i in instances})
+    if booking is None and decision.booked:
+        booking = _save_booking(session, req, None, first)
+        cal.add_occurrences(session, req.resource, booking, decision.booked)
+    elif booking is not None:
+        _move_instances(session, req, booking, instances, decision, declined)
     answers = [Answer(e, "DECLINED" if e.recurrence_id in declined else "ACCEPTED",
                       declined.get(e.recurrence_id, ""), e.recurrence_id)
                for e in req.invitation.events]
@@ -208,19 +248,38 @@ def _instances(session: Session, req: Request, booking: Booking | None) -> Resul
     return _answer(req, "accepted", [], answers)
 
 
+def _move_instances(session: Session, req: Request, booking: Booking,
+                    instances: list[Instance], decision: Decision,
+                    declined: dict[dt.datetime | None, str]) -> None:
+    """The instances move (or go, when declined); the rest of the series stays. The kept
+    calendar learns the change, so that extending the series later does not undo it."""
+    for inst in instances:
+        cal.remove_occurrences(session, booking, inst.recurrence_id)
+    cal.add_occurrences(session, req.resource, booking, decision.booked)
+    events = req.invitation.events
+    kept = [e for e in events if e.recurrence_id not in declined]
+    gone = [e for e in events if e.recurrence_id in declined]
+    calendar = booked_calendar.with_overrides(booking.calendar, kept, req.zone)
+    booking.calendar = booked_calendar.with_overrides(calendar, gone, req.zone, cancel=True)
+
+
 def _cancel(session: Session, req: Request, booking: Booking | None) -> Result:
     # Cancellations apply whatever their SEQUENCE, as Kopano does: a late cancel must still
     # free the resource. No reply to a CANCEL (RFC 5546 §3.2.5).
     if booking is None:
         log.info("%s: cancel for unknown meeting %s", req.resource.name, req.invitation.uid)
         return Result("ignored", ["cancel for a meeting that is not booked"])
-    removed = 0
-    for event in req.invitation.events:
-        if event.recurrence_id is None:
-            session.delete(booking)
-            return Result("cancelled")
-        removed += cal.remove_occurrences(session, booking, event.recurrence_id,
-                                          and_future=event.this_and_future)
+    events = req.invitation.events
+    if any(e.recurrence_id is None for e in events):
+        session.delete(booking)
+        return Result("cancelled")
+    removed = sum(cal.remove_occurrences(session, booking, e.recurrence_id,
+                                         and_future=e.this_and_future) for e in events)
+    booking.calendar = booked_calendar.with_overrides(booking.calendar, events, req.zone,
+                                                      cancel=True)
+    if booking.horizon is not None and any(
+            e.this_and_future and e.recurrence_id <= booking.horizon for e in events):
+        booking.horizon = None  # every later occurrence is cancelled: the series is over
     return Result("cancelled", [f"{removed} occurrence(s) removed"])
 
 
@@ -234,28 +293,16 @@ def _save_booking(session: Session, req: Request, booking: Booking | None,
     booking.dtstamp = event.dtstamp
     booking.organizer = event.organizer
     booking.summary = event.summary
-    booking.vevents = "".join(e.ical for e in req.invitation.events)
+    booking.calendar = booked_calendar.calendar_of(req.invitation)
     booking.status = "booked"
     booking.updated_at = req.now
     session.flush()
     return booking
 
 
-def _event_for(inv: Invitation, inst: Instance) -> EventData:
-    """The VEVENT an instance came from: its override if it has one, else the master."""
-    for event in inv.events:
-        if event.recurrence_id is not None and event.recurrence_id == inst.recurrence_id:
-            return event
-    assert inv.master is not None
-    return inv.master
-
-
 def _answer(req: Request, outcome: str, reasons: list[str], answers: list[Answer]) -> Result:
     """The Result with its replies (none when the organizer asked for none)."""
-    event = req.invitation.events[0]
-    me = is_attendee(req.invitation, [req.resource.email])
-    if not event.organizer or event.organizer == req.resource.email_lower \
-            or (me is not None and not me.rsvp):
+    if not wanted(req.invitation, req.resource):
         return Result(outcome, reasons)
     # A partly accepted series: the acceptance, then one REPLY carrying a VEVENT (with its
     # RECURRENCE-ID) per declined occurrence. One message for all of them, not one each:
@@ -263,14 +310,11 @@ def _answer(req: Request, outcome: str, reasons: list[str], answers: list[Answer
     # resource a mail cannon.
     groups = [answers] if outcome != "accepted" or len(answers) == 1 \
         else [answers[:1], answers[1:]]
-    replies = [_reply(req, event, group) for group in groups]
+    event = req.invitation.events[0]
+    try:
+        replies = [compose(req.invitation, event, req.resource, group, req.message_id,
+                           req.now, req.hostname) for group in groups]
+    except ValueError as exc:
+        log.warning("%s: %s: no reply sent: %s", req.resource.name, req.invitation.uid, exc)
+        return Result(outcome, reasons, problems=[f"no reply sent: {exc}"])
     return Result(outcome, reasons, replies)
-
-
-def _reply(req: Request, event: EventData, answers: list[Answer]) -> OutgoingReply:
-    content = build_reply(req.invitation, answers, req.resource.email,
-                          req.resource.fullname or req.resource.name, req.message_id,
-                          req.now, req.hostname)
-    verb = "Accepted" if all(a.partstat == "ACCEPTED" for a in answers) else "Declined"
-    return OutgoingReply(req.resource.email, event.organizer, f"{verb}: {event.summary}",
-                         content)

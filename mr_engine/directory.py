@@ -95,6 +95,17 @@ _PLAIN_FIELDS = {
 }
 
 
+def _check_capacity(mailbox: Mailbox, changes: dict[str, Any]) -> None:
+    """A room holds one meeting at a time: capacity is for equipment (how many at once)."""
+    kind = changes.get("resource_type", mailbox.resource_type)
+    if kind != "room":
+        return
+    if changes.get("resource_capacity", 1) != 1:
+        raise DirectoryError(f"{mailbox.name} is a room, which holds one meeting at a time; "
+                             "--resource-capacity is for equipment")
+    changes["resource_capacity"] = 1  # what equipment had before becoming a room
+
+
 def update_user(session: Session, mailbox: Mailbox, **changes: Any) -> Mailbox:
     """Apply the given changes (``None`` values are ignored)."""
     changes = {k: v for k, v in changes.items() if v is not None}
@@ -108,6 +119,7 @@ def update_user(session: Session, mailbox: Mailbox, **changes: Any) -> Mailbox:
     _ensure_unique(session, changes.get("name"), changes.get("email"), exclude=mailbox.id)
     if changes.get("resource_type", "none") not in RESOURCE_TYPES:
         raise DirectoryError(f"resource type must be one of {', '.join(RESOURCE_TYPES)}")
+    _check_capacity(mailbox, changes)
     if "name" in changes:
         mailbox.name = changes.pop("name")
     if "email" in changes:

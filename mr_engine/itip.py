@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from email.message import Message
 from typing import Any
@@ -38,6 +38,13 @@ _MAX_EVENTS = 1000
 _DTSTART_OPTIONAL = frozenset({"CANCEL", "REPLY", "REFRESH", "DECLINECOUNTER"})
 _Periods = list[tuple[datetime, timedelta]]
 _VTIMEZONE = re.compile(r"^BEGIN:VTIMEZONE$.*?^END:VTIMEZONE$\n?", re.M | re.S | re.I)
+# The times a booking may have. RFC 5545 allows the years 0000-9999, but arithmetic near
+# either end overflows Python's datetime (DTSTART in year 1, 9999-12-31 plus two days,
+# DURATION:P99999999W), and no resource is booked before 1900 or for ten years at a time.
+EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9000, 1, 1, tzinfo=timezone.utc)
+LONGEST = timedelta(days=3653)
+OUT_OF_RANGE = "the meeting's time is out of range"
 
 
 class InvitationError(Exception):
@@ -87,6 +94,9 @@ class EventData:
     transparent: bool
     status: str
     ical: str
+    # Outside EARLIEST..LATEST or longer than LONGEST: then start, end and the recurrence
+    # are placeholders (EARLIEST, no rule) and the request is declined (OUT_OF_RANGE).
+    out_of_range: bool = False
 
     @property
     def recurring(self) -> bool:
@@ -99,6 +109,7 @@ class Invitation:
     uid: str
     events: tuple[EventData, ...]  # master first (if any), then overrides by RECURRENCE-ID
     prodid: str
+    timezones: str = ""  # the calendar's VTIMEZONEs, serialized, for keeping with a booking
 
     @property
     def master(self) -> EventData | None:
@@ -266,8 +277,45 @@ def _serialize(component: Component) -> str:
 
 
 def _event(component: Component, uid: str, method: str, zones: CalendarZones) -> EventData:
+    try:
+        event = _read_event(component, uid, method, zones)
+        if _in_range(event):
+            return event
+    except OverflowError:
+        event = None
+    return _placeholder(component, uid, event)
+
+
+def _in_range(event: EventData) -> bool:
+    """Whether every time of *event* is one a booking may have (raises OverflowError)."""
+    times = [event.start, event.end, *event.rdates, *event.exdates]
+    if event.recurrence_id is not None:
+        times.append(event.recurrence_id)
+    utc = [t.astimezone(timezone.utc) for t in times]
+    return all(EARLIEST <= t <= LATEST for t in utc) and event.end - event.start <= LONGEST
+
+
+def _placeholder(component: Component, uid: str, event: EventData | None) -> EventData:
+    """An out-of-range VEVENT: enough to decline it, with no time to compute with."""
+    organizer, organizer_cn = _organizer(component)
+    base = event or EventData(
+        uid=uid, sequence=_int(component, "SEQUENCE"), dtstamp=None, recurrence_id=None,
+        this_and_future=False, start=EARLIEST, end=EARLIEST, all_day=False, tzid="UTC",
+        summary=_plain(component, "SUMMARY"), organizer=organizer, organizer_cn=organizer_cn,
+        attendees=tuple(_attendee(a) for a in _values(component, "ATTENDEE")), rrule=(),
+        rdates=(), rdate_periods=(), exdates=(), exdate_days=(), transparent=False,
+        status=_plain(component, "STATUS").upper(), ical=_serialize(component))
+    rid = None if component.get("RECURRENCE-ID") is None else EARLIEST
+    return replace(base, start=EARLIEST, end=EARLIEST, all_day=False, tzid="UTC",
+                   recurrence_id=rid, this_and_future=False, dtstamp=None, rrule=(),
+                   rdates=(), rdate_periods=(), exdates=(), exdate_days=(),
+                   out_of_range=True)
+
+
+def _read_event(component: Component, uid: str, method: str,
+                zones: CalendarZones) -> EventData:
     start, end, all_day, tzid = _times(component, zones, method)
-    organizer = next(_values(component, "ORGANIZER"), None)
+    organizer, organizer_cn = _organizer(component)
     rdates, rdate_periods = _rdates(component, zones)
     exdates, exdate_days = _exdates(component, zones)
     return EventData(
@@ -281,8 +329,8 @@ def _event(component: Component, uid: str, method: str, zones: CalendarZones) ->
         all_day=all_day,
         tzid=tzid,
         summary=_plain(component, "SUMMARY"),
-        organizer=_address(organizer) if organizer is not None else "",
-        organizer_cn=str(organizer.params.get("CN", "")) if organizer is not None else "",
+        organizer=organizer,
+        organizer_cn=organizer_cn,
         attendees=tuple(_attendee(a) for a in _values(component, "ATTENDEE")),
         rrule=tuple(_rrule_text(r) for r in _values(component, "RRULE", keep_broken=True)),
         rdates=tuple(rdates),
@@ -293,6 +341,14 @@ def _event(component: Component, uid: str, method: str, zones: CalendarZones) ->
         status=_plain(component, "STATUS").upper(),
         ical=_serialize(component),
     )
+
+
+def _organizer(component: Component) -> tuple[str, str]:
+    """ORGANIZER's address and CN ("" for each when there is none)."""
+    organizer = next(_values(component, "ORGANIZER"), None)
+    if organizer is None:
+        return "", ""
+    return _address(organizer), str(organizer.params.get("CN", ""))
 
 
 def _rrule_text(value: object) -> str:
@@ -344,7 +400,9 @@ def parse_invitation(data: bytes | Calendar, default_tz: tzinfo) -> Invitation:
         raise InvitationError(f"more than {_MAX_EVENTS} VEVENTs for one UID")
     zones = CalendarZones(calendar.walk("VTIMEZONE"), default_tz)
     events = [_event(c, uid, method, zones) for c in mine]
-    return Invitation(method=method, uid=uid, events=_ordered(events), prodid=_plain(calendar, "PRODID"))
+    return Invitation(method=method, uid=uid, events=_ordered(events),
+                      prodid=_plain(calendar, "PRODID"),
+                      timezones="".join(_serialize(z) for z in calendar.walk("VTIMEZONE")))
 
 
 def invitation_in(calendar: Calendar | InvitationError | None,

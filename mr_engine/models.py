@@ -160,8 +160,7 @@ class Message(Base):
     """One delivered copy: the bytes as stored (trace headers + the received message)."""
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_store_msgid", "store_id", "message_id"),
-                      Index("ix_messages_folder", "folder_id", "id"))
+    __table_args__ = (Index("ix_messages_folder", "folder_id", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
@@ -179,7 +178,8 @@ class Booking(Base):
     """A meeting booked into a resource's calendar, keyed by its iCalendar UID."""
 
     __tablename__ = "bookings"
-    __table_args__ = (UniqueConstraint("resource_id", "uid"),)
+    __table_args__ = (UniqueConstraint("resource_id", "uid"),
+                      Index("ix_bookings_resource_horizon", "resource_id", "horizon"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     resource_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
@@ -188,8 +188,13 @@ class Booking(Base):
     dtstamp: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime, nullable=True)
     organizer: Mapped[str] = mapped_column(String(320), default="")
     summary: Mapped[str] = mapped_column(Text, default="")
-    # The VEVENT(s) as received (master and overrides), serialized iCalendar text.
-    vevents: Mapped[str] = mapped_column(Text, default="")
+    # A VCALENDAR with the meeting as booked: its VTIMEZONEs, the master and the overrides
+    # (later instance updates and cancellations merged in), so the series can be expanded
+    # again when its horizon moves on (``booked_calendar``, ``horizon``).
+    calendar: Mapped[str] = mapped_column(Text, default="")
+    # Occurrences are materialized up to here (UTC); None when every occurrence is (a single
+    # meeting, or a series that has ended). Kept ahead of now + the booking window.
+    horizon: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="booked")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
@@ -213,6 +218,22 @@ class Occurrence(Base):
     summary: Mapped[str] = mapped_column(Text, default="")
     transparent: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(16), default="booked")
+
+
+class DeliveredMessageId(Base):
+    """A Message-ID filed in a store, claimed once (``mailstore.claim_message_id``).
+
+    The primary key makes duplicate suppression exact under concurrency: a second delivery
+    of the same message waits for the first one's row and then sees it.
+    """
+
+    __tablename__ = "delivered_ids"
+    __table_args__ = (Index("ix_delivered_ids_delivered_at", "delivered_at"),)
+
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(998), primary_key=True)
+    delivered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
 class OutboundMessage(Base):

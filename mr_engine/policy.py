@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 
 from mr_engine.recurrence import Instance
 from mr_engine.timezones import format_span
 
-__all__ = ["Busy", "Decision", "ResourcePolicy", "decide", "effective_capacity"]
+__all__ = ["Busy", "Decision", "ResourcePolicy", "decide", "effective_capacity",
+           "decide_extension"]
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,22 @@ def decide(policy: ResourcePolicy, instances: Sequence[Instance], recurring: boo
     partial = recurring and len(problems) < len(live)
     if not partial or not _within_thresholds(policy, len(problems), len(live)):
         return _decline(*reasons)
+    return _partly(live, problems)
+
+
+def _partly(live: Sequence[Instance], problems: list[tuple[Instance, str]]) -> Decision:
+    """Accepted, with the problem occurrences declined one by one."""
     declined = {id(instance) for instance, _ in problems}
     booked = tuple(i for i in live if id(i) not in declined)
-    return Decision(True, reasons, booked, tuple(problems))
+    return Decision(True, tuple(reason for _, reason in problems), booked, tuple(problems))
+
+
+def decide_extension(policy: ResourcePolicy, instances: Sequence[Instance],
+                     busy: Sequence[Busy], tz_for_display: tzinfo) -> Decision:
+    """Occurrences of an accepted series that became due as time passed (or the booking
+    window grew): the series stays accepted, and with ``decline_conflict`` each occurrence
+    on a slot that the other bookings already fill is declined; the earlier booking keeps
+    it. Duration and window were the request's rules, judged when it was accepted."""
+    live = [i for i in instances if not i.cancelled]
+    problems = _problems(replace(policy, max_duration_minutes=0), live, busy, tz_for_display)
+    return _partly(live, problems)

@@ -25,7 +25,7 @@ from dateutil.rrule import rrulestr
 
 from mr_engine.itip import EventData, Invitation
 
-__all__ = ["Instance", "RecurrenceError", "expand", "is_recurring"]
+__all__ = ["Instance", "RecurrenceError", "expand", "finished_by", "is_recurring"]
 
 _ALLOWED_FREQ = frozenset({"YEARLY", "MONTHLY", "WEEKLY", "DAILY", "HOURLY"})
 _RULE_PARTS = frozenset({
@@ -313,3 +313,36 @@ def expand(inv: Invitation, window_end: datetime, cap: int,
     if len(inside) > cap:
         raise RecurrenceError(f"more than {cap} occurrences in the booking window")
     return sorted(inside, key=lambda i: (i.start, i.recurrence_id or i.start))
+
+
+# --- the end of a series ------------------------------------------------------------
+
+
+def _rule_done_by(text: str, dtstart: datetime, moment: datetime) -> bool:
+    """Whether one RRULE has no occurrence at or after *moment* (UNTIL or COUNT reached)."""
+    parts = _rule_parts(text)
+    if "UNTIL" in parts:
+        return _until_utc(parts["UNTIL"], dtstart.tzinfo or timezone.utc) < moment
+    count = parts.get("COUNT", "")
+    if not count.isdigit():
+        return False  # open-ended
+    before = itertools.islice(_rule(text, dtstart, moment), min(int(count), _MAX_SCANNED))
+    return sum(1 for _ in before) >= int(count)
+
+
+def finished_by(inv: Invitation, moment: datetime) -> bool:
+    """Whether no occurrence of *inv* starts at or after *moment*: expanding further
+    would never find another one (a single meeting, or a series past its UNTIL/COUNT)."""
+    source = _series_source(inv)
+    overrides = [e for e in inv.events if e is not source]
+    if any(e.start >= moment for e in overrides):
+        return False
+    if source is None or not source.recurring:
+        return source is None or source.start < moment
+    # A THISANDFUTURE override that moves instances later moves the end with them.
+    later = max((o.start - o.recurrence_id for o in overrides  # type: ignore[operator]
+                 if o.this_and_future), default=timedelta(0))
+    until = moment - max(later, timedelta(0))
+    if any(r >= until for r in source.rdates):
+        return False
+    return all(_rule_done_by(text, source.start, until) for text in source.rrule)

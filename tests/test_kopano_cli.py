@@ -143,10 +143,10 @@ def test_create_user_shows_kopano_details_and_json(db_url, local):
         "quota_warning": 10 * MB, "quota_soft": 0, "quota_hard": 0, "groups": ["Everyone"]}
     # Resource settings may be given on creation too.
     local("--create", "--user", "room1", "--email", "room1@example.com", "--resource-type",
-          "room", "--resource-capacity", "12", "--mr-accept", "yes", "--qh", "100")
+          "equipment", "--resource-capacity", "12", "--mr-accept", "yes", "--qh", "100")
     room = local.json("--user", "room1")
     assert (room["resource_type"], room["resource_capacity"], room["mr_accept"],
-            room["quota_hard"], room["store"]) == ("room", 12, True, 100 * MB, None)
+            room["quota_hard"], room["store"]) == ("equipment", 12, True, 100 * MB, None)
 
 
 def test_update_user_fields_and_resource_settings_in_one_call(db_url, local):
@@ -154,7 +154,7 @@ def test_update_user_fields_and_resource_settings_in_one_call(db_url, local):
     out = ok(db_url, "--user", "r1", "--name", "boardroom", "--email", "Board@Example.com",
              "--fullname", "Board room", "--password", "b", "--active", "no",
              "--admin-level", "0", "--mr-accept", "yes", "--mr-decline-conflict", "yes",
-             "--mr-decline-recurring", "yes", "--resource-type", "room",
+             "--mr-decline-recurring", "yes", "--resource-type", "equipment",
              "--resource-capacity", "20", "--mr-booking-window", "30", "--mr-max-duration",
              "240", "--mr-max-conflict-instances", "2", "--mr-conflict-percentage", "50",
              "--quota-warn", "1", "--qs", "2", "--quota-hard", "3")
@@ -164,7 +164,7 @@ def test_update_user_fields_and_resource_settings_in_one_call(db_url, local):
         "name": "boardroom", "fullname": "Board room", "email": "Board@Example.com",
         "active": False, "admin_level": 0, "store": None, "store_size": 0,
         "mr_accept": True, "mr_decline_conflict": True, "mr_decline_recurring": True,
-        "resource_type": "room", "resource_capacity": 20, "mr_booking_window": 30,
+        "resource_type": "equipment", "resource_capacity": 20, "mr_booking_window": 30,
         "mr_max_duration": 240, "mr_max_conflict_instances": 2, "mr_conflict_percentage": 50,
         "quota_warning": MB, "quota_soft": 2 * MB, "quota_hard": 3 * MB}
     assert verify_password("b", _stored_password(local, "boardroom"))
@@ -178,7 +178,7 @@ def test_update_user_fields_and_resource_settings_in_one_call(db_url, local):
     assert details["Soft quota"] == "2.00 MB"
     assert details["Conflict percentage"] == "0%"
     assert details["Max duration (minutes)"] == "240"
-    assert details["Resource type"] == "room"
+    assert details["Resource type"] == "equipment"
 
 
 USAGE_ERRORS = [

@@ -1,0 +1,79 @@
+"""Upkeep that ``mr-engine serve`` runs in the background: series horizons and dedupe claims.
+
+At start and then every ``INTERVAL`` (an hour) a pass extends every resource's due series
+(``mr_engine.horizon``; their declines are queued for the relay) and drops the Message-ID
+claims older than ``dedupe_window``. Series are extended ``CHUNK`` at a time, one short write
+transaction each, so deliveries never wait behind a long one. Every worker process runs the
+pass; the resource's lock and the moved horizon leave nothing for a second one to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from typing import Callable
+
+from sqlalchemy import select
+
+from mr_engine import mailstore
+from mr_engine.config import Settings
+from mr_engine.db import Database
+from mr_engine.models import Booking, Mailbox
+
+from .meeting import extend_and_queue
+
+log = logging.getLogger(__name__)
+
+INTERVAL = 3600.0  # seconds between passes
+CHUNK = 50  # series extended per write transaction
+
+_WITH_SERIES = select(Booking.resource_id).where(Booking.horizon.is_not(None)).distinct()
+
+
+class Maintenance:
+    def __init__(self, db: Database, settings: Settings, clock: Callable[[], dt.datetime],
+                 on_queued: Callable[[], None] = lambda: None) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.on_queued = on_queued
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """A pass at once, then one every INTERVAL, until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(self.run_once)
+            except Exception:
+                log.exception("maintenance pass failed; the next one is in %.0f s", INTERVAL)
+            try:
+                await asyncio.wait_for(stop.wait(), INTERVAL)
+            except asyncio.TimeoutError:
+                pass
+
+    def run_once(self) -> None:
+        now = self.clock()
+        with self.db.read() as session:
+            resources = list(session.scalars(_WITH_SERIES))
+        for resource_id in resources:
+            self._catch_up(resource_id, now)
+        self._forget_message_ids(now)
+
+    def _catch_up(self, resource_id: int, now: dt.datetime) -> None:
+        while True:
+            with self.db.write() as session:
+                resource = session.get(Mailbox, resource_id)
+                if resource is None:
+                    return
+                done = extend_and_queue(session, resource, self.settings, now, CHUNK)
+            if done.replies:
+                self.on_queued()
+            if done.series < CHUNK:
+                return
+
+    def _forget_message_ids(self, now: dt.datetime) -> None:
+        before = now - dt.timedelta(seconds=max(self.settings.dedupe_window, 0))
+        with self.db.write() as session:
+            forgotten = mailstore.forget_message_ids(session.connection(), before)
+        if forgotten:
+            log.info("forgot %d Message-ID(s) older than the dedupe window", forgotten)

@@ -1,0 +1,63 @@
+"""The iTIP REPLY messages a resource sends: whether the organizer gets one, and the message.
+
+Shared by request processing (``booking``) and by series extension (``horizon``), which
+declines occurrences that became due on a slot another booking holds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .itip import EventData, Invitation, is_attendee
+from .recurrence import Instance
+from .models import Mailbox
+from .reply import Answer, build_reply
+
+__all__ = ["OutgoingReply", "compose", "event_for", "summarize", "wanted"]
+
+# Reasons shown one by one before "and N more": a decline listing a thousand conflicting
+# dates would make a reply (and a log line) nobody reads to the end.
+SHOWN_REASONS = 5
+
+
+@dataclass(frozen=True)
+class OutgoingReply:
+    sender: str
+    recipient: str
+    subject: str
+    content: bytes
+
+
+def summarize(reasons: Sequence[str], shown: int = SHOWN_REASONS) -> str:
+    """``a; b; c`` for a few reasons, ``a; …; e and 995 more`` for many."""
+    text = "; ".join(reasons[:shown])
+    return f"{text} and {len(reasons) - shown} more" if len(reasons) > shown else text
+
+
+def wanted(inv: Invitation, resource: Mailbox) -> bool:
+    """Whether the organizer expects an answer: there is one, it is not the resource
+    itself, and the resource's ATTENDEE did not say RSVP=FALSE."""
+    organizer = inv.events[0].organizer
+    me = is_attendee(inv, [resource.email])
+    return bool(organizer) and organizer != resource.email_lower \
+        and (me is None or me.rsvp)
+
+
+def compose(inv: Invitation, event: EventData, resource: Mailbox, answers: list[Answer],
+            message_id: str | None, now: dt.datetime, hostname: str) -> OutgoingReply:
+    """One REPLY carrying *answers*; raises ValueError for an unusable organizer address."""
+    content = build_reply(inv, answers, resource.email, resource.fullname or resource.name,
+                          message_id, now, hostname)
+    verb = "Accepted" if all(a.partstat == "ACCEPTED" for a in answers) else "Declined"
+    return OutgoingReply(resource.email, event.organizer, f"{verb}: {event.summary}", content)
+
+
+def event_for(inv: Invitation, inst: Instance) -> EventData:
+    """The VEVENT an instance came from: its override if it has one, else the master."""
+    for event in inv.events:
+        if event.recurrence_id is not None and event.recurrence_id == inst.recurrence_id:
+            return event
+    assert inv.master is not None
+    return inv.master
