@@ -11,21 +11,20 @@ import datetime as dt
 import email.message
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from .claims import claim
 from .config import Settings
 from .directory import NotFound
 from .headers import header_text
-from .models import Folder, Mailbox, Message, Store
+from .models import DeliveredMessageId, Folder, Mailbox, Message, Store
+
+_DELIVERED: Table = DeliveredMessageId.__table__  # type: ignore[assignment]
 
 
 # Built once: these run for every delivery, and building a statement costs more than
 # running it (profiled under the benchmark's load).
-_DUPLICATE = select(Message.id).where(
-    Message.store_id == bindparam("store"), Message.message_id == bindparam("message_id"),
-    Message.received_at >= bindparam("since")).limit(1)
 _INSERT = insert(Message)
 # An atomic increment: concurrent deliveries into one store must not lose a size update.
 _GROW = update(Store).where(Store.id == bindparam("store")).values(
@@ -34,13 +33,23 @@ _GROW = update(Store).where(Store.id == bindparam("store")).values(
 
 def is_duplicate(conn: Connection, store_id: int, message_id: str | None,
                  now: dt.datetime, window: int) -> bool:
-    """Whether this Message-ID was already filed in this store within ``window`` seconds."""
+    """Whether this Message-ID was already filed in this store within ``window`` seconds;
+    if not, it is claimed for this delivery (rolled back with it if it fails).
+
+    Exact under concurrency (``claims``): a second delivery of the message waits for the
+    first one's transaction, and is a duplicate once that has committed.
+    """
     if not message_id or window <= 0:
         return False
+    values = {"store_id": store_id, "message_id": message_id, "delivered_at": now}
     since = now - dt.timedelta(seconds=window)
-    hit = conn.execute(
-        _DUPLICATE, {"store": store_id, "message_id": message_id, "since": since}).first()
-    return hit is not None
+    return not claim(conn, _DELIVERED, values, "delivered_at", since)
+
+
+def forget_message_ids(conn: Connection, before: dt.datetime) -> int:
+    """Drop the claims older than *before* (out of every dedupe window); returns how many."""
+    stmt = delete(DeliveredMessageId).where(DeliveredMessageId.delivered_at < before)
+    return conn.execute(stmt).rowcount or 0
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,14 @@ import datetime as dt
 from dataclasses import dataclass, fields, replace
 from typing import Any, Iterable
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
+from .claims import claim
 from .directory import DirectoryError
 from .models import Mailbox, OutOfOffice, OutOfOfficeLog
+
+_LOG: Table = OutOfOfficeLog.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -109,19 +111,7 @@ def claim_reply(session: Session, mailbox: Mailbox, sender: str, now: dt.datetim
                 interval: dt.timedelta | int) -> bool:
     """Record a reply unless one was sent within ``interval``; True if the caller may send.
 
-    One statement, so two deliveries racing on PostgreSQL cannot both win: the second waits
-    for the first's row lock and then sees its timestamp (SQLite serializes writers anyway).
-    INSERT ... ON CONFLICT DO UPDATE ... WHERE: both backends speak it.
+    One statement (``claims``), so two deliveries racing on PostgreSQL cannot both win.
     """
-    only_before = now - _seconds(interval)
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = OutOfOfficeLog.__table__
-    stmt = insert(table).values(mailbox_id=mailbox.id, sender=_key(sender),
-                                      last_sent_at=now)
-    # only_before is bound with the column's type, so it is compared as naive UTC like the rows.
-    stmt = stmt.on_conflict_do_update(index_elements=[table.c.mailbox_id, table.c.sender],
-                                      set_={"last_sent_at": stmt.excluded.last_sent_at},
-                                      where=table.c.last_sent_at <= only_before
-                                      ).returning(table.c.sender)
-    return session.execute(stmt).first() is not None
+    values = {"mailbox_id": mailbox.id, "sender": _key(sender), "last_sent_at": now}
+    return claim(session.connection(), _LOG, values, "last_sent_at", now - _seconds(interval))
