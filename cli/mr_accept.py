@@ -1,24 +1,35 @@
 """``kopano-mr-accept USER``: process one message from stdin as delivery to USER would.
 
-Books (or declines, updates, cancels) and queues the reply in one transaction, then prints
-the outcome: ``accepted``, ``declined: <reasons>``, ``ignored: <reason>`` or ``cancelled``.
-Exit 0 when processed, 1 when the message is not a meeting request for USER.
+The message runs through the delivery pipeline itself (``delivery.pipeline``): deduplicated
+by Message-ID, booked (or declined, updated, cancelled) with its reply queued, and filed in
+Processed Requests, or in the Inbox when it is not processed, all in one transaction. Then
+the outcome is printed: ``accepted``, ``declined: <reasons>``, ``ignored: <reason>`` or
+``cancelled``. Exit 0 when processed; 1 when the message is not a meeting request for USER
+(it is filed in the Inbox all the same), when no reply could be sent, or when it was refused.
 """
 
 from __future__ import annotations
 
 import argparse
-import email
-import email.policy
 import sys
+import zoneinfo
 
-from delivery.meeting import book_and_queue
-from mr_engine import booking
+from delivery import pipeline
+from delivery.context import Batch, Delivery, Envelope, Outcome, message_id_of, parse_message
 from mr_engine.clock import utcnow
+from mr_engine.config import Settings
 from mr_engine.directory import get_user
-from mr_engine.itip import invitation_in, read_calendar
+from mr_engine.printable import printable
 
-from .common import add_config_flags, open_db, run_guarded, settings_from
+from .common import EXIT_ERROR, add_config_flags, fail, open_db, run_guarded, settings_from
+
+
+class _Refused(Exception):
+    """The pipeline refused the message (hard quota): nothing is written."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.reply())
+        self.outcome = outcome
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,34 +40,61 @@ def main(argv: list[str] | None = None) -> int:
     return run_guarded(lambda: run(args))
 
 
+def _envelope(raw: bytes, settings: Settings) -> Envelope:
+    """The message as LMTP would hand it on: no envelope sender (so no out-of-office reply
+    goes anywhere), its calendar read before the write lock is taken."""
+    message = parse_message(raw)
+    envelope = Envelope(sender="", content=raw, message=message,
+                        message_id=message_id_of(message), helo="kopano-mr-accept")
+    envelope.invitation(zoneinfo.ZoneInfo(settings.default_timezone))
+    return envelope
+
+
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    raw = sys.stdin.buffer.read()
-    message = email.message_from_bytes(raw, policy=email.policy.compat32)
-    message_id = (message.get("Message-ID") or "").strip() or None
-    calendar = read_calendar(message)  # parsed before the write lock is taken
-    now = utcnow()
+    envelope = _envelope(sys.stdin.buffer.read(), settings)
     db = open_db(settings)
+    try:
+        d = _deliver(db, settings, envelope, args.user)
+    except _Refused as refused:
+        return fail(f"not delivered: {refused.outcome.reply()}")
+    finally:
+        db.dispose()
+    return _report(d, args.user)
+
+
+def _deliver(db, settings: Settings, envelope: Envelope, user: str) -> Delivery:
     with db.write() as session:
-        resource = get_user(session, args.user)
-        if not resource.mr_accept:
-            print(f"{args.user}: auto-accept of meeting requests is off", file=sys.stderr)
-            return 1
-        req = booking.read_request(resource, lambda zone: invitation_in(calendar, zone),
-                                   message_id, settings, now)
-        if req is None:
-            print(f"not a meeting request for {args.user}", file=sys.stderr)
-            return 1
-        result = book_and_queue(session, req, now)
+        resource = get_user(session, user)
+        d = Delivery(session=session, settings=settings, now=utcnow(), envelope=envelope,
+                     recipient=resource.email, mailbox=resource,
+                     batch=Batch.load(session, [resource.id]))
+        outcome = pipeline.run(d)
+        if outcome.code >= 400:
+            raise _Refused(outcome)  # rolls the transaction back
+    return d
+
+
+def _report(d: Delivery, user: str) -> int:
+    result = d.meeting
+    if result is None:
+        if "duplicate" in d.notes:
+            print("ignored: already processed (duplicate Message-ID)")
+            return 0
+        why = "auto-accept of meeting requests is off" if not d.mailbox.mr_accept \
+            else "not a meeting request for it"
+        return fail(f"{user}: {why}; filed in the {d.folder}")
     if result.outcome in ("declined", "ignored"):
-        print(result.describe())
+        print(printable(result.describe()))
     else:
         # "accepted" (a partially declined series too) and "cancelled" stand alone on
         # stdout; what else happened goes to stderr.
         print(result.outcome)
         if result.reasons:
-            print(result.describe(), file=sys.stderr)
-    return 0
+            print(printable(result.describe()), file=sys.stderr)
+    for problem in result.problems:
+        fail(printable(problem))
+    return EXIT_ERROR if result.problems else 0
 
 
 if __name__ == "__main__":

@@ -8,7 +8,11 @@ inside that recipient's transaction.
 from __future__ import annotations
 
 import datetime as dt
+import email
 import email.message
+import email.parser
+import email.policy
+import logging
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Any
@@ -17,11 +21,37 @@ from icalendar import Calendar
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
+from mr_engine.booking import Result
 from mr_engine.config import Settings
 from mr_engine.itip import Invitation, InvitationError, invitation_in, read_calendar
 from mr_engine.models import Mailbox
 from mr_engine.outofoffice import OofState, get_oof_many
 from mr_engine.stores import StoreIndex
+
+log = logging.getLogger(__name__)
+
+
+MAX_MESSAGE_ID = 998  # RFC 5322 §2.1.1 line limit; longer ones are not deduplicated
+
+
+def parse_message(content: bytes) -> email.message.Message:
+    """The message parsed once for all recipients; a pathological MIME structure (nesting
+    deep enough to exhaust recursion) falls back to its headers alone: it is still stored
+    as received, just not looked into."""
+    try:
+        return email.message_from_bytes(content, policy=email.policy.compat32)
+    except (RecursionError, MemoryError, ValueError) as exc:
+        log.warning("message structure not parsed (%s); using its headers only",
+                    type(exc).__name__)
+        return email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(content)
+
+
+def message_id_of(message: email.message.Message) -> str | None:
+    """The Message-ID to deduplicate by, or None when there is no usable one."""
+    message_id = (message.get("Message-ID") or "").strip() or None
+    if message_id is not None and len(message_id) > MAX_MESSAGE_ID:
+        return None
+    return message_id
 
 
 @dataclass(frozen=True)
@@ -101,6 +131,7 @@ class Delivery:
     content: bytes = b""
     # Set by the meeting-request step: such messages get no out-of-office reply.
     meeting_request: bool = False
+    meeting: Result | None = None  # what processing the request did (kopano-mr-accept)
     # Outbound messages queued in this transaction; the relay is woken after commit.
     queued: int = 0
     notes: list[str] = field(default_factory=list)  # what steps did, for the log line

@@ -9,10 +9,6 @@ at RCPT time and hands the message to the group committer after DATA.
 from __future__ import annotations
 
 import asyncio
-import email
-import email.message
-import email.parser
-import email.policy
 import logging
 import time
 import zoneinfo
@@ -27,7 +23,7 @@ from mr_engine.db import Database
 from mr_engine.directory import resolve_address
 
 from .committer import TEMPFAIL, Committer
-from .context import Envelope, Outcome
+from .context import Envelope, Outcome, message_id_of, parse_message
 from .listeners import SessionSlots
 
 log = logging.getLogger(__name__)
@@ -48,7 +44,6 @@ PARSE_IN_THREAD = 1024 * 1024  # bytes from which a message is parsed off the ev
 # ... and its calendar read: icalendar is much slower than the MIME parser (1.25 s for a
 # 0.9 MB calendar); real invitations are 5-30 KB.
 CALENDAR_IN_THREAD = 64 * 1024
-MAX_MESSAGE_ID = 998  # RFC 5322 §2.1.1 line limit; longer ones are not deduplicated
 RESOLVE_TTL = 5.0  # seconds a resolved recipient is remembered
 RESOLVE_CACHE_SIZE = 10_000
 _DATA_FAILURES = {TOO_BIG.reply(), "500 5.5.2 Line too long"}
@@ -223,11 +218,9 @@ class DeliveryHandler:
         content: bytes = envelope.original_content or b""
         # Parsing is CPU work: a large message (0.35 s for 47 MB) is parsed off the event loop
         # so other sessions go on; a small one in place, cheaper than the thread hop.
-        parsed = _parse(content) if len(content) < PARSE_IN_THREAD else \
-            await asyncio.get_running_loop().run_in_executor(None, _parse, content)
-        message_id = (parsed.get("Message-ID") or "").strip() or None
-        if message_id is not None and len(message_id) > MAX_MESSAGE_ID:
-            message_id = None  # not a usable key for duplicate detection
+        parsed = parse_message(content) if len(content) < PARSE_IN_THREAD else \
+            await asyncio.get_running_loop().run_in_executor(None, parse_message, content)
+        message_id = message_id_of(parsed)
         # aiosmtpd keeps the null reverse-path (bounces, RFC 5321 §4.5.5) as "<>".
         sender = "" if envelope.mail_from in (None, "<>") else envelope.mail_from
         env = Envelope(sender=sender, content=content, message=parsed,
@@ -248,18 +241,6 @@ class DeliveryHandler:
         by_mailbox = dict(zip(targets, delivered))
         return [_worst(by_mailbox[mid] for mid in mailbox_ids)
                 for mailbox_ids in recipients.mailbox_ids]
-
-
-def _parse(content: bytes) -> email.message.Message:
-    """The message parsed once for all recipients; a pathological MIME structure (nesting
-    deep enough to exhaust recursion) falls back to its headers alone: it is still stored
-    as received, just not looked into."""
-    try:
-        return email.message_from_bytes(content, policy=email.policy.compat32)
-    except (RecursionError, MemoryError, ValueError) as exc:
-        log.warning("message structure not parsed (%s); using its headers only",
-                    type(exc).__name__)
-        return email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(content)
 
 
 def _worst(outcomes) -> Outcome:
