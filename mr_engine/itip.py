@@ -45,6 +45,7 @@ EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(9000, 1, 1, tzinfo=timezone.utc)
 LONGEST = timedelta(days=3653)
 OUT_OF_RANGE = "the meeting's time is out of range"
+_TIMEZONE_TEXT = "mr_engine_timezones"  # attribute of a Calendar that _load_calendar read
 
 
 class InvitationError(Exception):
@@ -144,6 +145,9 @@ def _load_calendar(data: bytes) -> Calendar:
             raise InvitationError(f"unparseable calendar: {exc}") from exc
     for calendar in calendars:
         if calendar.name == "VCALENDAR" and calendar.walk("VEVENT"):
+            # The VTIMEZONEs as received, for keeping with a booking: cut from the text,
+            # because icalendar takes 0.7 ms to serialize an Outlook zone again.
+            setattr(calendar, _TIMEZONE_TEXT, "".join(_VTIMEZONE.findall(text)))
             return calendar
     raise InvitationError("no VEVENT in the calendar")
 
@@ -402,7 +406,15 @@ def parse_invitation(data: bytes | Calendar, default_tz: tzinfo) -> Invitation:
     events = [_event(c, uid, method, zones) for c in mine]
     return Invitation(method=method, uid=uid, events=_ordered(events),
                       prodid=_plain(calendar, "PRODID"),
-                      timezones="".join(_serialize(z) for z in calendar.walk("VTIMEZONE")))
+                      timezones=_timezones(calendar))
+
+
+def _timezones(calendar: Calendar) -> str:
+    """The calendar's VTIMEZONEs as text (CRLF lines, as ``to_ical`` writes them)."""
+    text = getattr(calendar, _TIMEZONE_TEXT, None)
+    if text is None:
+        return "".join(_serialize(z) for z in calendar.walk("VTIMEZONE"))
+    return text.replace("\n", "\r\n")
 
 
 def invitation_in(calendar: Calendar | InvitationError | None,

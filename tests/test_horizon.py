@@ -7,17 +7,21 @@ request move on; the tests pass ``now`` explicitly and run on both databases.
 from __future__ import annotations
 
 import datetime as dt
+import email
+import email.policy
 import subprocess
 import time
+import zoneinfo
 
 from sqlalchemy import event, select
 
-from mr_engine import directory, horizon
+from mr_engine import booked_calendar, directory, horizon
+from mr_engine.itip import invitation_in, read_calendar
 from mr_engine.models import Booking, Mailbox
 
 from delivery.meeting import extend_and_queue
 
-from .conftest import BIN
+from .conftest import BIN, FIXTURES
 from .invites import invite, reply_vevents
 from .lmtp_harness import RunningServer
 from .test_lmtp import make_settings
@@ -206,3 +210,15 @@ def test_a_catch_up_with_nothing_due_is_one_query(db, db_url):
         finally:
             event.remove(db.engine, "before_cursor_execute", listen)
     assert done.series == 0 and len(statements) == 1
+
+
+def test_the_kept_calendar_reads_back_as_the_invitation_was_read():
+    raw = (FIXTURES / "own" / "exchange-series-exception.eml").read_bytes()
+    zone = zoneinfo.ZoneInfo("Europe/Berlin")
+    inv = invitation_in(read_calendar(email.message_from_bytes(raw, policy=email.policy.compat32)),
+                        zone)
+    kept = booked_calendar.calendar_of(inv)
+    assert "BEGIN:VTIMEZONE" in kept and "\r\n" in kept and "\n\n" not in kept
+    again = booked_calendar.read(kept, zoneinfo.ZoneInfo("UTC"))
+    assert [(e.recurrence_id, e.start, e.end, e.rrule) for e in again.events] == \
+        [(e.recurrence_id, e.start, e.end, e.rrule) for e in inv.events]
