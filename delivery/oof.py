@@ -16,13 +16,13 @@ import email.message
 import email.utils
 import logging
 import re
-import uuid
-from email.headerregistry import Address
-from email.policy import SMTP
 from typing import Callable, Sequence
 
 from mr_engine.directory import strip_detail
 from mr_engine.headers import header_text
+from mr_engine.outgoing import (AUTO_REPLY_HEADERS, address_header, date_header, field,
+                                message, message_ids, new_message_id, parse_mailbox,
+                                text_header, text_part, thread_headers)
 from mr_engine.outofoffice import OofState, claim_reply
 
 from .context import Delivery
@@ -38,7 +38,6 @@ LIST_HEADERS = ("List-Id", "List-Unsubscribe", "List-Post", "List-Help", "List-S
                 "List-Owner", "List-Archive")
 BULK_PRECEDENCE = frozenset({"bulk", "list", "junk"})
 MAX_QUOTED_SUBJECT = 256
-_MSGID = re.compile(r"<[^<>\s]+>")
 
 
 # --- reading untrusted headers ------------------------------------------------------------
@@ -135,9 +134,9 @@ def suppression_reason(envelope_sender: str, message: email.message.Message,
 
 def _references(original: email.message.Message, parent: str | None) -> list[str]:
     """RFC 5322 §3.6.4: the parent's References (else its In-Reply-To) plus its Message-ID."""
-    refs = _MSGID.findall(" ".join(_values(original, "References")))
+    refs = message_ids(" ".join(_values(original, "References")))
     if not refs:
-        in_reply_to = _MSGID.findall(" ".join(_values(original, "In-Reply-To")))
+        in_reply_to = message_ids(" ".join(_values(original, "In-Reply-To")))
         refs = in_reply_to if len(in_reply_to) == 1 else []
     refs = refs + [parent] if parent else refs
     # Bounded: the first and the latest ids keep the thread together (RFC 5322 allows trimming).
@@ -154,26 +153,21 @@ def reply_subject(oof_subject: str, original: email.message.Message) -> str:
 def build_auto_reply(*, original: email.message.Message, to: str, from_name: str,
                      from_address: str, subject: str, body: str, now: dt.datetime,
                      hostname: str) -> bytes:
-    """The auto-reply (RFC 3834 §3) to ``original``, sent to ``to`` (its envelope sender)."""
-    msg = email.message.EmailMessage(policy=SMTP)
-    msg["From"] = Address(display_name=header_text(from_name),
-                          addr_spec=header_text(from_address))
-    msg["To"] = Address(addr_spec=to)
-    msg["Subject"] = reply_subject(subject, original)
-    msg["Date"] = email.utils.format_datetime(now.astimezone(dt.timezone.utc))
-    msg["Message-ID"] = f"<{uuid.uuid4().hex}.oof@{header_text(hostname) or 'localhost'}>"
-    parent = next(iter(_MSGID.findall(" ".join(_values(original, "Message-ID")))), None)
-    if parent:
-        msg["In-Reply-To"] = parent
-    references = _references(original, parent)
-    if references:
-        msg["References"] = " ".join(references)
-    msg["Auto-Submitted"] = "auto-replied"  # RFC 3834 §5
-    msg["X-Auto-Response-Suppress"] = "All"  # keeps Exchange from answering the answer
-    msg["Precedence"] = "bulk"
-    # Quoted-printable keeps the body 7-bit, so any smarthost takes it without 8BITMIME.
-    msg.set_content(body.replace("\r\n", "\n"), charset="utf-8", cte="quoted-printable")
-    return msg.as_bytes()
+    """The auto-reply (RFC 3834 §3) to ``original``, sent to ``to`` (its envelope sender).
+
+    Raises ``outgoing.AddressError`` (a ValueError) when an address is unusable.
+    """
+    parent = next(iter(message_ids(" ".join(_values(original, "Message-ID")))), None)
+    headers = [
+        address_header("From", header_text(from_name), parse_mailbox(header_text(from_address))),
+        address_header("To", "", parse_mailbox(to)),
+        text_header("Subject", reply_subject(subject, original)),
+        date_header(now.astimezone(dt.timezone.utc)),
+        field("Message-ID", new_message_id(header_text(hostname), "oof")),
+        *thread_headers(parent, _references(original, parent)),
+        *AUTO_REPLY_HEADERS,
+        field("Precedence", "bulk")]
+    return message(headers, [text_part(body)])
 
 
 # --- the pipeline step ----------------------------------------------------------------------

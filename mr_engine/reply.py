@@ -8,35 +8,34 @@ then ``text/calendar; method=REPLY`` (RFC 6047 §2.4).
 
 Everything that came from the request (summary, common names, message id) is
 stripped of CR, LF and other control characters before it goes anywhere near
-a header, and the stdlib ``email`` package builds the message.
+a header; ``mr_engine.outgoing`` writes the message, valid on any relay (lines
+folded, non-ASCII encoded, see there), and the text part is wrapped at 78.
 """
 
 from __future__ import annotations
 
 import re
-import uuid
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from email.charset import QP, Charset
-from email.header import Header
-from email.headerregistry import Address
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
-from email.policy import compat32
-from email.utils import format_datetime, formataddr
 
 from icalendar import Calendar, Event, vCalAddress
 
 from mr_engine.itip import EventData, Invitation
+from mr_engine.outgoing import (AUTO_REPLY_HEADERS, LINE, AddressError, Mailbox, address_header,
+                                calendar_part, date_header, field, message, message_ids,
+                                new_message_id, one_line, parse_mailbox, text_header, text_part,
+                                thread_headers)
 from mr_engine.timezones import format_span
 
 __all__ = ["Answer", "PRODID", "build_reply"]
 
 PRODID = "-//mr-engine//mr-engine 0.1//EN"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-_TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # all but TAB and LF
+# All but TAB and LF; and lone surrogates, which cannot be encoded as UTF-8.
+_TEXT_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
 _MAX_HEADER_TEXT = 200
+_MAX_REASON = 2000  # of the text part; the COMMENT keeps the whole reason
 
 
 @dataclass(frozen=True)
@@ -57,8 +56,7 @@ class Answer:
 
 
 def _clean(text: str, limit: int = _MAX_HEADER_TEXT) -> str:
-    """One line of text: no CR/LF or other control characters (header injection)."""
-    return _CONTROL.sub(" ", text).strip()[:limit]
+    return one_line(text, limit)
 
 
 def _ical_text(text: str) -> str:
@@ -119,14 +117,15 @@ def _vevent(answer: Answer, resource_address: str, resource_name: str, now: date
 
 
 def _calendar(answers: Sequence[Answer], resource_address: str, resource_name: str,
-              now: datetime) -> str:
+              now: datetime) -> list[str]:
+    """The REPLY's content lines, unfolded: outgoing.calendar_part folds them by octets."""
     calendar = Calendar()
     calendar.add("PRODID", PRODID)
     calendar.add("VERSION", "2.0")
     calendar.add("METHOD", "REPLY")
     for answer in answers:
         calendar.add_component(_vevent(answer, resource_address, resource_name, now))
-    return calendar.to_ical().decode("utf-8")
+    return calendar.content_lines()
 
 
 def _when(answer: Answer) -> str:
@@ -139,67 +138,68 @@ def _when(answer: Answer) -> str:
     return format_span(start, end, event.start.tzinfo, _clean(event.tzid))  # type: ignore[arg-type]
 
 
+def _wrapped(text: str, indent: str = "") -> list[str]:
+    """Lines of at most 78 characters (RFC 5322 §2.1.1) but for a single longer word, which
+    the part's quoted-printable then carries unchanged."""
+    if len(text) <= LINE:
+        return [text]  # nearly every line: textwrap costs more than the rest of the text
+    return textwrap.wrap(text, LINE, subsequent_indent=indent, break_long_words=False,
+                         break_on_hyphens=False)
+
+
+def _reason(text: str) -> str:
+    reason = _clean(text, _MAX_REASON + 1)
+    return reason if len(reason) <= _MAX_REASON else reason[:_MAX_REASON] + " …"
+
+
+def _answer_lines(answer: Answer) -> list[str]:
+    what = "Accepted" if answer.partstat == "ACCEPTED" else "Declined"
+    scope = "occurrence" if answer.recurrence_id is not None else "meeting"
+    lines = _wrapped(f"{what} {scope}: {_when(answer)}", "  ")
+    if answer.partstat != "ACCEPTED" and answer.reason:
+        lines += _wrapped(f"  Reason: {_reason(answer.reason)}", "    ")
+    return lines
+
+
 def _text(answers: Sequence[Answer], resource_name: str, summary: str) -> str:
     verdict = "accepted" if all(a.partstat == "ACCEPTED" for a in answers) else "declined"
-    lines = [f'{_clean(resource_name)} has {verdict} your meeting request "{_clean(summary)}".', ""]
+    lines = _wrapped(f'{_clean(resource_name)} has {verdict} your meeting request "{summary}".')
+    lines.append("")
     for answer in answers:
-        what = "Accepted" if answer.partstat == "ACCEPTED" else "Declined"
-        scope = "occurrence" if answer.recurrence_id is not None else "meeting"
-        line = f"{what} {scope}: {_when(answer)}"
-        if answer.partstat != "ACCEPTED" and answer.reason:
-            line += f"\n  Reason: {_clean(answer.reason, 2000)}"
-        lines.append(line)
+        lines += _answer_lines(answer)
     return "\n".join(lines) + "\n"
 
 
-def _mailbox(name: str, address: str) -> Address:
+def _mailbox(address: str, role: str) -> Mailbox:
+    """The parsed address; a ValueError naming the role (organizer, resource) if unusable."""
     try:
-        return Address(display_name=_clean(name), addr_spec=_clean(address))
-    except Exception as exc:  # noqa: BLE001 - IndexError, HeaderParseError, defects...
-        raise ValueError(f"unusable e-mail address {address!r}") from exc
-
-
-def _part(text: str, subtype: str) -> MIMEText:
-    charset = Charset("utf-8")
-    # 8bit needs 8BITMIME on every relay; quoted-printable survives any of them.
-    charset.body_encoding = None if text.isascii() else QP
-    return MIMEText(text, subtype, charset)  # type: ignore[arg-type]
-
-
-def _address_header(name: str, address: str) -> str:
-    checked = _mailbox(name, address)  # raises ValueError for an unusable address
-    return formataddr((checked.display_name, checked.addr_spec), "utf-8")
+        return parse_mailbox(address)
+    except AddressError as exc:
+        raise AddressError(f"{role}: {exc}") from None
 
 
 def build_reply(inv: Invitation, answers: Sequence[Answer], resource_address: str, resource_name: str,
                 request_message_id: str | None, now: datetime, hostname: str) -> bytes:
     """The complete REPLY message (CRLF line ends) to send to the organizer.
 
-    Raises ValueError when there is nothing to answer or no usable organizer.
+    Raises ValueError when there is nothing to answer, and its subclass
+    ``outgoing.AddressError`` (message "organizer: unusable e-mail address '…': why") when
+    the organizer's or the resource's address cannot be written into a header.
     """
     if not answers:
         raise ValueError("no answers to send")
     first = answers[0].event
     summary = _clean(first.summary or inv.events[0].summary)
     verb = "Accepted" if all(a.partstat == "ACCEPTED" for a in answers) else "Declined"
-    # The compat32 MIME classes, not EmailMessage(policy=SMTP): the header registry and
-    # refolding made this a quarter of a meeting request's cost under load. Every value
-    # below is _clean()ed, so no CR/LF can reach a header either way.
-    msg = MIMEMultipart("alternative")
-    msg["From"] = _address_header(resource_name, resource_address)
-    msg["To"] = _address_header(first.organizer_cn, first.organizer)
-    subject = f"{verb}: {summary}"
-    msg["Subject"] = subject if subject.isascii() else Header(subject, "utf-8").encode()
-    msg["Date"] = format_datetime(now)
-    domain = re.sub(r"[^A-Za-z0-9.\-\[\]:]", "", hostname) or "localhost"
-    msg["Message-ID"] = f"<{uuid.uuid4().hex}@{domain}>"
-    if request_message_id and _clean(request_message_id, 998):
-        msg["In-Reply-To"] = _clean(request_message_id, 998)
-        msg["References"] = _clean(request_message_id, 998)
-    msg["Auto-Submitted"] = "auto-replied"  # RFC 3834 §5: no auto-replies to this
-    msg["X-Auto-Response-Suppress"] = "All"  # ...and Exchange's dialect of the same
-    msg.attach(_part(_text(answers, resource_name, summary), "plain"))
-    calendar = _part(_calendar(answers, resource_address, resource_name, now), "calendar")
-    calendar.set_param("method", "REPLY")
-    msg.attach(calendar)
-    return msg.as_bytes(policy=compat32.clone(linesep="\r\n"))
+    parent = next(iter(message_ids(request_message_id or "")), None)
+    headers = [
+        address_header("From", resource_name, _mailbox(resource_address, "resource")),
+        address_header("To", first.organizer_cn, _mailbox(first.organizer, "organizer")),
+        text_header("Subject", f"{verb}: {summary}"),
+        date_header(now),
+        field("Message-ID", new_message_id(hostname)),
+        *thread_headers(parent, [parent] if parent else []),
+        *AUTO_REPLY_HEADERS]
+    calendar = _calendar(answers, resource_address, resource_name, now)
+    return message(headers, [text_part(_text(answers, resource_name, summary)),
+                             calendar_part(calendar, "REPLY")])

@@ -158,12 +158,48 @@ def test_non_ascii_summary_round_trips() -> None:
     assert str(calendar_of(msg).walk("VEVENT")[0]["SUMMARY"]) == "Weekly planning – Büro"
 
 
-@pytest.mark.parametrize("organizer", ["", "not an address", "a@b\r\nBcc: x@y"])
-def test_unusable_organizer_is_refused(organizer: str) -> None:
+@pytest.mark.parametrize("organizer, why", [
+    ("", "it is empty"), ("not an address", "space"), ("a@b\r\nBcc: x@y", "control character"),
+    ("@example.org", "local part is empty"), ("al ice@example.org", "space"),
+    ("ali\x07ce@example.org", "control character"), ("@@", "more than one @"),
+    ("alice@@example.org", "more than one @"), ("alice@", "domain is empty"),
+    ("alice", "no @domain"), ("alice@exa mple.org", "space"),
+    ("alice@bad_domain.example", "not a host name")])
+def test_unusable_organizer_is_refused_with_the_reason(organizer: str, why: str) -> None:
     inv = parse_fixture("mozilla/single-event.eml")
     event = replace(inv.events[0], organizer=organizer)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=f"^organizer: unusable e-mail address .*{why}"):
         build_reply(inv, [accept(event)], ROOM, "Room 1", None, NOW, "mr.example.org")
+
+
+@pytest.mark.parametrize("organizer, to", [
+    ("juergen@bücher.example", "juergen@xn--bcher-kva.example"),  # ASCII: A-labels
+    ("jürgen@bücher.example", "jürgen@bücher.example"),  # RFC 6532: only with SMTPUTF8
+    ("Marge@Example.org", "Marge@Example.org")])
+def test_internationalized_organizer_gets_a_reply(organizer: str, to: str) -> None:
+    inv = parse_fixture("mozilla/single-event.eml")
+    event = replace(inv.events[0], organizer=organizer)
+    raw = build_reply(inv, [accept(event)], ROOM, "Room 1", None, NOW, "mr.example.org")
+    msg = email.message_from_string(raw.decode("utf-8"), policy=email.policy.default)
+    assert msg["To"].addresses[0].addr_spec == to
+    assert raw.isascii() == to.isascii()
+    assert str(calendar_of(msg).walk("VEVENT")[0]["ORGANIZER"]) == f"mailto:{organizer}"
+
+
+@pytest.mark.parametrize("conflicts", [30, 1000])
+def test_long_reasons_are_wrapped_in_the_text_part(conflicts: int) -> None:
+    inv = parse_fixture("mozilla/update-major.eml")
+    reason = "; ".join(f"conflict on 2026-03-{d % 28 + 1:02d} 09:00-09:30 (Europe/Berlin)"
+                       for d in range(conflicts))
+    msg, raw = reply(inv, [Answer(inv.events[0], "DECLINED", reason, None)])
+    text = " ".join(msg.get_payload()[0].get_content().split())
+    assert max(map(len, raw.split(b"\r\n"))) <= 78
+    assert max(map(len, msg.get_payload()[0].get_content().splitlines())) <= 78
+    if len(reason) <= 2000:
+        assert text.endswith(f"Reason: {reason}")  # all of it, wrapped
+    else:  # the text part shows the first 2,000 characters; the COMMENT has all
+        assert text.endswith(" …") and reason[:1900] in text and len(text) < 2200
+    assert str(calendar_of(msg).walk("VEVENT")[0]["COMMENT"]) == reason
 
 
 def test_no_answers_is_refused() -> None:
