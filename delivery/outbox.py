@@ -21,6 +21,7 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from mr_engine.models import OutboundMessage
+from mr_engine.outgoing import parse_mailbox
 
 QUEUED, SENT, FAILED = "queued", "sent", "failed"
 # Backoff after a temporary failure: first retry after RETRY_BASE, then doubling, capped.
@@ -33,10 +34,13 @@ class QueueError(LookupError):
 
 
 def _check_address(address: str) -> str:
-    # Stored comma-separated and later written into SMTP commands: no separators, no CR/LF.
-    if any(c in address for c in ",\r\n<> \t") or (address and "@" not in address):
-        raise ValueError(f"invalid envelope address: {address!r}")
-    return address
+    """The address as the relay sends it: ASCII with an A-label domain (IDNA) whenever the
+    local part is ASCII, else UTF-8 for SMTPUTF8 (RFC 6531 §3.3); "" stays the null sender.
+
+    Stored comma-separated and written into SMTP commands: parse_mailbox refuses
+    separators, spaces and CR/LF (AddressError, a ValueError).
+    """
+    return parse_mailbox(address).addr_spec if address else ""
 
 
 _INSERT = insert(OutboundMessage)  # built once: every reply and auto-reply goes through here

@@ -7,6 +7,10 @@ twice), sends each with its own envelope over one SMTP session, records the outc
 goes on until nothing is due. Delivery code calls ``wake()`` after committing a transaction
 that queued something; between wakes the worker polls every second, for retries that have
 come due and for messages queued by other processes (kopano-mr-accept, queue retry).
+
+A message with a UTF-8 address or header is sent with SMTPUTF8 (RFC 6531) when the smarthost
+offers it, and fails for good with a ``last_error`` saying so when it does not; everything
+else is sent as it is (generated mail is 7-bit, ``mr_engine/outgoing.py``).
 """
 
 from __future__ import annotations
@@ -126,16 +130,24 @@ class SmtpLink:
             # A refused MAIL, RCPT or DATA leaves the session usable (smtplib sends RSET).
             return self._transaction(smtp, job)
         except UnicodeError:
-            # smtplib writes commands in ASCII; we do not speak SMTPUTF8 (RFC 6531).
+            # Not for rows enqueue() checked (_needs_smtputf8 sees any non-ASCII address);
+            # kept so that an odd row fails on its own instead of ending the pass.
             self.close()
-            return _all(job, 553, "553 5.6.7 non-ASCII address: SMTPUTF8 is not supported")
+            return _all(job, 553, "553 5.6.7 the address cannot be encoded for SMTP")
         except (OSError, smtplib.SMTPException) as exc:
             self.close()
             return _all(job, 451, f"SMTP conversation failed: {_describe(exc)}")
 
     def _transaction(self, smtp: smtplib.SMTP, job: Job) -> Outcome:
         content = _crlf(job.content)
-        options = ["BODY=8BITMIME"] if smtp.has_extn("8bitmime") and not content.isascii() else []
+        utf8 = _needs_smtputf8(job, content)
+        if utf8 and not smtp.has_extn("smtputf8"):
+            # RFC 6531 §3.2: not without the extension; permanent, as retrying cannot help.
+            return _all(job, 553, f"553 5.6.7 {utf8} needs SMTPUTF8, "
+                                  "which the smarthost does not offer")
+        options = ["SMTPUTF8"] if utf8 else []
+        if smtp.has_extn("8bitmime") and not content.isascii():
+            options.append("BODY=8BITMIME")
         try:
             # An empty sender is sent as MAIL FROM:<> (the null sender, RFC 5321 §4.5.5).
             refused = smtp.sendmail(job.sender, list(job.recipients), content, options)
@@ -144,6 +156,21 @@ class SmtpLink:
         except smtplib.SMTPResponseException as exc:  # MAIL FROM or DATA refused
             return _all(job, exc.smtp_code, _reply(exc.smtp_code, exc.smtp_error))
         return _refused(job.recipients, refused)
+
+
+def _needs_smtputf8(job: Job, content: bytes) -> str | None:
+    """What makes this message need SMTPUTF8 (RFC 6531), or None.
+
+    Addresses are stored in A-label form unless their local part is not ASCII
+    (outbox._check_address); RFC 6532 UTF-8 headers need it as well.
+    """
+    if not all(r.isascii() for r in job.recipients):
+        return "the recipient's address"
+    if not job.sender.isascii():
+        return "the sender's address"
+    if not content.partition(b"\r\n\r\n")[0].isascii():
+        return "the message's UTF-8 header (RFC 6532)"
+    return None
 
 
 def _describe(exc: BaseException) -> str:

@@ -207,6 +207,29 @@ def test_smarthost_down_then_up_loses_nothing_and_sends_once(db, now):
     assert {(r.status, r.attempts) for r in rows(db)} == {("sent", 2)}
 
 
+def test_utf8_header_without_smtputf8_fails_at_once_and_with_it_is_sent(db, now, smarthost):
+    content = "Subject: Grüße\r\nTo: jürgen@bücher.example\r\n\r\nhi\r\n".encode()
+    with db.write() as session:  # an ASCII envelope, but an RFC 6532 header
+        outbox.enqueue(session, sender="", recipients=["juergen@bücher.example"],
+                       content=content, subject="s", now=now)
+    ascii_only = Smarthost(enable_SMTPUTF8=False).start()  # aiosmtpd's default offers it
+    try:
+        Relay(db, relay_settings(ascii_only.port)).run_once(now)
+    finally:
+        ascii_only.stop()
+    [row] = rows(db)
+    assert (row.status, row.recipients, row.last_error) == (
+        "failed", "juergen@xn--bcher-kva.example",
+        "553 5.6.7 the message's UTF-8 header (RFC 6532) needs SMTPUTF8, "
+        "which the smarthost does not offer")
+    with db.write() as session:
+        outbox.retry(session, row.id, now)
+    Relay(db, relay_settings(smarthost.port)).run_once(now)
+    [got] = smarthost.sink.received
+    assert got.content.replace(b"\r\n", b"\n") == content.replace(b"\r\n", b"\n")
+    assert [r.status for r in rows(db)] == ["sent"]
+
+
 def test_4xx_is_retried_with_backoff_then_250(db, now, smarthost):
     queue(db, now)
     relay = Relay(db, relay_settings(smarthost.port))
