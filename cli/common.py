@@ -30,7 +30,7 @@ def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 
 def open_db(settings: Settings) -> Database:
-    return open_database(settings.database_url, pool_size=2)
+    return open_database(settings.database_url, pool_size=2, store_group=settings.store_group)
 
 
 

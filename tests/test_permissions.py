@@ -96,6 +96,16 @@ def test_a_store_group_gets_read_access_and_the_socket_its_group_and_mode(tmp_pa
         assert serve.stop() == 0
 
 
+@pytest.mark.parametrize("command", [("mr-engine", "db", "upgrade"),
+                                     ("kopano-cli", "--list-users")])
+def test_the_commands_create_a_store_for_the_group_too(tmp_path, command):
+    database = tmp_path / "var" / "store.db"
+    done = run(*command, db_url=f"sqlite:///{database}", store_group=GROUP)
+    assert done.returncode == 0, done.stderr
+    assert (mode(database.parent), database.parent.stat().st_gid) == (0o2750, GID)
+    assert (mode(database), database.stat().st_gid) == (0o640, GID)
+
+
 def test_a_store_open_to_other_users_loses_their_access_and_nothing_is_loosened(
         tmp_path, caplog):
     (tmp_path / "var").mkdir(0o755)
