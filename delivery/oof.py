@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 from mr_engine.directory import strip_detail
 from mr_engine.headers import header_text
-from mr_engine.outgoing import (AUTO_REPLY_HEADERS, address_header, date_header, field,
+from mr_engine.outgoing import (AUTO_REPLY_HEADERS, AddressError, address_header, date_header, field,
                                 message, message_ids, new_message_id, parse_mailbox,
                                 text_header, text_part, thread_headers)
 from mr_engine.outofoffice import OofState, claim_reply
@@ -52,8 +52,12 @@ def normalize(address: str) -> str:
 
 
 def _valid_address(address: str) -> bool:
-    local, at, domain = address.rpartition("@")
-    return bool(at and local and domain) and not re.search(r"[\s,<>\x00-\x1f\x7f]", address)
+    """Usable as the reply's recipient (the strict check the reply's builder makes)."""
+    try:
+        parse_mailbox(address)
+    except AddressError:
+        return False
+    return True
 
 
 # --- the rules ------------------------------------------------------------------------------
