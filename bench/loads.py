@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
-from mr_engine.booking import check
-from mr_engine.calendar_store import busy_intervals
-from mr_engine.models import Mailbox, OutboundMessage
-from mr_engine.recurrence import Instance
+from mr_engine.services.booking import check
+from mr_engine.store.calendar_store import busy_intervals
+from mr_engine.store.models import Mailbox, OutboundMessage
+from mr_engine.core.recurrence import Instance
 
 from . import store as bstore
 from .client import LoadResult, percentile, run_load
@@ -159,7 +159,7 @@ class ConflictPoint:
                 "preload_seconds": round(self.preload_seconds, 2)}
 
 
-CONFLICT_METHOD = ("in-process against the real database: mr_engine.booking.check "
+CONFLICT_METHOD = ("in-process against the real database: mr_engine.services.booking.check "
                    "(calendar_store.busy_intervals + policy.decide) for a single one-hour instance "
                    "in the middle of the calendar, each in its own read transaction; "
                    "median of the repetitions")

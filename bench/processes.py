@@ -131,7 +131,7 @@ def engine_command() -> list[str]:
     script = Path(sys.executable).parent / "mr-engine"
     if script.exists():
         return [str(script), "serve"]
-    return [sys.executable, "-m", "cli.main", "serve"]
+    return [sys.executable, "-m", "mr_engine.cli.main", "serve"]
 
 
 _OURS = ("MR_ENGINE_DATABASE_URL", "MR_ENGINE_LMTP_LISTEN", "MR_ENGINE_SMARTHOST")

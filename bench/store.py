@@ -4,7 +4,7 @@ SQLite: a new file in the run's temporary directory. PostgreSQL: a new database 
 the server named by ``--database-url`` (the URL's database is only used to connect) and
 dropped afterwards. Users and the resource are made with the engine's own directory
 service; bookings are pre-loaded with SQLAlchemy Core bulk inserts into ``bookings`` and
-``occurrences``, exactly the rows ``mr_engine.booking`` writes, plus the resource's
+``occurrences``, exactly the rows ``mr_engine.services.booking`` writes, plus the resource's
 ``longest_occurrence`` that bounds the conflict query.
 """
 
@@ -20,9 +20,9 @@ from typing import Iterable, Iterator
 from sqlalchemy import create_engine, insert, text, update
 from sqlalchemy.engine import make_url
 
-from mr_engine import directory
-from mr_engine.db import Database, open_database
-from mr_engine.models import Booking, Mailbox, Occurrence
+from mr_engine.store import directory
+from mr_engine.store.db import Database, open_database
+from mr_engine.store.models import Booking, Mailbox, Occurrence
 
 from .messages import DOMAIN, ORGANIZER
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
-from mr_engine.calendar_store import agenda
+from mr_engine.store.calendar_store import agenda
 from mr_engine.clock import utcnow
-from mr_engine.directory import get_user
-from mr_engine.printable import printable
+from mr_engine.store.directory import get_user
+from mr_engine.core.printable import printable
 
 from .common import add_config_flags, iso, open_db, print_json, settings_from
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mr_engine.db import current_revision, make_engine, upgrade
+from mr_engine.store.db import current_revision, make_engine, upgrade
 
 from .common import add_config_flags, settings_from
 

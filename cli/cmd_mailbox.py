@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mr_engine.directory import NotFound, get_user
-from mr_engine.mailstore import get_content, list_messages
-from mr_engine.printable import printable
-from mr_engine.stores import store_of
+from mr_engine.store.directory import NotFound, get_user
+from mr_engine.store.messages import get_content, list_messages
+from mr_engine.core.printable import printable
+from mr_engine.store.stores import store_of
 
 from .common import add_config_flags, iso, open_db, print_json, settings_from
 

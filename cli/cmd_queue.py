@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 from typing import Any, Sequence
 
-from delivery import outbox
-from delivery.outbox import QueueEntry, QueueError, Result
-from delivery.relay import Relay
+from mr_engine.store import outbox
+from mr_engine.store.outbox import AttemptResult, QueueEntry, QueueError
+from mr_engine.delivery.relay import Relay
 from mr_engine.clock import utcnow
 from mr_engine.config import Settings
-from mr_engine.db import Database
-from mr_engine.printable import printable
+from mr_engine.store.db import Database
+from mr_engine.core.printable import printable
 
 from .common import add_config_flags, fail, iso, open_db, print_json, settings_from
 
@@ -67,7 +67,7 @@ def _addresses(recipients: Sequence[str]) -> str:
     return printable(", ".join(recipients))
 
 
-def _print_flush(attempts: list[list[Result]], as_json: bool) -> None:
+def _print_flush(attempts: list[list[AttemptResult]], as_json: bool) -> None:
     results = [r for rows in attempts for r in rows]
     if as_json:
         print_json([{"id": r.id, "status": r.status, "recipients": list(r.recipients),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from delivery import workers
-from delivery.listeners import ListenError
+from mr_engine.delivery import workers
+from mr_engine.delivery.listeners import ListenError
 from mr_engine.logs import setup_logging
 
 from .common import add_config_flags, fail, settings_from

@@ -10,12 +10,16 @@ import sys
 from typing import Any, Callable
 
 from mr_engine.config import ConfigError, Settings, load_settings
-from mr_engine.db import Database, open_database
-from mr_engine.directory import DirectoryError
-from mr_engine.printable import json_printable, printable
+from mr_engine.store.db import Database, open_database
+from mr_engine.store.directory import DirectoryError
+from mr_engine.core.printable import json_printable, printable
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+
+
+class UsageError(ValueError):
+    """Flags or option values that do not make a command (exit 2, reported by argparse)."""
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:

@@ -19,13 +19,14 @@ from typing import Any, Callable
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from delivery.meeting import extend_and_queue
-from mr_engine import directory, stores
+from mr_engine.services.meeting_requests import extend_and_queue
+from mr_engine.store import directory
+from mr_engine.store import stores
 from mr_engine.clock import utcnow
 from mr_engine.config import Settings
-from mr_engine.models import Mailbox
-from mr_engine.outofoffice import get_oof
-from mr_engine.printable import printable_lines
+from mr_engine.store.models import Mailbox
+from mr_engine.store.oof_state import get_oof
+from mr_engine.core.printable import printable_lines
 
 from . import kopano_cli_format as fmt
 from .common import fail, iso, open_db, print_json, run_guarded, settings_from

@@ -9,13 +9,9 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from mr_engine.directory import RESOURCE_TYPES
+from mr_engine.store.directory import RESOURCE_TYPES
 
-from .common import add_config_flags
-
-
-class UsageError(Exception):
-    """Flags that do not make a command; reported by argparse (exit 2)."""
+from .common import UsageError, add_config_flags
 
 
 # --- flag values ---------------------------------------------------------------------------

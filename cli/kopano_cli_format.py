@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
-from mr_engine.printable import printable
+from mr_engine.core.printable import printable
 
 TAB = 8
 

@@ -1,6 +1,6 @@
 """``kopano-mr-accept USER``: process one message from stdin as delivery to USER would.
 
-The message runs through the delivery pipeline itself (``delivery.pipeline``): deduplicated
+The message runs through the delivery pipeline itself (``mr_engine.delivery.pipeline``): deduplicated
 by Message-ID, booked (or declined, updated, cancelled) with its reply queued, and filed in
 Processed Requests, or in the Inbox when it is not processed, all in one transaction. Then
 the outcome is printed: ``accepted``, ``declined: <reasons>``, ``ignored: <reason>`` or
@@ -14,12 +14,12 @@ import argparse
 import sys
 import zoneinfo
 
-from delivery import pipeline
-from delivery.context import Batch, Delivery, Envelope, Outcome, message_id_of, parse_message
+from mr_engine.delivery import pipeline
+from mr_engine.delivery.context import Batch, Delivery, Envelope, Outcome, message_id_of, parse_message
 from mr_engine.clock import utcnow
 from mr_engine.config import Settings
-from mr_engine.directory import get_user
-from mr_engine.printable import printable
+from mr_engine.store.directory import get_user
+from mr_engine.core.printable import printable
 
 from .common import EXIT_ERROR, add_config_flags, fail, open_db, run_guarded, settings_from
 

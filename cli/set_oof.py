@@ -16,18 +16,14 @@ import zoneinfo
 from typing import Any
 
 from mr_engine.clock import utcnow
-from mr_engine.directory import get_user
-from mr_engine.outofoffice import OofState, get_oof, set_oof
+from mr_engine.store.directory import get_user
+from mr_engine.store.oof_state import OofState, get_oof, set_oof
 
-from .common import (EXIT_USAGE, add_config_flags, fail, iso, open_db, print_json, run_guarded,
-                     settings_from)
+from .common import (EXIT_USAGE, UsageError, add_config_flags, fail, iso, open_db, print_json,
+                     run_guarded, settings_from)
 
 TIME_FORMAT = "%Y-%m-%d %H:%M"
 INFINITE = "infinite"
-
-
-class UsageError(ValueError):
-    """An option value we cannot use (exit 2)."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,8 +26,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from mr_engine.config import Settings
-from mr_engine.db import Database
-from mr_engine.models import Mailbox
+from mr_engine.store.db import Database
+from mr_engine.store.models import Mailbox
 
 from . import pipeline
 from .context import Batch, Delivery, Envelope, Outcome
@@ -38,7 +38,7 @@ TEMPFAIL = Outcome(451, "4.3.0", "Temporary store failure, try again later")
 
 
 @dataclass
-class Job:
+class DeliveryJob:
     envelope: Envelope
     recipient: str
     mailbox_id: int
@@ -57,7 +57,7 @@ class _Retry(Exception):
     """Rolls back a batch run without savepoints, to run it again with them."""
 
 
-# Built once: it runs for every batch (see mailstore.py for why).
+# Built once: it runs for every batch (see store/messages.py for why).
 _MAILBOXES = select(Mailbox).where(Mailbox.id.in_(bindparam("ids", expanding=True)))
 
 
@@ -71,7 +71,7 @@ class Committer:
         self.clock = clock
         self.on_queued = on_queued
         self.steps = steps if steps is not None else pipeline.STEPS
-        self._jobs: queue.Queue[Job | None] = queue.Queue()
+        self._jobs: queue.Queue[DeliveryJob | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name="committer", daemon=True)
 
     def start(self) -> None:
@@ -85,7 +85,7 @@ class Committer:
     async def deliver(self, envelope: Envelope, targets: list[tuple[str, int]]) -> list[Outcome]:
         """Deliver to each (recipient address, mailbox id); answers once committed."""
         loop = asyncio.get_running_loop()
-        jobs = [Job(envelope, rcpt, mid, loop, loop.create_future()) for rcpt, mid in targets]
+        jobs = [DeliveryJob(envelope, rcpt, mid, loop, loop.create_future()) for rcpt, mid in targets]
         for job in jobs:
             self._jobs.put(job)
         return list(await asyncio.gather(*(job.future for job in jobs)))
@@ -100,7 +100,7 @@ class Committer:
             if batch[-1] is None:  # stop() was called while the batch was gathered
                 return
 
-    def _gather(self, batch: list[Job | None]) -> None:
+    def _gather(self, batch: list[DeliveryJob | None]) -> None:
         """Add the deliveries waiting now to ``batch``; a None (stop) ends it."""
         while len(batch) < self.settings.delivery_batch_size and batch[-1] is not None:
             try:
@@ -108,7 +108,7 @@ class Committer:
             except queue.Empty:
                 return
 
-    def _commit(self, batch: list[Job | None]) -> None:
+    def _commit(self, batch: list[DeliveryJob | None]) -> None:
         jobs = [job for job in batch if job is not None]
         try:
             with self.db.write() as session:
@@ -133,7 +133,7 @@ class Committer:
         if any(result.queued for result in results):
             self.on_queued()
 
-    def _careful(self, jobs: list[Job], now: dt.datetime) -> list["_Result"]:
+    def _careful(self, jobs: list[DeliveryJob], now: dt.datetime) -> list["_Result"]:
         """The batch again, each delivery in a savepoint: a refused one leaves no trace."""
         try:
             with self.db.write() as session:
@@ -144,7 +144,7 @@ class Committer:
             log.exception("commit of %d deliveries failed; answering 451", len(jobs))
             return [_Result(TEMPFAIL, job.recipient, "commit failed") for job in jobs]
 
-    def _deliver_all(self, session: Session, jobs: list[Job], now: dt.datetime,
+    def _deliver_all(self, session: Session, jobs: list[DeliveryJob], now: dt.datetime,
                      careful: bool) -> list["_Result"] | None:
         """Every delivery of the batch, in one transaction.
 
@@ -174,7 +174,7 @@ class Committer:
         del mailboxes
         return [by_index[i] for i in range(len(jobs))]
 
-    def _run(self, session: Session, loaded: Batch, job: Job, now: dt.datetime) -> "_Result":
+    def _run(self, session: Session, loaded: Batch, job: DeliveryJob, now: dt.datetime) -> "_Result":
         mailbox = session.get(Mailbox, job.mailbox_id)
         if mailbox is None:
             return _Result(Outcome(550, "5.1.1", "Mailbox no longer exists"), job.recipient,
@@ -186,7 +186,7 @@ class Committer:
             return _Result(outcome, job.recipient, ", ".join(d.notes))
         return _Result(outcome, mailbox.name, ", ".join(d.notes), d.queued, "delivered")
 
-    def _deliver_one(self, session: Session, loaded: Batch, job: Job,
+    def _deliver_one(self, session: Session, loaded: Batch, job: DeliveryJob,
                      now: dt.datetime) -> "_Result":
         try:
             with session.begin_nested():

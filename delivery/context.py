@@ -21,12 +21,12 @@ from icalendar import Calendar
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from mr_engine.booking import Result
+from mr_engine.services.booking import BookingResult
 from mr_engine.config import Settings
-from mr_engine.itip import Invitation, InvitationError, invitation_in, read_calendar
-from mr_engine.models import Mailbox
-from mr_engine.outofoffice import OofState, get_oof_many
-from mr_engine.stores import StoreIndex
+from mr_engine.core.itip import Invitation, InvitationError, invitation_in, read_calendar
+from mr_engine.store.models import Mailbox
+from mr_engine.store.oof_state import OofState, get_oof_many
+from mr_engine.store.stores import StoreIndex
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class Delivery:
     content: bytes = b""
     # Set by the meeting-request step: such messages get no out-of-office reply.
     meeting_request: bool = False
-    meeting: Result | None = None  # what processing the request did (kopano-mr-accept)
+    meeting: BookingResult | None = None  # what processing the request did (kopano-mr-accept)
     # Outbound messages queued in this transaction; the relay is woken after commit.
     queued: int = 0
     notes: list[str] = field(default_factory=list)  # what steps did, for the log line

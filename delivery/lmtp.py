@@ -19,8 +19,8 @@ from aiosmtpd.smtp import Envelope as SMTPEnvelope
 from aiosmtpd.smtp import Session as SMTPSession
 
 from mr_engine.config import Settings
-from mr_engine.db import Database
-from mr_engine.directory import resolve_address
+from mr_engine.store.db import Database
+from mr_engine.store.directory import resolve_address
 
 from .committer import TEMPFAIL, Committer
 from .context import Envelope, Outcome, message_id_of, parse_message

@@ -16,12 +16,12 @@ from typing import Callable
 
 from sqlalchemy import select
 
-from mr_engine import mailstore
+from mr_engine.store import messages
 from mr_engine.config import Settings
-from mr_engine.db import Database
-from mr_engine.models import Booking, Mailbox
+from mr_engine.store.db import Database
+from mr_engine.store.models import Booking, Mailbox
 
-from .meeting import extend_and_queue
+from mr_engine.services.meeting_requests import extend_and_queue
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,6 @@ class Maintenance:
     def _forget_message_ids(self, now: dt.datetime) -> None:
         before = now - dt.timedelta(seconds=max(self.settings.dedupe_window, 0))
         with self.db.write() as session:
-            forgotten = mailstore.forget_message_ids(session.connection(), before)
+            forgotten = messages.forget_message_ids(session.connection(), before)
         if forgotten:
             log.info("forgot %d Message-ID(s) older than the dedupe window", forgotten)

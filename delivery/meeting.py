@@ -6,50 +6,17 @@ fails, is delivered to the Inbox as ordinary mail: nothing is lost, and the log 
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
-from mr_engine import booking, horizon
-from mr_engine.config import Settings
-from mr_engine.db import lock_mailbox
-from mr_engine.models import Mailbox
-from mr_engine.replies import OutgoingReply
-from mr_engine.stores import PROCESSED
+from mr_engine.services import booking
+from mr_engine.services.meeting_requests import book_and_queue
+from mr_engine.store.stores import PROCESSED
 
 from .context import Delivery, Outcome
-from .outbox import enqueue
 
 log = logging.getLogger(__name__)
-
-
-def queue_replies(session: Session, replies: list[OutgoingReply], now: dt.datetime) -> None:
-    """Queue the resource's replies in the caller's transaction."""
-    for reply in replies:
-        enqueue(session, sender=reply.sender, recipients=[reply.recipient],
-                content=reply.content, subject=reply.subject, now=now)
-
-
-def book_and_queue(session: Session, req: booking.Request, now: dt.datetime) -> booking.Result:
-    """Process the request and queue its replies in the same transaction."""
-    result = booking.process(session, req)
-    queue_replies(session, result.replies, now)
-    return result
-
-
-def extend_and_queue(session: Session, resource: Mailbox, settings: Settings,
-                     now: dt.datetime, limit: int = 1_000_000) -> horizon.Extended:
-    """Extend the resource's due series (``mr_engine.horizon``) and queue their declines;
-    the resource is locked here, in the caller's transaction."""
-    lock_mailbox(session, resource.id)
-    done = horizon.catch_up(session, resource, horizon.Extender.of(resource, settings, now),
-                            limit)
-    queue_replies(session, done.replies, now)
-    if done.series:
-        log.info("%s: %s", resource.name, done.describe())
-    return done
 
 
 def process_meeting_request(d: Delivery) -> Outcome | None:

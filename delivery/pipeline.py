@@ -14,8 +14,8 @@ from typing import Callable
 
 from sqlalchemy import select
 
-from mr_engine import mailstore
-from mr_engine.models import Store
+from mr_engine.store import messages
+from mr_engine.store.models import Store
 
 from .context import Delivery, Outcome
 from .meeting import process_meeting_request
@@ -41,7 +41,7 @@ def skip_duplicate(d: Delivery) -> Outcome | None:
     # MTAs retry a whole message after a partial failure; the recipients that already have
     # it must not get a second copy (nor a second booking or auto-reply).
     assert d.store_id is not None
-    if mailstore.is_duplicate(d.batch.conn, d.store_id, d.envelope.message_id, d.now,
+    if messages.is_duplicate(d.batch.conn, d.store_id, d.envelope.message_id, d.now,
                               d.settings.dedupe_window):
         d.notes.append("duplicate")
         return DUPLICATE
@@ -67,7 +67,7 @@ def add_trace_headers(d: Delivery) -> Outcome | None:
 
 def check_quota(d: Delivery) -> Outcome | None:
     assert d.store_id is not None
-    quota = mailstore.quota_of(d.mailbox, d.settings)
+    quota = messages.quota_of(d.mailbox, d.settings)
     if not (quota.hard or quota.soft or quota.warning):
         return None
     # Read the size afresh: other recipients in this batch may have grown the store.
@@ -86,7 +86,7 @@ def check_quota(d: Delivery) -> Outcome | None:
 def file_message(d: Delivery) -> Outcome | None:
     assert d.store_id is not None
     folder_id = d.batch.stores.folder_id(d.store_id, d.folder)
-    msg_id = mailstore.file_message(d.batch.conn, d.store_id, folder_id, d.content,
+    msg_id = messages.file_message(d.batch.conn, d.store_id, folder_id, d.content,
                                     d.envelope.message, d.envelope.message_id,
                                     d.envelope.sender, d.now)
     d.notes.append(f"filed {d.folder} #{msg_id}")

@@ -30,10 +30,10 @@ from typing import Callable
 
 from mr_engine.clock import utcnow
 from mr_engine.config import Settings
-from mr_engine.db import Database
+from mr_engine.store.db import Database
 
-from . import outbox
-from .outbox import Job, Outcome, Result
+from mr_engine.store import outbox
+from mr_engine.store.outbox import RelayJob, SendOutcome, AttemptResult
 
 log = logging.getLogger("delivery.relay")
 
@@ -65,17 +65,17 @@ def _reply(code: int, resp: bytes | str) -> str:
 
 
 def _refused(recipients: tuple[str, ...] | list[str],
-             errors: dict[str, tuple[int, bytes]]) -> Outcome:
+             errors: dict[str, tuple[int, bytes]]) -> SendOutcome:
     """Split refused recipients by RFC 5321 §4.2.1: 4yz is transient, 5yz permanent."""
     temporary = {r: _reply(c, m) for r, (c, m) in errors.items() if c < 500}
     permanent = {r: _reply(c, m) for r, (c, m) in errors.items() if c >= 500}
     accepted = tuple(r for r in recipients if r not in errors)
-    return Outcome(accepted, temporary, permanent)
+    return SendOutcome(accepted, temporary, permanent)
 
 
-def _all(job: Job, code: int, error: str) -> Outcome:
+def _all(job: RelayJob, code: int, error: str) -> SendOutcome:
     errors = {r: error for r in job.recipients}
-    return Outcome(permanent=errors) if code >= 500 else Outcome(temporary=errors)
+    return SendOutcome(permanent=errors) if code >= 500 else SendOutcome(temporary=errors)
 
 
 class SmtpLink:
@@ -115,7 +115,7 @@ class SmtpLink:
             raise
         return smtp
 
-    def send(self, job: Job) -> Outcome:
+    def send(self, job: RelayJob) -> SendOutcome:
         if self.dead:
             return _all(job, 451, self.dead)
         try:
@@ -138,7 +138,7 @@ class SmtpLink:
             self.close()
             return _all(job, 451, f"SMTP conversation failed: {_describe(exc)}")
 
-    def _transaction(self, smtp: smtplib.SMTP, job: Job) -> Outcome:
+    def _transaction(self, smtp: smtplib.SMTP, job: RelayJob) -> SendOutcome:
         content = _crlf(job.content)
         utf8 = _needs_smtputf8(job, content)
         if utf8 and not smtp.has_extn("smtputf8"):
@@ -158,7 +158,7 @@ class SmtpLink:
         return _refused(job.recipients, refused)
 
 
-def _needs_smtputf8(job: Job, content: bytes) -> str | None:
+def _needs_smtputf8(job: RelayJob, content: bytes) -> str | None:
     """What makes this message need SMTPUTF8 (RFC 6531), or None.
 
     Addresses are stored in A-label form unless their local part is not ASCII
@@ -194,7 +194,7 @@ def _worker_id() -> str:
 class Pass:
     """What one pass did: per attempted message, the rows it resulted in."""
 
-    attempts: list[list[Result]] = field(default_factory=list)
+    attempts: list[list[AttemptResult]] = field(default_factory=list)
     complete: bool = False  # False: stopped at PASS_BUDGET with messages possibly left
 
 
@@ -279,7 +279,7 @@ class Relay:
                 done.attempts.append(results)
 
 
-def _log_attempt(job: Job, results: list[Result]) -> None:
+def _log_attempt(job: RelayJob, results: list[AttemptResult]) -> None:
     sender = job.sender or "<>"
     if not results:
         log.warning("message %d from %s: lease lost or message deleted during attempt %d",

@@ -16,7 +16,7 @@ from typing import Callable
 
 from mr_engine.clock import utcnow
 from mr_engine.config import Settings
-from mr_engine.db import Database, open_database
+from mr_engine.store.db import Database, open_database
 
 from . import listeners
 from .committer import Committer

@@ -20,7 +20,7 @@ signal that came meanwhile is handled at once: before any worker exists, that is
 
 ``mr-engine serve`` has imported the whole engine (SQLAlchemy, alembic, icalendar, ...) by
 the time it has migrated the store and bound the listeners. It then replaces itself
-(``exec``, same process id) with ``python -m delivery.workers``, a supervisor that imports
+(``exec``, same process id) with ``python -m mr_engine.delivery.workers``, a supervisor that imports
 none of that: it stays at a few MB, and holds no database connection or engine state that
 every fork would copy. Each worker imports the engine after its fork.
 """
@@ -47,7 +47,7 @@ from mr_engine.logs import setup_logging
 from . import listeners
 
 if TYPE_CHECKING:
-    from mr_engine.db import Database
+    from mr_engine.store.db import Database
 
 log = logging.getLogger("delivery.workers")  # also when run as __main__
 
@@ -68,7 +68,7 @@ def _let_stop_signals_in() -> None:
 def serve(settings: Settings) -> int:
     """Run until SIGTERM or SIGINT; returns the exit status. Call ``hold_stop_signals``
     first (before any thread is started, so that none can take a signal either)."""
-    from mr_engine.db import open_database
+    from mr_engine.store.db import open_database
 
     # Once, before any worker: workers then open the store without migrating it.
     db = open_database(settings.database_url, pool_size=8, store_group=settings.store_group)
@@ -104,7 +104,7 @@ async def _handlers_first(serving: Coroutine[Any, Any, None]) -> None:
 
 
 def _become_supervisor(settings: Settings, sockets: listeners.Listeners) -> NoReturn:
-    """exec ``python -m delivery.workers`` with the sockets and the settings (through a
+    """exec ``python -m mr_engine.delivery.workers`` with the sockets and the settings (through a
     pipe, not argv or the environment: they include the smarthost password), and the stop
     signals held: the supervisor lets them in once its handlers are installed."""
     hold_stop_signals()
@@ -123,14 +123,14 @@ def _become_supervisor(settings: Settings, sockets: listeners.Listeners) -> NoRe
     # -P: not the working directory first on sys.path, where any json.py or delivery/
     # would replace ours.
     os.execve(sys.executable, [
-        sys.executable, "-P", "-m", "delivery.workers", "--settings-fd", str(read),
+        sys.executable, "-P", "-m", "mr_engine.delivery.workers", "--settings-fd", str(read),
         "--listen-fds", ",".join(map(str, fds)),
         *[arg for path in sockets.unix_paths for arg in ("--unix-path", path)]], env)
 
 
 def main(argv: list[str] | None = None) -> int:
     """The supervisor, as ``serve`` execs it."""
-    parser = argparse.ArgumentParser(prog="python -m delivery.workers")
+    parser = argparse.ArgumentParser(prog="python -m mr_engine.delivery.workers")
     parser.add_argument("--settings-fd", type=int, required=True)
     parser.add_argument("--listen-fds", required=True)
     parser.add_argument("--unix-path", action="append", default=[])
@@ -230,7 +230,7 @@ class Supervisor:
         _end_with(parent)
         code = 0
         try:
-            from mr_engine.db import open_database  # imported here: see the module's doc
+            from mr_engine.store.db import open_database  # imported here: see the module's doc
 
             from .server import Server
 

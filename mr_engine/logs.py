@@ -10,7 +10,7 @@ import logging
 import sys
 from types import TracebackType
 
-from .printable import printable, printable_lines
+from mr_engine.core.printable import printable, printable_lines
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from mr_engine.db import open_database
+from mr_engine.store.db import open_database
 
 from bench import pgcluster
 

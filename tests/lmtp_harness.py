@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from bench.client import dot_stuff
 from bench.processes import children, engine_command
-from delivery.server import Server
+from mr_engine.delivery.server import Server
 from mr_engine.config import Settings
 
 

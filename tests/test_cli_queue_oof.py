@@ -11,11 +11,11 @@ import zoneinfo
 
 import pytest
 
-from delivery import outbox
-from mr_engine.directory import create_user, get_user
-from mr_engine.models import OutboundMessage
-from mr_engine.outofoffice import get_oof
-from mr_engine.stores import create_store
+from mr_engine.store import outbox
+from mr_engine.store.directory import create_user, get_user
+from mr_engine.store.models import OutboundMessage
+from mr_engine.store.oof_state import get_oof
+from mr_engine.store.stores import create_store
 
 from .conftest import BIN
 from .test_relay import Smarthost

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from mr_engine.config import ConfigError, Settings, load_settings, parse_duration, parse_size
-from mr_engine.passwords import hash_password, verify_password
+from mr_engine.core.passwords import hash_password, verify_password
 
 from .conftest import BIN
 

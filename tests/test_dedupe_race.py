@@ -12,11 +12,11 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from mr_engine import mailstore
-from mr_engine.directory import get_user
-from mr_engine.stores import ensure_store
-from mr_engine.models import DeliveredMessageId, Store
-from mr_engine.outofoffice import set_oof
+from mr_engine.store import messages
+from mr_engine.store.directory import get_user
+from mr_engine.store.stores import ensure_store
+from mr_engine.store.models import DeliveredMessageId, Store
+from mr_engine.store.oof_state import set_oof
 
 from bench.client import dot_stuff
 
@@ -94,15 +94,15 @@ def test_a_claim_is_rolled_back_with_its_delivery_and_expires_with_the_window(db
         store_id = ensure_store(session, get_user(session, "bob"), NOW).id
     conn_args = (store_id, "<m@x>", NOW, 3600)
     with pytest.raises(RuntimeError), db.write() as session:
-        assert not mailstore.is_duplicate(session.connection(), *conn_args)
+        assert not messages.is_duplicate(session.connection(), *conn_args)
         raise RuntimeError("the delivery failed: its claim goes with it")
     with db.write() as session:
-        assert not mailstore.is_duplicate(session.connection(), *conn_args)
+        assert not messages.is_duplicate(session.connection(), *conn_args)
     with db.write() as session:
-        assert mailstore.is_duplicate(session.connection(), *conn_args)
+        assert messages.is_duplicate(session.connection(), *conn_args)
         later = (store_id, "<m@x>", NOW + 2 * HOUR, 3600)
-        assert not mailstore.is_duplicate(session.connection(), *later)  # window over
-        assert mailstore.forget_message_ids(session.connection(), NOW + 3 * HOUR) == 1
+        assert not messages.is_duplicate(session.connection(), *later)  # window over
+        assert messages.forget_message_ids(session.connection(), NOW + 3 * HOUR) == 1
     with db.read() as session:
         assert session.scalars(select(DeliveredMessageId)).all() == []
         assert session.get(Store, store_id) is not None

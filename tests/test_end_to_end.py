@@ -10,10 +10,10 @@ import time
 import pytest
 from sqlalchemy import select
 
-from delivery.outbox import enqueue
-from mr_engine.directory import create_user, get_user
-from mr_engine.models import Message
-from mr_engine.outofoffice import set_oof
+from mr_engine.store.outbox import enqueue
+from mr_engine.store.directory import create_user, get_user
+from mr_engine.store.models import Message
+from mr_engine.store.oof_state import set_oof
 
 from .conftest import NOW
 from .invites import invite

@@ -5,7 +5,7 @@ import email.policy
 
 import pytest
 
-from mr_engine.headers import header_text
+from mr_engine.core.headers import header_text
 
 
 @pytest.mark.parametrize("raw, text", [

@@ -15,11 +15,13 @@ import zoneinfo
 
 from sqlalchemy import event, select
 
-from mr_engine import booked_calendar, directory, horizon
-from mr_engine.itip import invitation_in, read_calendar
-from mr_engine.models import Booking, Mailbox
+from mr_engine.core import booked_calendar
+from mr_engine.store import directory
+from mr_engine.services import horizon
+from mr_engine.core.itip import invitation_in, read_calendar
+from mr_engine.store.models import Booking, Mailbox
 
-from delivery.meeting import extend_and_queue
+from mr_engine.services.meeting_requests import extend_and_queue
 
 from .conftest import BIN, FIXTURES
 from .invites import invite, reply_vevents

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mr_engine.imip import find_calendar
-from mr_engine.itip import Invitation, InvitationError, is_attendee, parse_invitation
+from mr_engine.core.imip import find_calendar
+from mr_engine.core.itip import Invitation, InvitationError, is_attendee, parse_invitation
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 UTC = timezone.utc

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from cli.kopano_cli import main
-from mr_engine.db import open_database
-from mr_engine.models import Mailbox, OutOfOffice
-from mr_engine.passwords import verify_password
+from mr_engine.cli.kopano_cli import main
+from mr_engine.store.db import open_database
+from mr_engine.store.models import Mailbox, OutOfOffice
+from mr_engine.core.passwords import verify_password
 
 KOPANO_CLI = str(Path(sys.executable).parent / "kopano-cli")
 MB = 1024 * 1024

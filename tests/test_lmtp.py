@@ -12,14 +12,14 @@ import time
 import pytest
 from sqlalchemy import select, text
 
-from delivery import pipeline
-from delivery.context import Delivery
+from mr_engine.delivery import pipeline
+from mr_engine.delivery.context import Delivery
 from mr_engine.config import Settings
-from mr_engine.db import open_database
-from mr_engine.directory import add_member, create_group, create_user, get_user, update_user
-from mr_engine.mailstore import list_messages
-from mr_engine.models import Message
-from mr_engine.stores import store_of
+from mr_engine.store.db import open_database
+from mr_engine.store.directory import add_member, create_group, create_user, get_user, update_user
+from mr_engine.store.messages import list_messages
+from mr_engine.store.models import Message
+from mr_engine.store.stores import store_of
 
 from .conftest import BIN, NOW
 from .lmtp_harness import RawClient, RunningServer, send_message

@@ -10,9 +10,9 @@ import threading
 
 from sqlalchemy import select
 
-from mr_engine.directory import create_user, update_user
-from mr_engine.itip import read_calendar
-from mr_engine.models import OutboundMessage
+from mr_engine.store.directory import create_user, update_user
+from mr_engine.core.itip import read_calendar
+from mr_engine.store.models import OutboundMessage
 
 from .conftest import BIN, FIXTURES, NOW
 from .invites import invite, reply_vevents
@@ -211,8 +211,8 @@ def test_outlook_invitation_in_a_windows_zone_is_booked_in_utc(db, db_url):
     """Exchange's base64 calendar with `FLE Standard Time` (Europe/Helsinki)."""
     data = (FIXTURES / "mozilla" / "outlook-test-invite.eml").read_bytes()
     import email
-    from mr_engine.imip import find_calendar
-    from mr_engine.itip import parse_invitation
+    from mr_engine.core.imip import find_calendar
+    from mr_engine.core.itip import parse_invitation
     inv = parse_invitation(find_calendar(email.message_from_bytes(data)), UTC)
     attendee = inv.events[0].attendees[0].address
     add_resource(db, "res", attendee)
@@ -272,7 +272,7 @@ def deliver_to_each(port: int, message: bytes, recipients: list[str]) -> list[in
 
 
 def test_one_calendar_parse_serves_every_resource_of_the_message(db, db_url, monkeypatch):
-    from delivery import context
+    from mr_engine.delivery import context
 
     add_resource(db, "room", ROOM)
     add_resource(db, "beamer", "beamer@example.com", resource_type="equipment")

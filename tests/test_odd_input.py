@@ -14,7 +14,7 @@ import zoneinfo
 
 import pytest
 
-from mr_engine.itip import EARLIEST, OUT_OF_RANGE, parse_invitation
+from mr_engine.core.itip import EARLIEST, OUT_OF_RANGE, parse_invitation
 
 from .conftest import BIN
 from .invites import invite, reply_vevents

@@ -8,7 +8,7 @@ import email.policy
 
 import pytest
 
-from delivery.oof import build_auto_reply, suppression_reason
+from mr_engine.core.oof_rules import build_auto_reply, suppression_reason
 
 USER = "alice@example.com"
 SENDER = "bob@example.org"

@@ -9,14 +9,14 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from delivery.context import Batch, Delivery, Envelope
-from delivery.oof import out_of_office
+from mr_engine.delivery.context import Batch, Delivery, Envelope
+from mr_engine.delivery.oof import out_of_office
 from mr_engine.config import Settings
-from mr_engine.db import open_database
-from mr_engine.directory import DirectoryError, create_user
-from mr_engine.models import OutboundMessage, OutOfOfficeLog
-from mr_engine.outofoffice import OofState, claim_reply, get_oof, set_oof
-from mr_engine.stores import create_store
+from mr_engine.store.db import open_database
+from mr_engine.store.directory import DirectoryError, create_user
+from mr_engine.store.models import OutboundMessage, OutOfOfficeLog
+from mr_engine.store.oof_state import OofState, claim_reply, get_oof, set_oof
+from mr_engine.store.stores import create_store
 
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)

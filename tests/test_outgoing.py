@@ -9,7 +9,7 @@ from email.header import decode_header, make_header
 
 import pytest
 
-from mr_engine.outgoing import (AddressError, address_header, calendar_part, field,
+from mr_engine.core.outgoing import (AddressError, address_header, calendar_part, field,
                                 fold_content_line, message, message_ids, one_line,
                                 parse_mailbox, text_header, text_part, thread_headers)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from delivery import listeners
-from mr_engine.store_access import prepare_sqlite_store
+from mr_engine.delivery import listeners
+from mr_engine.store.store_access import prepare_sqlite_store
 
 from .conftest import BIN
 from .lmtp_harness import RawClient, ServeProcess, send_message

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mr_engine.policy import Busy, Decision, ResourcePolicy, decide, effective_capacity
-from mr_engine.recurrence import Instance
+from mr_engine.core.policy import Busy, Decision, ResourcePolicy, decide, effective_capacity
+from mr_engine.core.recurrence import Instance
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")

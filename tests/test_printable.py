@@ -8,9 +8,9 @@ import logging
 
 import pytest
 
-from cli.common import fail, print_json
+from mr_engine.cli.common import fail, print_json
 from mr_engine.logs import FORMAT, PrintableFormatter
-from mr_engine.printable import json_printable, printable, printable_lines
+from mr_engine.core.printable import json_printable, printable, printable_lines
 
 
 @pytest.mark.parametrize("text, shown", [

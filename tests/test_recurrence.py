@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mr_engine.itip import Invitation, parse_invitation
-from mr_engine.recurrence import RecurrenceError, expand, is_recurring
+from mr_engine.core.itip import Invitation, parse_invitation
+from mr_engine.core.recurrence import RecurrenceError, expand, is_recurring
 
 from .test_itip import parse_fixture, utc, vcalendar, vevent
 

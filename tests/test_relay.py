@@ -14,12 +14,12 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import select
 
 from bench.processes import free_port
-from delivery import outbox
-from delivery.outbox import retry_at
-from delivery.relay import Relay, parse_hostport, utcnow
+from mr_engine.store import outbox
+from mr_engine.store.outbox import retry_at
+from mr_engine.delivery.relay import Relay, parse_hostport, utcnow
 from mr_engine.config import Settings
-from mr_engine.db import open_database
-from mr_engine.models import OutboundMessage
+from mr_engine.store.db import open_database
+from mr_engine.store.models import OutboundMessage
 
 MINUTE = dt.timedelta(minutes=1)
 

@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from icalendar import Calendar
 
-from mr_engine.itip import EventData, Invitation, parse_invitation
-from mr_engine.reply import PRODID, Answer, build_reply
+from mr_engine.core.itip import EventData, Invitation, parse_invitation
+from mr_engine.core.reply import PRODID, Answer, build_reply
 
 from .test_itip import parse_fixture, utc, vcalendar, vevent
 

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from bench.processes import free_port
-from mr_engine.db import open_database
+from mr_engine.store.db import open_database
 
 from .lmtp_harness import ServeProcess
 from .test_workers import serve_env

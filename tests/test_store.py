@@ -11,9 +11,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
-from mr_engine.db import MIGRATIONS, alembic_config, current_revision, make_engine, \
+from mr_engine.store.db import MIGRATIONS, alembic_config, current_revision, make_engine, \
     open_database
-from mr_engine.models import Base
+from mr_engine.store.models import Base
 
 from .conftest import BIN
 
@@ -107,7 +107,7 @@ def test_a_symlinked_writer_lock_is_not_followed_and_writes_go_on(tmp_path):
 def test_a_writer_lock_held_too_long_is_given_up_for_sqlites_own(tmp_path, monkeypatch):
     import fcntl
 
-    from mr_engine import db as dbmod
+    from mr_engine.store import db as dbmod
 
     path = tmp_path / "x.db"
     open_database(f"sqlite:///{path}").dispose()

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from icalendar import Calendar, Timezone
 
-from mr_engine import timezones
+from mr_engine.core import timezones
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -23,12 +23,12 @@ import subprocess
 
 import pytest
 
-from delivery import outbox
-from mr_engine.directory import add_member, create_group, create_user, get_user
-from mr_engine.mailstore import get_content
-from mr_engine.models import OutboundMessage
-from mr_engine.printable import printable
-from mr_engine.stores import store_of
+from mr_engine.store import outbox
+from mr_engine.store.directory import add_member, create_group, create_user, get_user
+from mr_engine.store.messages import get_content
+from mr_engine.store.models import OutboundMessage
+from mr_engine.core.printable import printable
+from mr_engine.store.stores import store_of
 
 from .conftest import BIN, NOW
 from .invites import invite
@@ -161,7 +161,7 @@ def _queue_hostile_row(db) -> None:
                                 subject="Re: x\r\nSubject: forged\x1b]0;title\x07")
         [job] = outbox.claim(session, "test", NOW, dt.timedelta(minutes=5))
         error = "451 4.3.0 busy\r\n250 forged\x1b[2J"
-        outcome = outbox.Outcome(temporary={rcpt: error for rcpt in job.recipients})
+        outcome = outbox.SendOutcome(temporary={rcpt: error for rcpt in job.recipients})
         outbox.record(session, job, "test", outcome, NOW, dt.timedelta(days=5))
         # Addresses as an older row may hold them (enqueue checks what it is given now).
         row = session.get(OutboundMessage, row_id)

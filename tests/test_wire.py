@@ -18,13 +18,13 @@ from datetime import timedelta
 import pytest
 from icalendar import Calendar
 
-from delivery import outbox
-from delivery.oof import build_auto_reply
-from delivery.relay import Relay
-from mr_engine.db import open_database
-from mr_engine.itip import EventData, Invitation
-from mr_engine.outgoing import one_line
-from mr_engine.reply import Answer, build_reply
+from mr_engine.store import outbox
+from mr_engine.core.oof_rules import build_auto_reply
+from mr_engine.delivery.relay import Relay
+from mr_engine.store.db import open_database
+from mr_engine.core.itip import EventData, Invitation
+from mr_engine.core.outgoing import one_line
+from mr_engine.core.reply import Answer, build_reply
 
 from .conftest import NOW
 from .invites import invite

@@ -68,7 +68,7 @@ def test_the_supervisor_holds_no_database_code_and_keeps_its_process_id(db, db_u
     with ServeProcess(serve_env(db_url), "--workers", "2") as serve:
         serve.wait_for("ready", count=2)
         # serve execs the lean supervisor: same pid, none of the engine's libraries mapped.
-        assert "delivery.workers" in _read(f"/proc/{serve.proc.pid}/cmdline")
+        assert "mr_engine.delivery.workers" in _read(f"/proc/{serve.proc.pid}/cmdline")
         assert not _database_code(serve.proc.pid)
         assert all(_database_code(pid) for pid in serve.workers())
         assert serve.stop() == 0

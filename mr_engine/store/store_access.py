@@ -26,7 +26,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ConfigError, group_id
+from mr_engine.config import ConfigError, group_id
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
-"""Alembic environment: runs migrations on the engine handed in by ``mr_engine.db.upgrade``."""
+"""Alembic environment: runs migrations on the engine handed in by ``mr_engine.store.db.upgrade``."""
 
 from alembic import context
 from sqlalchemy import text
 
-from mr_engine.models import Base
+from mr_engine.store.models import Base
 
 # A fixed key for PostgreSQL's advisory lock: several server processes starting at once on a
 # fresh database must not race to create the schema.

@@ -15,7 +15,7 @@ from datetime import tzinfo
 
 from icalendar import Event
 
-from mr_engine.itip import EventData, Invitation, parse_invitation
+from mr_engine.core.itip import EventData, Invitation, parse_invitation
 
 __all__ = ["calendar_of", "read", "with_overrides"]
 

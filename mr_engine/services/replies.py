@@ -10,10 +10,10 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .itip import EventData, Invitation, is_attendee
-from .recurrence import Instance
-from .models import Mailbox
-from .reply import Answer, build_reply
+from mr_engine.core.itip import EventData, Invitation, is_attendee
+from mr_engine.core.recurrence import Instance
+from mr_engine.store.models import Mailbox
+from mr_engine.core.reply import Answer, build_reply
 
 __all__ = ["OutgoingReply", "compose", "event_for", "summarize", "wanted"]
 

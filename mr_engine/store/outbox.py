@@ -20,8 +20,8 @@ from typing import Any, Sequence
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from mr_engine.models import OutboundMessage
-from mr_engine.outgoing import parse_mailbox
+from mr_engine.store.models import OutboundMessage
+from mr_engine.core.outgoing import parse_mailbox
 
 QUEUED, SENT, FAILED = "queued", "sent", "failed"
 # Backoff after a temporary failure: first retry after RETRY_BASE, then doubling, capped.
@@ -136,7 +136,7 @@ def delete(session: Session, message_id: int) -> None:
 # --- relay side: claim, then record the attempt ------------------------------------------------
 
 @dataclass(frozen=True)
-class Job:
+class RelayJob:
     """A claimed message, detached from the session that claimed it."""
 
     id: int
@@ -148,7 +148,7 @@ class Job:
 
 
 def claim(session: Session, owner: str, now: dt.datetime,
-          lease: dt.timedelta, limit: int = 1) -> list[Job]:
+          lease: dt.timedelta, limit: int = 1) -> list[RelayJob]:
     """Take up to ``limit`` due messages for ``owner`` until ``now + lease``, oldest first.
 
     Several at once: under load, one write transaction per message made the relay wait its
@@ -166,7 +166,7 @@ def claim(session: Session, owner: str, now: dt.datetime,
         # Counted when started, so a message that keeps killing its worker still ages out.
         row.attempts += 1
         row.lease_owner, row.lease_until = owner, now + lease
-        jobs.append(Job(row.id, row.sender, tuple(recipients_of(row)), row.content,
+        jobs.append(RelayJob(row.id, row.sender, tuple(recipients_of(row)), row.content,
                         row.attempts, row.created_at))
     session.flush()
     return jobs
@@ -187,7 +187,7 @@ def retry_at(attempts: int, created_at: dt.datetime, now: dt.datetime,
 
 
 @dataclass(frozen=True)
-class Outcome:
+class SendOutcome:
     """What the smarthost said, per recipient: accepted, refused for now, refused for good."""
 
     accepted: tuple[str, ...] = ()
@@ -196,7 +196,7 @@ class Outcome:
 
 
 @dataclass(frozen=True)
-class Result:
+class AttemptResult:
     """One row's state after an attempt (an attempt may split a message into several rows)."""
 
     id: int
@@ -212,7 +212,7 @@ def _summary(errors: dict[str, str]) -> str:
     return "; ".join(f"{rcpt}: {err}" for rcpt, err in errors.items())
 
 
-def _fates(job: Job, outcome: Outcome, now: dt.datetime,
+def _fates(job: RelayJob, outcome: SendOutcome, now: dt.datetime,
            lifetime: dt.timedelta) -> list[dict[str, Any]]:
     fates = []
     if outcome.accepted:
@@ -234,8 +234,8 @@ def _fates(job: Job, outcome: Outcome, now: dt.datetime,
     return fates
 
 
-def record(session: Session, job: Job, owner: str, outcome: Outcome, now: dt.datetime,
-           lifetime: dt.timedelta) -> list[Result]:
+def record(session: Session, job: RelayJob, owner: str, outcome: SendOutcome, now: dt.datetime,
+           lifetime: dt.timedelta) -> list[AttemptResult]:
     """Store the attempt's outcome and release the lease.
 
     Partial refusal: every recipient ends up in exactly one row whose status is its own fate.
@@ -257,5 +257,5 @@ def record(session: Session, job: Job, owner: str, outcome: Outcome, now: dt.dat
         target.lease_owner = target.lease_until = None
         session.add(target)
         session.flush()
-        results.append(Result(target.id, target.status, fate["recipients"], target.last_error))
+        results.append(AttemptResult(target.id, target.status, fate["recipients"], target.last_error))
     return results

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from .claims import claim
-from .config import Settings
-from .directory import NotFound
-from .headers import header_text
-from .models import DeliveredMessageId, Folder, Mailbox, Message, Store
+from mr_engine.store.claims import claim
+from mr_engine.config import Settings
+from mr_engine.store.directory import NotFound
+from mr_engine.core.headers import header_text
+from mr_engine.store.models import DeliveredMessageId, Folder, Mailbox, Message, Store
 
 _DELIVERED: Table = DeliveredMessageId.__table__  # type: ignore[assignment]
 

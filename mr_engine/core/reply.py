@@ -22,12 +22,12 @@ from datetime import date, datetime, timedelta, timezone
 
 from icalendar import Calendar, Event, vCalAddress
 
-from mr_engine.itip import EventData, Invitation
-from mr_engine.outgoing import (AUTO_REPLY_HEADERS, LINE, AddressError, Mailbox, address_header,
+from mr_engine.core.itip import EventData, Invitation
+from mr_engine.core.outgoing import (AUTO_REPLY_HEADERS, LINE, AddressError, ParsedAddress, address_header,
                                 calendar_part, date_header, field, message, message_ids,
                                 new_message_id, one_line, parse_mailbox, text_header, text_part,
                                 thread_headers)
-from mr_engine.timezones import format_span
+from mr_engine.core.timezones import format_span
 
 __all__ = ["Answer", "PRODID", "build_reply"]
 
@@ -170,7 +170,7 @@ def _text(answers: Sequence[Answer], resource_name: str, summary: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _mailbox(address: str, role: str) -> Mailbox:
+def _mailbox(address: str, role: str) -> ParsedAddress:
     """The parsed address; a ValueError naming the role (organizer, resource) if unusable."""
     try:
         return parse_mailbox(address)

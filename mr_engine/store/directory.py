@@ -13,8 +13,9 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from .models import Group, GroupMember, Mailbox, SendAs
-from .passwords import hash_password
+from mr_engine.store.models import Group, GroupMember, Mailbox, SendAs
+from mr_engine.core.addresses import strip_detail
+from mr_engine.core.passwords import hash_password
 
 EVERYONE = "Everyone"
 RESOURCE_TYPES = ("none", "room", "equipment")
@@ -256,13 +257,6 @@ def list_groups(session: Session) -> list[GroupInfo]:
 
 
 # --- address resolution (delivery) ---------------------------------------------------------
-
-def strip_detail(address: str) -> str:
-    """``user+detail@domain`` → ``user@domain`` (subaddressing, RFC 5233)."""
-    local, at, domain = address.rpartition("@")
-    base, plus, _detail = local.partition("+")
-    return f"{base}@{domain}" if at and plus and base else address
-
 
 def resolve_address(session: Session, address: str) -> list[Mailbox]:
     """The mailboxes an envelope recipient delivers to: one user, a group's members, or none."""

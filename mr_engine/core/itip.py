@@ -22,9 +22,9 @@ from icalendar import Calendar, Component
 from icalendar.error import GloballyUniqueTZIDGuessed
 from icalendar.prop.broken import vBroken
 
-from mr_engine import timezones
-from mr_engine.imip import find_calendar
-from mr_engine.timezones import CalendarZones
+from mr_engine.core import timezones
+from mr_engine.core.imip import find_calendar
+from mr_engine.core.timezones import CalendarZones
 
 # We resolve globally unique TZIDs ourselves (timezones.lookup); icalendar's
 # warning about guessing them would only be noise in the logs.

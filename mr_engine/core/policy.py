@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 
-from mr_engine.recurrence import Instance
-from mr_engine.timezones import format_span
+from mr_engine.core.recurrence import Instance
+from mr_engine.core.timezones import format_span
 
 __all__ = ["Busy", "Decision", "ResourcePolicy", "decide", "effective_capacity",
            "decide_extension"]

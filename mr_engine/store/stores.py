@@ -14,9 +14,9 @@ from typing import Iterable
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
-from .db import lock_mailbox
-from .directory import DirectoryError, Duplicate, NotFound
-from .models import Folder, Mailbox, Store
+from mr_engine.store.db import lock_mailbox
+from mr_engine.store.directory import DirectoryError, Duplicate, NotFound
+from mr_engine.store.models import Folder, Mailbox, Store
 
 INBOX = "Inbox"
 CALENDAR = "Calendar"
@@ -35,7 +35,7 @@ def _new_store(session: Session, now: dt.datetime, **fields) -> Store:
     return store
 
 
-# Built once: both run for every delivery (see mailstore.py for why).
+# Built once: both run for every delivery (see store/messages.py for why).
 _STORE_OF = select(Store).where(Store.mailbox_id == bindparam("mailbox"),
                                 Store.deleted_at.is_(None))
 _FOLDER = select(Folder.id).where(Folder.store_id == bindparam("store"),

@@ -15,9 +15,9 @@ from typing import Iterable
 from sqlalchemy import and_, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
-from .models import Booking, Mailbox, Occurrence
-from .policy import Busy
-from .recurrence import Instance
+from mr_engine.store.models import Booking, Mailbox, Occurrence
+from mr_engine.core.policy import Busy
+from mr_engine.core.recurrence import Instance
 
 
 # Built once: both run for every meeting request (statement construction is costly).

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
 
-__all__ = ["AUTO_REPLY_HEADERS", "LINE", "AddressError", "Mailbox", "Part", "address_header",
+__all__ = ["AUTO_REPLY_HEADERS", "LINE", "AddressError", "ParsedAddress", "Part", "address_header",
            "calendar_part", "date_header", "field", "fold_content_line", "message",
            "message_ids", "new_message_id", "one_line", "parse_mailbox", "text_header",
            "text_part", "thread_headers"]
@@ -73,7 +73,7 @@ def one_line(text: str, limit: int = 200) -> str:
 # --- addresses ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Mailbox:
+class ParsedAddress:
     """A usable addr-spec; the domain in U-labels (``domain``, as given when the address is
     ASCII) and in A-labels."""
 
@@ -94,18 +94,18 @@ class Mailbox:
         return f"{self.local}@{self.domain}"
 
 
-def parse_mailbox(address: str) -> Mailbox:
+def parse_mailbox(address: str) -> ParsedAddress:
     """``address`` checked and split; AddressError (a ValueError) says why it is unusable."""
     text = unicodedata.normalize("NFC", address.strip())  # RFC 6532 §3.1
     if _ASCII_ADDRESS.fullmatch(text):
         local, _, domain = text.rpartition("@")  # the common case, without the codec
         if len(local) <= _MAX_LOCAL and len(domain) <= _MAX_DOMAIN:
-            return Mailbox(local, domain, domain)
+            return ParsedAddress(local, domain, domain)
     problem = _address_problem(text)
     if problem:
         raise AddressError(f"{_unusable(address)}: {problem}")
     local, _, domain = text.rpartition("@")
-    return Mailbox(local, *_domains(domain, address))
+    return ParsedAddress(local, *_domains(domain, address))
 
 
 def _address_problem(text: str) -> str | None:
@@ -260,7 +260,7 @@ def _quoted(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def address_header(name: str, display_name: str, mailbox: Mailbox) -> str:
+def address_header(name: str, display_name: str, mailbox: ParsedAddress) -> str:
     """``Name <local@domain>`` (or the bare address without a name), folded."""
     phrase = _phrase(name, display_name)
     if not phrase:

@@ -221,7 +221,7 @@ class Occurrence(Base):
 
 
 class DeliveredMessageId(Base):
-    """A Message-ID filed in a store, claimed once (``mailstore.claim_message_id``).
+    """A Message-ID filed in a store, claimed once (``messages.is_duplicate``).
 
     The primary key makes duplicate suppression exact under concurrency: a second delivery
     of the same message waits for the first one's row and then sees it.

@@ -22,8 +22,8 @@ from sqlalchemy import Engine, bindparam, create_engine, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from .models import Mailbox
-from .store_access import prepare_sqlite_store
+from mr_engine.store.models import Mailbox
+from mr_engine.store.store_access import prepare_sqlite_store
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig

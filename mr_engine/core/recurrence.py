@@ -23,7 +23,7 @@ from datetime import date, datetime, timedelta, timezone, tzinfo
 
 from dateutil.rrule import rrulestr
 
-from mr_engine.itip import EventData, Invitation
+from mr_engine.core.itip import EventData, Invitation
 
 __all__ = ["Instance", "RecurrenceError", "expand", "finished_by", "is_recurring"]
 

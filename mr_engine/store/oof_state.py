@@ -16,9 +16,9 @@ from typing import Any, Iterable
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
-from .claims import claim
-from .directory import DirectoryError
-from .models import Mailbox, OutOfOffice, OutOfOfficeLog
+from mr_engine.store.claims import claim
+from mr_engine.store.directory import DirectoryError
+from mr_engine.store.models import Mailbox, OutOfOffice, OutOfOfficeLog
 
 _LOG: Table = OutOfOfficeLog.__table__  # type: ignore[assignment]
 

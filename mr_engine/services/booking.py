@@ -19,16 +19,18 @@ from typing import Callable
 
 from sqlalchemy.orm import Session
 
-from . import booked_calendar, calendar_store as cal, horizon
-from .config import Settings
-from .db import lock_mailbox
-from .itip import OUT_OF_RANGE, EventData, Invitation, InvitationError, is_attendee
-from .models import Booking, Mailbox
-from .policy import Decision, decide
-from .recurrence import Instance, RecurrenceError, expand, finished_by
-from .replies import OutgoingReply, compose, event_for, summarize, wanted
-from .reply import Answer
-from .timezones import resolve
+from mr_engine.core import booked_calendar
+from mr_engine.store import calendar_store as cal
+from mr_engine.services import horizon
+from mr_engine.config import Settings
+from mr_engine.store.db import lock_mailbox
+from mr_engine.core.itip import OUT_OF_RANGE, EventData, Invitation, InvitationError, is_attendee
+from mr_engine.store.models import Booking, Mailbox
+from mr_engine.core.policy import Decision, decide
+from mr_engine.core.recurrence import Instance, RecurrenceError, expand, finished_by
+from mr_engine.services.replies import OutgoingReply, compose, event_for, summarize, wanted
+from mr_engine.core.reply import Answer
+from mr_engine.core.timezones import resolve
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ NOT_ORGANIZER = "only the organizer of this meeting can change it"
 
 
 @dataclass
-class Result:
+class BookingResult:
     """What happened, as ``kopano-mr-accept`` prints it: accepted / declined / ignored.
 
     ``problems``: what went wrong besides the verdict (no reply could be sent), logged by
@@ -95,7 +97,7 @@ def _extender(req: Request) -> horizon.Extender:
     return horizon.Extender(req.now, req.zone, req.hostname, req.max_occurrences)
 
 
-def process(session: Session, req: Request) -> Result:
+def process(session: Session, req: Request) -> BookingResult:
     """Apply a REQUEST or CANCEL to the resource's calendar (serialized per resource).
 
     Due series are extended first (``horizon``), so the conflict check sees every
@@ -110,7 +112,7 @@ def process(session: Session, req: Request) -> Result:
     return result
 
 
-def _apply(session: Session, req: Request, booking: Booking | None) -> Result:
+def _apply(session: Session, req: Request, booking: Booking | None) -> BookingResult:
     if booking is not None and not _by_organizer(booking, req.invitation):
         return _not_organizer(req, booking)
     if req.invitation.method == "CANCEL":
@@ -128,13 +130,13 @@ def _by_organizer(booking: Booking, inv: Invitation) -> bool:
     return all(e.organizer.lower() == booking.organizer.lower() for e in inv.events)
 
 
-def _not_organizer(req: Request, booking: Booking) -> Result:
+def _not_organizer(req: Request, booking: Booking) -> BookingResult:
     """Nothing changes; a CANCEL is filed and logged, a REQUEST declined to its sender."""
     sender = req.invitation.events[0].organizer or "nobody"
     if req.invitation.method == "CANCEL":
         reason = f"cancel from {sender}, who is not the organizer {booking.organizer}"
         log.warning("%s: %s: %s", req.resource.name, req.invitation.uid, reason)
-        return Result("ignored", [reason])
+        return BookingResult("ignored", [reason])
     log.warning("%s: %s: request from %s, who is not the organizer %s: declined",
                 req.resource.name, req.invitation.uid, sender, booking.organizer)
     answers = [Answer(e, "DECLINED", NOT_ORGANIZER, e.recurrence_id)
@@ -188,12 +190,12 @@ def check(session: Session, resource: Mailbox, instances: list[Instance], recurr
     return decide(horizon.policy_of(resource), instances, recurring, busy, now, zone)
 
 
-def _series(session: Session, req: Request, booking: Booking | None) -> Result:
+def _series(session: Session, req: Request, booking: Booking | None) -> BookingResult:
     master = req.invitation.master
     assert master is not None
     stale = _stale(master, booking)
     if stale:
-        return Result("ignored", [stale])
+        return BookingResult("ignored", [stale])
     try:
         instances = _expand(req)
     except RecurrenceError as exc:
@@ -220,11 +222,11 @@ def _series(session: Session, req: Request, booking: Booking | None) -> Result:
     return _answer(req, "accepted", reasons, answers)
 
 
-def _instances(session: Session, req: Request, booking: Booking | None) -> Result:
+def _instances(session: Session, req: Request, booking: Booking | None) -> BookingResult:
     """A REQUEST carrying only overrides: change (or book) just those occurrences."""
     first = req.invitation.events[0]
     if booking is not None and first.sequence < booking.sequence:
-        return Result("ignored", ["stale revision of an occurrence"])
+        return BookingResult("ignored", ["stale revision of an occurrence"])
     try:
         instances = _expand(req)
     except RecurrenceError as exc:
@@ -263,16 +265,16 @@ def _move_instances(session: Session, req: Request, booking: Booking,
     booking.calendar = booked_calendar.with_overrides(calendar, gone, req.zone, cancel=True)
 
 
-def _cancel(session: Session, req: Request, booking: Booking | None) -> Result:
+def _cancel(session: Session, req: Request, booking: Booking | None) -> BookingResult:
     # Cancellations apply whatever their SEQUENCE, as Kopano does: a late cancel must still
     # free the resource. No reply to a CANCEL (RFC 5546 §3.2.5).
     if booking is None:
         log.info("%s: cancel for unknown meeting %s", req.resource.name, req.invitation.uid)
-        return Result("ignored", ["cancel for a meeting that is not booked"])
+        return BookingResult("ignored", ["cancel for a meeting that is not booked"])
     events = req.invitation.events
     if any(e.recurrence_id is None for e in events):
         session.delete(booking)
-        return Result("cancelled")
+        return BookingResult("cancelled")
     removed = sum(cal.remove_occurrences(session, booking, e.recurrence_id,
                                          and_future=e.this_and_future) for e in events)
     booking.calendar = booked_calendar.with_overrides(booking.calendar, events, req.zone,
@@ -280,7 +282,7 @@ def _cancel(session: Session, req: Request, booking: Booking | None) -> Result:
     if booking.horizon is not None and any(
             e.this_and_future and e.recurrence_id <= booking.horizon for e in events):
         booking.horizon = None  # every later occurrence is cancelled: the series is over
-    return Result("cancelled", [f"{removed} occurrence(s) removed"])
+    return BookingResult("cancelled", [f"{removed} occurrence(s) removed"])
 
 
 def _save_booking(session: Session, req: Request, booking: Booking | None,
@@ -300,10 +302,10 @@ def _save_booking(session: Session, req: Request, booking: Booking | None,
     return booking
 
 
-def _answer(req: Request, outcome: str, reasons: list[str], answers: list[Answer]) -> Result:
-    """The Result with its replies (none when the organizer asked for none)."""
+def _answer(req: Request, outcome: str, reasons: list[str], answers: list[Answer]) -> BookingResult:
+    """The BookingResult with its replies (none when the organizer asked for none)."""
     if not wanted(req.invitation, req.resource):
-        return Result(outcome, reasons)
+        return BookingResult(outcome, reasons)
     # A partly accepted series: the acceptance, then one REPLY carrying a VEVENT (with its
     # RECURRENCE-ID) per declined occurrence. One message for all of them, not one each:
     # the ORGANIZER is not verified, and a thousand replies per request would make the
@@ -316,5 +318,5 @@ def _answer(req: Request, outcome: str, reasons: list[str], answers: list[Answer
                            req.now, req.hostname) for group in groups]
     except ValueError as exc:
         log.warning("%s: %s: no reply sent: %s", req.resource.name, req.invitation.uid, exc)
-        return Result(outcome, reasons, problems=[f"no reply sent: {exc}"])
-    return Result(outcome, reasons, replies)
+        return BookingResult(outcome, reasons, problems=[f"no reply sent: {exc}"])
+    return BookingResult(outcome, reasons, replies)

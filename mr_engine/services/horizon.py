@@ -26,15 +26,16 @@ from dataclasses import dataclass, field
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from . import booked_calendar, calendar_store as cal
-from .config import Settings
-from .itip import Invitation, InvitationError
-from .models import Booking, Mailbox, Occurrence
-from .policy import ResourcePolicy, decide_extension
-from .recurrence import Instance, RecurrenceError, expand, finished_by
-from .replies import OutgoingReply, compose, event_for, wanted
-from .reply import Answer
-from .timezones import resolve
+from mr_engine.core import booked_calendar
+from mr_engine.store import calendar_store as cal
+from mr_engine.config import Settings
+from mr_engine.core.itip import Invitation, InvitationError
+from mr_engine.store.models import Booking, Mailbox, Occurrence
+from mr_engine.core.policy import ResourcePolicy, decide_extension
+from mr_engine.core.recurrence import Instance, RecurrenceError, expand, finished_by
+from mr_engine.services.replies import OutgoingReply, compose, event_for, wanted
+from mr_engine.core.reply import Answer
+from mr_engine.core.timezones import resolve
 
 log = logging.getLogger(__name__)
 
