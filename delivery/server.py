@@ -1,9 +1,12 @@
-"""``mr-engine serve``: the LMTP listeners, the group committer, the relay and the upkeep.
+"""One worker of ``mr-engine serve``: its front ends (``frontends.py``), the relay, the upkeep.
 
-Start-up order: store, committer, relay and maintenance (``maintenance.py``: series
-horizons, dedupe claims), listeners, then the ``ready`` log line. On SIGTERM
-or SIGINT the listeners close first, messages being received or delivered are finished and
-answered, the remaining idle sessions are told 421, and the committer, relay and maintenance stop.
+The parts every front end shares are the worker's: the store, the settings, the clock, the
+relay (which a front end wakes when it has queued mail), the maintenance pass
+(``maintenance.py``: series horizons, dedupe claims) and the session slots. Start-up order:
+store, relay and maintenance, then each front end on its sockets, then the ``ready`` log
+line. On SIGTERM or SIGINT every front end stops accepting first, work in flight is
+finished and answered (up to SHUTDOWN_GRACE), the front ends end what is left (idle LMTP
+sessions are told 421), and the relay and maintenance stop.
 """
 
 from __future__ import annotations
@@ -19,8 +22,7 @@ from mr_engine.config import Settings
 from mr_engine.store.db import Database, open_database
 
 from . import listeners
-from .committer import Committer
-from .lmtp import DeliveryHandler, LMTPProtocol
+from .frontends import FRONT_ENDS, Bound, Serving, bind_all, close_all
 from .maintenance import Maintenance
 from .relay import Relay
 
@@ -29,71 +31,72 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE = 60.0  # seconds to wait for deliveries in flight
 
 
-
 class Server:
     def __init__(self, settings: Settings, db: Database | None = None,
                  clock: Callable[[], dt.datetime] = utcnow,
-                 given: listeners.Listeners | None = None,
+                 given: Bound | None = None,
                  slots: listeners.SessionSlots | None = None) -> None:
-        """``given``: sockets already listening (a worker's, see ``workers.py``); without
-        them the server binds ``lmtp_listen`` itself and removes its unix sockets at stop."""
+        """``given``: sockets already listening, by front end (a worker's, see
+        ``workers.py``); without them the server binds every front end's addresses itself
+        and removes its unix sockets at stop."""
         self.settings = settings
         self.db = db or open_database(settings.database_url, pool_size=8)
+        self.clock = clock
+        self.slots = slots or listeners.SessionSlots(settings.max_sessions)
         self.relay = Relay(self.db, settings, clock)
-        self.committer = Committer(self.db, settings, clock, on_queued=self.relay.wake)
         self.maintenance = Maintenance(self.db, settings, clock, on_queued=self.relay.wake)
-        self.handler = DeliveryHandler(self.db, settings, self.committer,
-                                       slots or listeners.SessionSlots(settings.max_sessions))
-        self._listeners: list[listeners.Acceptor] = []
+        self.fronts: dict[str, Serving] = {}
         self._background: list[asyncio.Task] = []
         self._background_stop = asyncio.Event()
         self.addresses: list[str] = []
         self._given = given
-        self._own = listeners.Listeners()
-
-    def _protocol(self) -> LMTPProtocol:
-        return LMTPProtocol(self.handler, hostname=self.settings.hostname,
-                            ident="mr-engine LMTP", decode_data=False, enable_SMTPUTF8=True,
-                            data_size_limit=self.settings.max_message_size,
-                            timeout=self.settings.session_timeout)
+        self._own: Bound = {}
 
     async def start(self) -> None:
-        self.committer.start()
         self._background = [asyncio.create_task(self.relay.run(self._background_stop)),
                             asyncio.create_task(self.maintenance.run(self._background_stop))]
         try:
             if self._given is None:
-                self._own = listeners.bind(self.settings.lmtp_listen)
-            sockets = (self._given or self._own).sockets
-            for sock in sockets:
-                self._listeners.append(
-                    listeners.Acceptor(sock, self._protocol, self.handler.slots))
+                self._own = bind_all(self.settings)
+            self._start_fronts(self._given or self._own)
         except OSError:
             await self.stop()
             raise
-        self.addresses = (self._given or self._own).addresses()
-        log.info("mr-engine ready: LMTP on %s", ", ".join(self.addresses))
+        log.info("mr-engine ready: %s", self._listening(self._given or self._own))
+
+    def _start_fronts(self, bound: Bound) -> None:
+        for front in FRONT_ENDS:
+            if front.name in bound:
+                serving = front.serving_class()
+                self.fronts[front.name] = serving(self, bound[front.name].sockets)
+
+    def _listening(self, bound: Bound) -> str:
+        """``LMTP on 127.0.0.1:2003``, one part per front end; fills ``addresses``."""
+        parts = []
+        for front in FRONT_ENDS:
+            if front.name in bound:
+                addresses = bound[front.name].addresses()
+                self.addresses.extend(addresses)
+                parts.append(f"{front.label} on {', '.join(addresses)}")
+        return "; ".join(parts)
 
     async def stop(self) -> None:
-        for listener in self._listeners:
-            listener.close()
+        for front in self.fronts.values():
+            front.close()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SHUTDOWN_GRACE
         while self._busy() and loop.time() < deadline:
             await asyncio.sleep(0.05)
-        for conn in list(self.handler.connections):
-            conn.close("421 4.3.2 Service shutting down")
-        self._own.close()
-        await loop.run_in_executor(None, self.committer.stop)
+        for front in self.fronts.values():
+            await front.finish()
+        close_all(self._own)
         self._background_stop.set()
         await asyncio.gather(*self._background)
         self.db.dispose()
         log.info("mr-engine stopped")
 
     def _busy(self) -> bool:
-        """A message is being received or delivered: shutdown waits for it to be answered."""
-        return bool(self.handler.in_flight
-                    or any(conn.receiving for conn in self.handler.connections))
+        return any(front.busy() for front in self.fronts.values())
 
     async def serve(self) -> None:
         """Run until SIGTERM or SIGINT."""

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Coroutine, NoReturn
 from mr_engine.config import SCHEMA, Settings
 from mr_engine.logs import setup_logging
 
-from . import listeners
+from . import frontends, listeners
 
 if TYPE_CHECKING:
     from mr_engine.store.db import Database
@@ -73,7 +73,7 @@ def serve(settings: Settings) -> int:
     # Once, before any worker: workers then open the store without migrating it.
     db = open_database(settings.database_url, pool_size=8, store_group=settings.store_group)
     try:
-        sockets = listeners.bind(settings.lmtp_listen, listeners.SocketAccess.of(settings))
+        sockets = frontends.bind_all(settings)
     except BaseException:
         db.dispose()
         raise
@@ -83,14 +83,14 @@ def serve(settings: Settings) -> int:
     _become_supervisor(settings, sockets)
 
 
-def _serve_here(settings: Settings, db: Database, sockets: listeners.Listeners) -> int:
+def _serve_here(settings: Settings, db: Database, sockets: frontends.Bound) -> int:
     """``workers = 1``: this process is the server."""
     from .server import Server
 
     try:
         asyncio.run(_handlers_first(Server(settings, db, given=sockets).serve()))
     finally:
-        sockets.close()  # given sockets: removing the unix ones is ours
+        frontends.close_all(sockets)  # given sockets: removing the unix ones is ours
     return 0
 
 
@@ -103,7 +103,7 @@ async def _handlers_first(serving: Coroutine[Any, Any, None]) -> None:
     await task
 
 
-def _become_supervisor(settings: Settings, sockets: listeners.Listeners) -> NoReturn:
+def _become_supervisor(settings: Settings, sockets: frontends.Bound) -> NoReturn:
     """exec ``python -m mr_engine.delivery.workers`` with the sockets and the settings (through a
     pipe, not argv or the environment: they include the smarthost password), and the stop
     signals held: the supervisor lets them in once its handlers are installed."""
@@ -112,7 +112,7 @@ def _become_supervisor(settings: Settings, sockets: listeners.Listeners) -> NoRe
     read, write = os.pipe()
     with os.fdopen(write, "w") as pipe:  # a few hundred bytes: the pipe buffer holds them
         json.dump(values, pipe)
-    fds = [sock.fileno() for sock in sockets.sockets]
+    fds = [sock.fileno() for bound in sockets.values() for sock in bound.sockets]
     for fd in [read, *fds]:
         os.set_inheritable(fd, True)
     root = str(Path(__file__).resolve().parent.parent)  # where the delivery package is
@@ -124,33 +124,51 @@ def _become_supervisor(settings: Settings, sockets: listeners.Listeners) -> NoRe
     # would replace ours.
     os.execve(sys.executable, [
         sys.executable, "-P", "-m", "mr_engine.delivery.workers", "--settings-fd", str(read),
-        "--listen-fds", ",".join(map(str, fds)),
-        *[arg for path in sockets.unix_paths for arg in ("--unix-path", path)]], env)
+        *[arg for name, bound in sockets.items() for arg in ("--listen", _fds_of(name, bound))],
+        *[arg for bound in sockets.values() for path in bound.unix_paths
+          for arg in ("--unix-path", path)]], env)
+
+
+def _fds_of(name: str, bound: listeners.Listeners) -> str:
+    """``lmtp=3,4``: a front end's name and the descriptors of its sockets."""
+    return f"{name}={','.join(str(sock.fileno()) for sock in bound.sockets)}"
+
+
+def _sockets_from(listen: list[str], unix_paths: list[str]) -> frontends.Bound:
+    """What ``_become_supervisor`` passed, as sockets again (the unix paths are removed at
+    stop by whichever front end's Listeners holds them: the first)."""
+    bound: frontends.Bound = {}
+    for item in listen:
+        name, _, fds = item.partition("=")
+        bound[name] = listeners.Listeners(
+            sockets=[socket.socket(fileno=int(fd)) for fd in fds.split(",")])
+    if bound and unix_paths:
+        next(iter(bound.values())).unix_paths.extend(unix_paths)
+    return bound
 
 
 def main(argv: list[str] | None = None) -> int:
     """The supervisor, as ``serve`` execs it."""
     parser = argparse.ArgumentParser(prog="python -m mr_engine.delivery.workers")
     parser.add_argument("--settings-fd", type=int, required=True)
-    parser.add_argument("--listen-fds", required=True)
+    parser.add_argument("--listen", action="append", default=[], metavar="NAME=FD,FD")
     parser.add_argument("--unix-path", action="append", default=[])
     args = parser.parse_args(argv)
     with os.fdopen(args.settings_fd) as pipe:
         values = json.load(pipe)
-    values["lmtp_listen"] = tuple(values["lmtp_listen"])
+    # JSON has no tuples: list settings (the *_listen addresses) are tuples again.
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
     settings = Settings(**values)
     setup_logging(settings.log_level)
-    sockets = listeners.Listeners(
-        sockets=[socket.socket(fileno=int(fd)) for fd in args.listen_fds.split(",")],
-        unix_paths=args.unix_path)
+    sockets = _sockets_from(args.listen, args.unix_path)
     try:
         return Supervisor(settings, sockets).run()
     finally:
-        sockets.close()
+        frontends.close_all(sockets)
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, sockets: listeners.Listeners) -> None:
+    def __init__(self, settings: Settings, sockets: frontends.Bound) -> None:
         self.settings = settings
         self.sockets = sockets
         self.count = settings.worker_count
@@ -160,7 +178,8 @@ class Supervisor:
         self.failed = False
 
     def run(self) -> int:
-        addresses = ", ".join(self.sockets.addresses())  # before a signal closes them
+        # Before a signal closes them.
+        addresses = ", ".join(a for bound in self.sockets.values() for a in bound.addresses())
         for signum in _STOP_SIGNALS:
             signal.signal(signum, self._on_signal)
         _let_stop_signals_in()  # one sent since serve started is handled here, at once
@@ -197,7 +216,7 @@ class Supervisor:
         self.stopping = True
         # New clients are refused at once rather than left waiting in the backlog until
         # the workers have finished (they close their own copies first thing too).
-        self.sockets.close()
+        frontends.close_all(self.sockets)
         for pid in self.children:
             try:
                 os.kill(pid, signal.SIGTERM)
