@@ -66,15 +66,6 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank]
 
 
-def dot_stuff(message: bytes) -> bytes:
-    """The DATA body on the wire: CRLF lines, leading dots doubled, the final dot."""
-    lines = message.replace(b"\r\n", b"\n").split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    stuffed = [b"." + line if line.startswith(b".") else line for line in lines]
-    return b"\r\n".join(stuffed) + b"\r\n.\r\n"
-
-
 class Connection:
     """One LMTP session on a stream pair."""
 

@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         base_url = args.database_url
         if args.postgres:
-            from . import pgcluster
+            from mr_engine.testing import pgcluster
             missing = pgcluster.binaries_missing()
             if missing:
                 print(missing, file=sys.stderr)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from email.message import EmailMessage
 
-from .client import dot_stuff
+from mr_engine.testing.ical import ical_time
+from mr_engine.testing.lmtp_client import dot_stuff
 
 DOMAIN = "bench.example"
 SENDER = f"sender@{DOMAIN}"
@@ -37,10 +38,6 @@ def plain_template(size: int = 2048) -> bytes:
 
 def with_message_id(template: bytes, message_id: str) -> bytes:
     return template.replace(MSGID, message_id.encode(), 1)
-
-
-def ical_time(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
 def invite_template(attendee: str) -> bytes:

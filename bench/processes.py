@@ -23,6 +23,8 @@ import threading
 import time
 from pathlib import Path
 
+from mr_engine.testing.processes import children, engine_command, free_port
+
 START_TIMEOUT = 60.0
 DOVECOT_HINT = ("Dovecot's LMTP server is not installed; install it with\n"
                 "    apt-get install dovecot-lmtpd\n"
@@ -31,12 +33,6 @@ DOVECOT_HINT = ("Dovecot's LMTP server is not installed; install it with\n"
 
 class StartError(RuntimeError):
     pass
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, timeout: float, log: Path) -> None:
@@ -106,15 +102,6 @@ class MemoryWatch:
         return self.peak_kb
 
 
-def children(pid: int) -> list[int]:
-    """The process ids of a live process's children."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as fh:
-            return [int(child) for child in fh.read().split()]
-    except OSError:
-        return []
-
-
 def _stop(proc: subprocess.Popen, timeout: float = 30.0) -> int:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -124,14 +111,6 @@ def _stop(proc: subprocess.Popen, timeout: float = 30.0) -> int:
             proc.kill()
             proc.wait(10)
     return proc.returncode
-
-
-def engine_command() -> list[str]:
-    """``mr-engine serve``: the console script next to this interpreter, else the module."""
-    script = Path(sys.executable).parent / "mr-engine"
-    if script.exists():
-        return [str(script), "serve"]
-    return [sys.executable, "-m", "mr_engine.cli.main", "serve"]
 
 
 _OURS = ("MR_ENGINE_DATABASE_URL", "MR_ENGINE_LMTP_LISTEN", "MR_ENGINE_SMARTHOST")

@@ -1,4 +1,5 @@
-"""Shared fixtures: a fixed clock, and a fresh real database per test (SQLite and PostgreSQL).
+"""Shared fixtures: a fixed clock, a fresh real database per test (SQLite and PostgreSQL), and
+a real SMTP smarthost. The shared helpers that are not fixtures are in ``mr_engine.testing``.
 
 Tests that take ``db_url`` run once per backend. PostgreSQL comes from
 ``MR_ENGINE_TEST_PG_URL`` or from a throwaway cluster started here; each test gets a new
@@ -10,21 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import os
-import sys
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from mr_engine.store.db import open_database
+from mr_engine.testing import pgcluster
+from mr_engine.testing.smarthost import Smarthost
+from mr_engine.testing.times import NOW
 
-from bench import pgcluster
-
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "fixtures"
-BIN = Path(sys.executable).parent
-NOW = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.timezone.utc)
 _counter = itertools.count()
 
 
@@ -81,3 +77,11 @@ def db(db_url):
     database = open_database(db_url)
     yield database
     database.dispose()
+
+
+@pytest.fixture
+def smarthost():
+    """A real SMTP smarthost on loopback, recording what it accepts."""
+    host = Smarthost().start()
+    yield host
+    host.stop()

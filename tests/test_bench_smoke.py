@@ -11,9 +11,9 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
+from mr_engine.testing.paths import checkout_of
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = checkout_of(__file__)
 
 
 def _run_smoke() -> subprocess.CompletedProcess:

@@ -17,8 +17,8 @@ from mr_engine.store.models import OutboundMessage
 from mr_engine.store.oof_state import get_oof
 from mr_engine.store.stores import create_store
 
-from .conftest import BIN
-from .test_relay import Smarthost
+from mr_engine.testing.paths import BIN
+from mr_engine.testing.smarthost import Smarthost
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")

@@ -10,7 +10,7 @@ import pytest
 from mr_engine.config import ConfigError, Settings, load_settings, parse_duration, parse_size
 from mr_engine.core.passwords import hash_password, verify_password
 
-from .conftest import BIN
+from mr_engine.testing.paths import BIN
 
 
 def test_defaults_work_out_of_the_box():

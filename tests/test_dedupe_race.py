@@ -18,11 +18,11 @@ from mr_engine.store.stores import ensure_store
 from mr_engine.store.models import DeliveredMessageId, Store
 from mr_engine.store.oof_state import set_oof
 
-from bench.client import dot_stuff
-
-from .lmtp_harness import RawClient
-from .test_lmtp import add_users, messages_of
-from .test_meeting_delivery import HOUR, NOW, ROOM, T9, add_resource, agenda, outbox, server_at
+from mr_engine.testing.accounts import ROOM, add_resource, add_users
+from mr_engine.testing.lmtp_client import RawClient, dot_stuff
+from mr_engine.testing.servers import server_at
+from mr_engine.testing.store_views import agenda, messages_of, outbox_rows
+from mr_engine.testing.times import HOUR, NOW, T9
 
 TRIES = 40
 
@@ -83,7 +83,7 @@ def test_one_copy_one_booking_one_auto_reply_whatever_the_timing(db, db_url):
     assert len(messages_of(db, "room")) == TRIES
     assert len(messages_of(db, "alice")) == TRIES
     assert len(agenda(db_url, "room")) == TRIES
-    queued = outbox(db)
+    queued = outbox_rows(db)
     assert sum(m.sender == ROOM for m in queued) == TRIES  # one REPLY a request
     assert sum(m.sender == "" for m in queued) == TRIES  # one auto-reply a message
 

@@ -7,7 +7,6 @@ import email
 import smtplib
 import time
 
-import pytest
 from sqlalchemy import select
 
 from mr_engine.store.outbox import enqueue
@@ -15,19 +14,14 @@ from mr_engine.store.directory import create_user, get_user
 from mr_engine.store.models import Message
 from mr_engine.store.oof_state import set_oof
 
-from .conftest import NOW
-from .invites import invite
-from .lmtp_harness import RunningServer
-from .test_lmtp import make_settings, messages_of, msg
-from .test_meeting_delivery import HOUR, ROOM, T9, add_resource, deliver
-from .test_relay import Smarthost
-
-
-@pytest.fixture
-def smarthost():
-    host = Smarthost().start()
-    yield host
-    host.stop()
+from mr_engine.testing.accounts import ROOM, add_resource
+from mr_engine.testing.invites import invite
+from mr_engine.testing.lmtp_client import deliver
+from mr_engine.testing.mail import msg
+from mr_engine.testing.servers import RunningServer, make_settings
+from mr_engine.testing.smarthost import Smarthost
+from mr_engine.testing.store_views import messages_of
+from mr_engine.testing.times import HOUR, NOW, T9
 
 
 def wait_for(predicate, timeout: float = 5.0) -> float:

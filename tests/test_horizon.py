@@ -23,12 +23,15 @@ from mr_engine.store.models import Booking, Mailbox
 
 from mr_engine.services.meeting_requests import extend_and_queue
 
-from .conftest import BIN, FIXTURES
-from .invites import invite, reply_vevents
-from .lmtp_harness import RunningServer
-from .test_lmtp import make_settings
-from .test_meeting_delivery import (HOUR, NOW, ROOM, T9, add_resource, agenda, deliver, outbox,
-                                    server_at)
+from mr_engine.testing.accounts import ROOM, add_resource
+from mr_engine.testing.invites import invite, reply_vevents
+from mr_engine.testing.lmtp_client import deliver
+from mr_engine.testing.paths import BIN, checkout_of
+from mr_engine.testing.servers import RunningServer, make_settings, server_at
+from mr_engine.testing.store_views import agenda, outbox_rows
+from mr_engine.testing.times import HOUR, NOW, T9
+
+FIXTURES = checkout_of(__file__) / "fixtures"
 
 DAY = dt.timedelta(days=1)
 WEEK = 7 * DAY
@@ -78,7 +81,7 @@ def test_a_single_meeting_on_a_series_date_300_days_later_is_declined(db, db_url
         clock.now = NOW + 300 * DAY
         day = T9 + 43 * WEEK  # 301 days on: beyond the series' first window of 180 days
         deliver(server.port, invite("single", day, day + HOUR, ROOM))
-    decline = outbox(db)[-1]
+    decline = outbox_rows(db)[-1]
     assert decline.subject == "Declined: Planning"
     assert "conflict on" in str(reply_vevents(decline.content)[0]["COMMENT"])
     assert _starts(db_url, day - HOUR, day + 2 * HOUR) == [_iso(day)]
@@ -142,7 +145,7 @@ def test_an_occurrence_due_on_a_taken_slot_is_declined_with_its_own_reply(db, db
     assert (done.series, done.declined) == (1, 1)
     assert [e["uid"] for e in agenda(db_url, "room", _iso(taken), _iso(taken + HOUR))] == \
         ["single"]
-    decline = outbox(db)[-1]
+    decline = outbox_rows(db)[-1]
     assert decline.recipients == "organizer@remote.example"
     [vevent] = reply_vevents(decline.content)
     assert vevent["ATTENDEE"].params["PARTSTAT"] == "DECLINED"
@@ -152,9 +155,9 @@ def test_an_occurrence_due_on_a_taken_slot_is_declined_with_its_own_reply(db, db
 
 def test_without_decline_conflict_the_due_occurrence_is_booked_beside_it(db, db_url):
     taken = _taken_slot(db, db_url, decline_conflict=False)
-    replies = len(outbox(db))
+    replies = len(outbox_rows(db))
     done = _extend(db, db_url, NOW)
-    assert (done.series, done.declined) == (1, 0) and len(outbox(db)) == replies
+    assert (done.series, done.declined) == (1, 0) and len(outbox_rows(db)) == replies
     assert sorted(e["uid"] for e in agenda(db_url, "room", _iso(taken), _iso(taken + HOUR))) \
         == ["series", "single"]
 

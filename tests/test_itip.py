@@ -4,60 +4,22 @@ from __future__ import annotations
 
 import email
 import email.policy
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from email.message import EmailMessage, Message
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from mr_engine.core.imip import find_calendar
-from mr_engine.core.itip import Invitation, InvitationError, is_attendee, parse_invitation
+from mr_engine.core.itip import InvitationError, is_attendee, parse_invitation
+from mr_engine.testing.ical import INVITED_ROOM, parse_fixture, vcalendar, vevent
+from mr_engine.testing.paths import checkout_of
+from mr_engine.testing.times import BERLIN, utc
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-UTC = timezone.utc
-BERLIN = ZoneInfo("Europe/Berlin")
-ROOM = "room1@example.org"
+FIXTURES = checkout_of(__file__) / "fixtures"
+ROOM = INVITED_ROOM
 # itip.py silences this at import; pytest restores the default filters per test.
 pytestmark = pytest.mark.filterwarnings("ignore::icalendar.error.GloballyUniqueTZIDGuessed")
-
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
-
-
-def vevent(*lines: str, uid: str = "meeting-1@example.org", start: str = "DTSTART:20260317T100000Z",
-           end: str = "DTEND:20260317T110000Z") -> str:
-    """A VEVENT organised by alice with the room invited; *lines* add or override."""
-    head = [f"UID:{uid}", "DTSTAMP:20260301T120000Z", start, end, "SUMMARY:Planning",
-            "ORGANIZER;CN=Alice:mailto:alice@example.org",
-            f"ATTENDEE;CN=Room 1;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{ROOM}"]
-    overridden = {_name(line) for line in lines}
-    head = [h for h in head if h and _name(h) not in overridden]
-    return "\r\n".join(["BEGIN:VEVENT", *head, *lines, "END:VEVENT"])
-
-
-def _name(line: str) -> str:
-    return line.split(":")[0].split(";")[0].upper()
-
-
-def vcalendar(*components: str, method: str = "REQUEST") -> bytes:
-    """A VCALENDAR around *components* (VEVENT/VTIMEZONE text), CRLF lines."""
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//mr-engine tests//EN"]
-    lines += [f"METHOD:{method}"] if method else []
-    return ("\r\n".join([*lines, *components, "END:VCALENDAR"]) + "\r\n").encode("utf-8")
-
-
-def load_eml(name: str) -> Message:
-    return email.message_from_bytes((FIXTURES / name).read_bytes())
-
-
-def parse_fixture(name: str, zone=BERLIN) -> Invitation:
-    if name.endswith(".eml"):
-        data = find_calendar(load_eml(name))
-        assert data is not None
-        return parse_invitation(data, zone)
-    return parse_invitation((FIXTURES / name).read_bytes(), zone)
 
 
 # --- every Thunderbird fixture ---------------------------------------------------------
@@ -88,7 +50,7 @@ MOZILLA = [
 
 @pytest.mark.parametrize(("name", "method", "uid", "start", "minutes", "invited"), MOZILLA)
 def test_rfc6047_every_thunderbird_fixture_parses(name, method, uid, start, minutes, invited) -> None:
-    inv = parse_fixture(f"mozilla/{name}")
+    inv = parse_fixture(FIXTURES / f"mozilla/{name}")
     first = inv.events[0]
     assert (inv.method, first.start, first.end) == (method, start, start + timedelta(minutes=minutes))
     assert inv.uid.startswith(uid) and first.uid == inv.uid
@@ -98,25 +60,25 @@ def test_rfc6047_every_thunderbird_fixture_parses(name, method, uid, start, minu
 
 @pytest.mark.parametrize("name", ["message-non-invite.eml", "message-containing-event.eml"])
 def test_publish_with_organizer_but_no_attendee_is_not_an_invitation(name: str) -> None:
-    inv = parse_fixture(f"mozilla/{name}")
+    inv = parse_fixture(FIXTURES / f"mozilla/{name}")
     assert inv.method == "PUBLISH"
     assert inv.events[0].organizer and not any(e.attendees for e in inv.events)
 
 
 def test_outlook_cn_folded_mid_word_and_windows_zone_label() -> None:
-    event = parse_fixture("mozilla/outlook-test-invite.eml").events[0]
+    event = parse_fixture(FIXTURES / "mozilla/outlook-test-invite.eml").events[0]
     assert event.attendees[0].cn == "Homer" and event.attendees[0].rsvp
     assert (event.tzid, event.organizer, event.organizer_cn) == ("FLE Standard Time", "marge@example.org", "Marge")
     assert event.start.astimezone(ZoneInfo("Europe/Helsinki")).hour == 9
 
 
 def test_google_invite_with_duplicated_calendar_part_yields_one_event() -> None:
-    inv = parse_fixture("mozilla/meet-meeting-invite.eml")
+    inv = parse_fixture(FIXTURES / "mozilla/meet-meeting-invite.eml")
     assert len(inv.events) == 1 and inv.prodid.startswith("-//Google Inc//")
 
 
 def test_cancel_without_dtstart_keeps_rrule_and_exdate() -> None:
-    event = parse_fixture("mozilla/cancel-repeat-event.eml").events[0]
+    event = parse_fixture(FIXTURES / "mozilla/cancel-repeat-event.eml").events[0]
     assert event.status == "CANCELLED" and event.sequence == 1
     assert event.rrule and event.exdates == (utc(2022, 3, 17, 11),)
 
@@ -318,7 +280,7 @@ def test_rfc5545_3_6_1_start_and_end(start: str, end: str, expected) -> None:
     ],
 )
 def test_rfc5545_3_2_19_zones_of_real_clients(name: str, start: datetime, tzid: str) -> None:
-    event = parse_fixture(name).events[0]
+    event = parse_fixture(FIXTURES / name).events[0]
     assert (event.start, event.tzid) == (start, tzid)
 
 
@@ -346,20 +308,20 @@ def test_rfc5545_3_8_4_4_recurrence_id(line: str, expected: datetime, future: bo
 
 
 def test_rdate_periods_keep_their_duration() -> None:
-    master = parse_fixture("icalendar/rfc_7265_appendix_example_2_ical.ics").events[0]
+    master = parse_fixture(FIXTURES / "icalendar/rfc_7265_appendix_example_2_ical.ics").events[0]
     assert master.rrule == ("FREQ=DAILY;COUNT=5",)
     assert master.rdates == (datetime(2006, 1, 2, 15, tzinfo=ZoneInfo("US/Eastern")),)
     assert master.rdate_periods == ((master.rdates[0], timedelta(hours=2)),)
 
 
 def test_lotus_thisandfuture_override_with_rdate_period_list() -> None:
-    (event,) = parse_fixture("icalendar/issue_156_RDATE_with_PERIOD_TZID_khal_2.ics").events
+    (event,) = parse_fixture(FIXTURES / "icalendar/issue_156_RDATE_with_PERIOD_TZID_khal_2.ics").events
     assert event.this_and_future and event.recurrence_id == utc(2021, 11, 1, 15)
     assert [length for _, length in event.rdate_periods] == [timedelta(minutes=30)] * 4
 
 
 def test_outlook_date_time_exdate_on_all_day_series_keeps_its_zone() -> None:
-    event = parse_fixture("icalendar/alarm_outlook_in_future.ics").events[0]
+    event = parse_fixture(FIXTURES / "icalendar/alarm_outlook_in_future.ics").events[0]
     assert event.all_day and event.exdate_days == ()
     assert [e.date().isoformat() for e in event.exdates] == ["2024-07-15"]
 
@@ -389,7 +351,7 @@ def test_master_first_then_overrides_by_recurrence_id_and_only_the_first_uid() -
 
 
 def test_override_only_request_has_no_master() -> None:
-    assert parse_fixture("mozilla/exception-minor.eml").master is None
+    assert parse_fixture(FIXTURES / "mozilla/exception-minor.eml").master is None
 
 
 # --- people and the rest ---------------------------------------------------------------------
@@ -405,7 +367,7 @@ def test_is_attendee_none_for_other_addresses_and_organizer() -> None:
 
 
 def test_rfc5545_attendee_parameters_and_upper_case_mailto() -> None:
-    inv = parse_fixture("icalendar/property_params.ics")
+    inv = parse_fixture(FIXTURES / "icalendar/property_params.ics")
     event = inv.events[0]
     assert event.organizer == "rembrand@daxlab.com" and event.sequence == 2
     assert [(a.address, a.cn, a.partstat, a.rsvp) for a in event.attendees][:2] == [
@@ -414,8 +376,8 @@ def test_rfc5545_attendee_parameters_and_upper_case_mailto() -> None:
 
 
 def test_own_fixtures_apple_and_exchange_name_the_resource() -> None:
-    apple = parse_fixture("own/apple-weekly-dst.eml")
-    exchange = parse_fixture("own/exchange-series-exception.eml")
+    apple = parse_fixture(FIXTURES / "own/apple-weekly-dst.eml")
+    exchange = parse_fixture(FIXTURES / "own/exchange-series-exception.eml")
     assert is_attendee(apple, [ROOM]).cn == "Room 1 (Berlin)"
     assert apple.events[0].summary == "Weekly planning – Büro"
     assert is_attendee(exchange, ["beamer2@example.org"]).address == "beamer2@example.org"

@@ -12,8 +12,6 @@ import json
 import os
 import re
 import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,8 +21,9 @@ from mr_engine.cli.kopano_cli import main
 from mr_engine.store.db import open_database
 from mr_engine.store.models import Mailbox, OutOfOffice
 from mr_engine.core.passwords import verify_password
+from mr_engine.testing.paths import BIN
 
-KOPANO_CLI = str(Path(sys.executable).parent / "kopano-cli")
+KOPANO_CLI = str(BIN / "kopano-cli")
 MB = 1024 * 1024
 
 

@@ -14,43 +14,17 @@ from sqlalchemy import select, text
 
 from mr_engine.delivery import pipeline
 from mr_engine.delivery.context import Delivery
-from mr_engine.config import Settings
 from mr_engine.store.db import open_database
-from mr_engine.store.directory import add_member, create_group, create_user, get_user, update_user
-from mr_engine.store.messages import list_messages
+from mr_engine.store.directory import add_member, create_group, get_user
 from mr_engine.store.models import Message
 from mr_engine.store.stores import store_of
 
-from .conftest import BIN, NOW
-from .lmtp_harness import RawClient, RunningServer, send_message
-
-
-def make_settings(db_url: str, **changes) -> Settings:
-    base = Settings(database_url=db_url, lmtp_listen=("127.0.0.1:0",), hostname="mx.test",
-                    smarthost="127.0.0.1:9")
-    return base.replace(**changes)
-
-
-def add_users(db, *names: str, **fields) -> None:
-    with db.write() as session:
-        for name in names:
-            user = create_user(session, name=name, email=f"{name}@example.com",
-                               fullname=name.title(), now=NOW)
-            if fields:
-                update_user(session, user, **fields)
-
-
-def messages_of(db, name: str, folder: str | None = None):
-    with db.read() as session:
-        store = store_of(session, get_user(session, name))
-        return [] if store is None else list_messages(session, store, folder)
-
-
-def msg(subject: str = "Hello", message_id: str | None = "<m1@example.com>",
-        body: str = "Hi there.\r\n", extra: str = "") -> bytes:
-    mid = f"Message-ID: {message_id}\r\n" if message_id else ""
-    return (f"From: Sender <sender@remote.example>\r\nTo: alice@example.com\r\n"
-            f"Subject: {subject}\r\n{mid}{extra}\r\n{body}").encode()
+from mr_engine.testing.accounts import add_users
+from mr_engine.testing.lmtp_client import RawClient, send_message
+from mr_engine.testing.mail import msg
+from mr_engine.testing.paths import BIN
+from mr_engine.testing.servers import RunningServer, make_settings
+from mr_engine.testing.store_views import messages_of
 
 
 @pytest.fixture

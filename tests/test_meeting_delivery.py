@@ -3,56 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import smtplib
 import subprocess
 import threading
 
-from sqlalchemy import select
-
-from mr_engine.store.directory import create_user, update_user
 from mr_engine.core.itip import read_calendar
-from mr_engine.store.models import OutboundMessage
+from mr_engine.testing.accounts import ROOM, add_resource
+from mr_engine.testing.invites import invite, reply_vevents
+from mr_engine.testing.lmtp_client import RawClient, deliver, send_message
+from mr_engine.testing.paths import BIN, checkout_of
+from mr_engine.testing.servers import RunningServer, server_at
+from mr_engine.testing.store_views import agenda, messages_of, outbox_rows
+from mr_engine.testing.times import HOUR, NOW, T9, UTC
 
-from .conftest import BIN, FIXTURES, NOW
-from .invites import invite, reply_vevents
-from .lmtp_harness import RawClient, RunningServer, send_message
-from .test_lmtp import make_settings, messages_of
-
-UTC = dt.timezone.utc
-ROOM = "room@example.com"
-T9 = dt.datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
-HOUR = dt.timedelta(hours=1)
-
-
-def add_resource(db, name: str, email: str, **fields) -> None:
-    settings = {"resource_type": "room", "mr_accept": True, "mr_decline_conflict": True}
-    settings.update(fields)
-    with db.write() as session:
-        update_user(session, create_user(session, name=name, email=email, fullname=name.title(),
-                                         now=NOW), **settings)
-
-
-def deliver(port: int, message: bytes, to: str = ROOM) -> None:
-    with smtplib.LMTP("127.0.0.1", port) as client:
-        assert client.sendmail("organizer@remote.example", [to], message) == {}
-
-
-def outbox(db) -> list[OutboundMessage]:
-    with db.read() as session:
-        return list(session.scalars(select(OutboundMessage).order_by(OutboundMessage.id)))
-
-
-def agenda(db_url: str, user: str, start="2020-01-01T00:00:00Z", end="2030-01-01T00:00:00Z"):
-    out = subprocess.run([str(BIN / "mr-engine"), "agenda", user, "--start", start,
-                          "--end", end, "--json"],
-                         env={"MR_ENGINE_DATABASE_URL": db_url}, capture_output=True, text=True,
-                         check=True).stdout
-    return json.loads(out)
-
-
-def server_at(db_url: str, now: dt.datetime, **changes) -> RunningServer:
-    return RunningServer(make_settings(db_url, **changes), clock=lambda: now)
+FIXTURES = checkout_of(__file__) / "fixtures"
 
 
 def test_request_is_booked_replied_and_filed_as_processed(db, db_url):
@@ -63,7 +26,7 @@ def test_request_is_booked_replied_and_filed_as_processed(db, db_url):
     assert entry == {"uid": "u1", "recurrence_id": None, "summary": "Planning",
                      "start": "2026-03-10T09:00:00Z", "end": "2026-03-10T10:00:00Z",
                      "organizer": "organizer@remote.example", "status": "booked"}
-    [reply] = outbox(db)
+    [reply] = outbox_rows(db)
     assert reply.sender == ROOM and reply.recipients == "organizer@remote.example"
     assert reply.subject == "Accepted: Planning" and reply.status == "queued"
     [vevent] = reply_vevents(reply.content)
@@ -78,9 +41,9 @@ def test_conflicting_request_is_declined_with_the_reason(db, db_url):
         deliver(server.port, invite("b", T9 + HOUR / 2, T9 + HOUR * 1.5, ROOM))
         deliver(server.port, invite("c", T9 + HOUR, T9 + 2 * HOUR, ROOM))  # back-to-back
     assert [e["uid"] for e in agenda(db_url, "room")] == ["a", "c"]
-    subjects = [m.subject for m in outbox(db)]
+    subjects = [m.subject for m in outbox_rows(db)]
     assert subjects == ["Accepted: Planning", "Declined: Planning", "Accepted: Planning"]
-    [declined] = reply_vevents(outbox(db)[1].content)
+    [declined] = reply_vevents(outbox_rows(db)[1].content)
     assert str(declined["ATTENDEE"].params["PARTSTAT"]) == "DECLINED"
     assert "2026-03-10" in str(declined["COMMENT"])
 
@@ -91,7 +54,7 @@ def test_same_request_delivered_twice_books_and_replies_once(db, db_url):
     with server_at(db_url, NOW) as server:
         deliver(server.port, message)
         deliver(server.port, message)
-    assert len(agenda(db_url, "room")) == 1 and len(outbox(db)) == 1
+    assert len(agenda(db_url, "room")) == 1 and len(outbox_rows(db)) == 1
 
 
 def test_update_moves_the_booking_and_stale_update_is_ignored(db, db_url):
@@ -105,7 +68,7 @@ def test_update_moves_the_booking_and_stale_update_is_ignored(db, db_url):
                                     dtstamp=stamp + HOUR))
     [entry] = agenda(db_url, "room")
     assert entry["start"] == "2026-03-10T12:00:00Z"
-    assert len(outbox(db)) == 2  # the stale revision got no reply
+    assert len(outbox_rows(db)) == 2  # the stale revision got no reply
 
 
 def test_cancel_frees_the_resource_without_a_reply(db, db_url):
@@ -115,7 +78,7 @@ def test_cancel_frees_the_resource_without_a_reply(db, db_url):
         deliver(server.port, invite("u1", T9, T9 + HOUR, ROOM, method="CANCEL", sequence=1))
         deliver(server.port, invite("u2", T9, T9 + HOUR, ROOM))
     assert [e["uid"] for e in agenda(db_url, "room")] == ["u2"]
-    assert [m.subject for m in outbox(db)] == ["Accepted: Planning"] * 2
+    assert [m.subject for m in outbox_rows(db)] == ["Accepted: Planning"] * 2
 
 
 def test_non_invitations_and_broken_calendars_reach_the_inbox(db, db_url):
@@ -128,7 +91,7 @@ def test_non_invitations_and_broken_calendars_reach_the_inbox(db, db_url):
         deliver(server.port, publish)
         deliver(server.port, invite("u9", T9, T9 + HOUR, "someone.else@example.com"))
     assert [m.folder for m in messages_of(db, "room")] == ["Inbox"] * 3
-    assert agenda(db_url, "room") == [] and outbox(db) == []
+    assert agenda(db_url, "room") == [] and outbox_rows(db) == []
 
 
 def test_mailbox_without_auto_accept_just_gets_the_mail(db, db_url):
@@ -143,7 +106,7 @@ def test_recurring_request_declined_when_recurring_is_not_allowed(db, db_url):
     add_resource(db, "room", ROOM, mr_decline_recurring=True)
     with server_at(db_url, NOW) as server:
         deliver(server.port, invite("s", T9, T9 + HOUR, ROOM, rrule="FREQ=WEEKLY;COUNT=4"))
-    [reply] = outbox(db)
+    [reply] = outbox_rows(db)
     assert reply.subject == "Declined: Planning"
     assert "recurring meetings are not allowed" in str(reply_vevents(reply.content)[0]["COMMENT"])
 
@@ -165,7 +128,7 @@ def test_thunderbird_series_exception_and_cancel(db, db_url):
                 "receiver@example.com")
     assert agenda(db_url, "receiver") == []
     assert all(m.folder == "Processed Requests" for m in messages_of(db, "receiver"))
-    assert [m.recipients for m in outbox(db)] == ["sender@example.com"] * 2
+    assert [m.recipients for m in outbox_rows(db)] == ["sender@example.com"] * 2
 
 
 def _storm(db_url: str, servers: list[RunningServer], count: int) -> None:
@@ -186,7 +149,7 @@ def test_parallel_requests_for_one_slot_accept_exactly_capacity(db, db_url):
     with server_at(db_url, NOW) as one, server_at(db_url, NOW) as two:
         _storm(db_url, [one, two], 12)
     assert len(agenda(db_url, "beamer")) == 3
-    subjects = sorted(m.subject for m in outbox(db))
+    subjects = sorted(m.subject for m in outbox_rows(db))
     assert subjects.count("Accepted: Planning") == 3 and subjects.count("Declined: Planning") == 9
 
 
@@ -204,7 +167,7 @@ def test_kopano_mr_accept_processes_stdin_like_delivery(db, db_url):
     cancel = run(invite("cli", future, future + HOUR, ROOM, method="CANCEL", sequence=1))
     assert cancel.returncode == 0 and cancel.stdout.decode().strip() == "cancelled"
     assert run(invite("x", future, future + HOUR, ROOM), user="ghost").returncode == 1
-    assert len(outbox(db)) == 2  # no reply to a CANCEL
+    assert len(outbox_rows(db)) == 2  # no reply to a CANCEL
 
 
 def test_outlook_invitation_in_a_windows_zone_is_booked_in_utc(db, db_url):
@@ -230,7 +193,7 @@ def test_rsvp_false_books_without_a_reply_and_missing_rsvp_still_gets_one(db, db
         deliver(server.port, invite("u1", T9, T9 + HOUR, ROOM, rsvp="FALSE"))
         deliver(server.port, no_rsvp)
     assert [e["uid"] for e in agenda(db_url, "room")] == ["u1", "u2"]
-    assert len(outbox(db)) == 1
+    assert len(outbox_rows(db)) == 1
 
 
 def test_series_within_conflict_limits_is_accepted_and_only_the_conflict_declined(db, db_url):
@@ -242,7 +205,7 @@ def test_series_within_conflict_limits_is_accepted_and_only_the_conflict_decline
     booked = [(e["uid"], e["start"][:10]) for e in agenda(db_url, "room")]
     assert booked == [("series", "2026-03-10"), ("single", "2026-03-17"),
                       ("series", "2026-03-24"), ("series", "2026-03-31")]
-    replies = outbox(db)[1:]
+    replies = outbox_rows(db)[1:]
     assert [r.subject for r in replies] == ["Accepted: Planning", "Declined: Planning"]
     [declined] = reply_vevents(replies[1].content)
     assert declined["RECURRENCE-ID"].dt == T9 + week
@@ -256,7 +219,7 @@ def test_several_declined_occurrences_share_one_reply_message(db, db_url):
         for n in (1, 2):
             deliver(server.port, invite(f"single{n}", T9 + n * week, T9 + n * week + HOUR, ROOM))
         deliver(server.port, invite("series", T9, T9 + HOUR, ROOM, rrule="FREQ=WEEKLY;COUNT=6"))
-    replies = outbox(db)[2:]
+    replies = outbox_rows(db)[2:]
     assert [r.subject for r in replies] == ["Accepted: Planning", "Declined: Planning"]
     declined = reply_vevents(replies[1].content)
     assert [v["RECURRENCE-ID"].dt for v in declined] == [T9 + week, T9 + 2 * week]
@@ -286,7 +249,7 @@ def test_one_calendar_parse_serves_every_resource_of_the_message(db, db_url, mon
     assert len(reads) == 1
     assert [e["uid"] for e in agenda(db_url, "room")] == ["both"]
     assert [e["uid"] for e in agenda(db_url, "beamer")] == ["both"]
-    assert sorted(r.sender for r in outbox(db)) == ["beamer@example.com", ROOM]
+    assert sorted(r.sender for r in outbox_rows(db)) == ["beamer@example.com", ROOM]
 
 
 def test_floating_times_are_read_in_each_resources_own_zone(db, db_url):

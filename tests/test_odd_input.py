@@ -16,10 +16,13 @@ import pytest
 
 from mr_engine.core.itip import EARLIEST, OUT_OF_RANGE, parse_invitation
 
-from .conftest import BIN
-from .invites import invite, reply_vevents
-from .test_lmtp import messages_of
-from .test_meeting_delivery import NOW, ROOM, add_resource, deliver, outbox, server_at
+from mr_engine.testing.accounts import ROOM, add_resource
+from mr_engine.testing.invites import invite, reply_vevents
+from mr_engine.testing.lmtp_client import deliver
+from mr_engine.testing.paths import BIN
+from mr_engine.testing.servers import server_at
+from mr_engine.testing.store_views import messages_of, outbox_rows
+from mr_engine.testing.times import NOW
 
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
 HOUR = dt.timedelta(hours=1)
@@ -68,7 +71,7 @@ def test_delivery_declines_an_out_of_range_request_without_a_traceback(db, db_ur
     add_resource(db, "room", ROOM)
     with caplog.at_level(logging.INFO), server_at(db_url, NOW) as server:
         deliver(server.port, _message(times))
-    [reply] = outbox(db)
+    [reply] = outbox_rows(db)
     [vevent] = reply_vevents(reply.content)
     assert vevent["ATTENDEE"].params["PARTSTAT"] == "DECLINED"
     assert OUT_OF_RANGE in str(vevent["COMMENT"])
@@ -101,7 +104,7 @@ def test_kopano_mr_accept_files_the_message_once_as_delivery_does(db, db_url):
     assert (again.returncode, again.stdout) == (0, b"ignored: already processed "
                                                    b"(duplicate Message-ID)\n")
     assert [m.folder for m in messages_of(db, "room")] == ["Processed Requests"]
-    assert len(outbox(db)) == 1
+    assert len(outbox_rows(db)) == 1
     plain = _mr_accept(db_url, b"Subject: hi\r\nMessage-ID: <p@x>\r\n\r\nplain mail\r\n")
     assert plain.returncode == 1 and b"filed in the Inbox" in plain.stderr
     assert [m.folder for m in messages_of(db, "room")] == ["Processed Requests", "Inbox"]

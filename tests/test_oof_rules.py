@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import email
 import email.policy
 
 import pytest
 
 from mr_engine.core.oof_rules import build_auto_reply, suppression_reason
+from mr_engine.testing.times import NOW
 
 USER = "alice@example.com"
 SENDER = "bob@example.org"
@@ -123,9 +123,6 @@ def test_undecodable_8bit_headers_do_not_crash_the_rules():
 
 
 # --- the reply ----------------------------------------------------------------------------
-
-NOW = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.timezone.utc)
-
 
 def reply(original: email.message.Message | None = None, **kw) -> email.message.EmailMessage:
     args = dict(original=original or message("References: <a@x> <b@x>"), to=SENDER,

@@ -14,9 +14,10 @@ from mr_engine.delivery.oof import out_of_office
 from mr_engine.config import Settings
 from mr_engine.store.db import open_database
 from mr_engine.store.directory import DirectoryError, create_user
-from mr_engine.store.models import OutboundMessage, OutOfOfficeLog
+from mr_engine.store.models import OutOfOfficeLog
 from mr_engine.store.oof_state import OofState, claim_reply, get_oof, set_oof
 from mr_engine.store.stores import create_store
+from mr_engine.testing.store_views import outbox_rows
 
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
@@ -134,11 +135,6 @@ def deliver(db, mailbox, now, *extra: str, sender: str = "bob@example.org",
                      batch=Batch.load(session, [mailbox.id]), meeting_request=meeting_request)
         out_of_office(d)
     return d
-
-
-def outbox_rows(db) -> list[OutboundMessage]:
-    with db.read() as session:
-        return list(session.scalars(select(OutboundMessage).order_by(OutboundMessage.id)))
 
 
 @pytest.fixture

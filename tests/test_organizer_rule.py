@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import logging
 
-from .invites import invite, reply_vevents
-from .test_meeting_delivery import (HOUR, NOW, ROOM, T9, add_resource, agenda, deliver, outbox,
-                                    server_at)
+from mr_engine.testing.accounts import ROOM, add_resource
+from mr_engine.testing.invites import invite, reply_vevents
+from mr_engine.testing.lmtp_client import deliver
+from mr_engine.testing.servers import server_at
+from mr_engine.testing.store_views import agenda, outbox_rows
+from mr_engine.testing.times import HOUR, NOW, T9
 
 BOSS = "boss@remote.example"
 MALLORY = "mallory@remote.example"
@@ -36,7 +39,7 @@ def test_cancel_from_another_attendee_changes_nothing_and_is_logged(db, db_url, 
                                  method="CANCEL", sequence=1))
     assert _booked(db_url) == before and before[0][1] == BOSS
     assert f"cancel from {MALLORY}, who is not the organizer {BOSS}" in caplog.text
-    assert len(outbox(db)) == 1  # boss's acceptance; no reply to a CANCEL
+    assert len(outbox_rows(db)) == 1  # boss's acceptance; no reply to a CANCEL
 
 
 def test_request_from_another_attendee_is_declined_to_them_and_the_booking_stays(db, db_url):
@@ -47,7 +50,7 @@ def test_request_from_another_attendee_is_declined_to_them_and_the_booking_stays
         _send(server, invite("m1", T9 + 3 * HOUR, T9 + 4 * HOUR, ROOM, organizer=MALLORY,
                              sequence=5))
     assert _booked(db_url) == before
-    decline = outbox(db)[-1]
+    decline = outbox_rows(db)[-1]
     assert decline.recipients == MALLORY and decline.subject.startswith("Declined")
     [vevent] = reply_vevents(decline.content)
     assert vevent["ATTENDEE"].params["PARTSTAT"] == "DECLINED"
@@ -66,7 +69,7 @@ def test_instance_request_and_this_and_future_cancel_from_another_are_refused(db
                              method="CANCEL", sequence=4,
                              extra=f"RECURRENCE-ID;RANGE=THISANDFUTURE:{second:%Y%m%dT%H%M%SZ}"))
     assert _booked(db_url) == before and len(before) == 10
-    replies = outbox(db)
+    replies = outbox_rows(db)
     assert [r.recipients for r in replies] == [BOSS, MALLORY]
     assert NOT_ORGANIZER in str(reply_vevents(replies[1].content)[0]["COMMENT"])
 

@@ -14,10 +14,10 @@ import pytest
 from mr_engine.delivery import listeners
 from mr_engine.store.store_access import prepare_sqlite_store
 
-from .conftest import BIN
-from .lmtp_harness import RawClient, ServeProcess, send_message
-from .test_lmtp import msg
-from .test_workers import serve_env
+from mr_engine.testing.lmtp_client import RawClient, send_message
+from mr_engine.testing.mail import msg
+from mr_engine.testing.paths import BIN
+from mr_engine.testing.servers import ServeProcess, serve_env
 
 GROUP = "daemon"  # a group every Debian machine has; the tests run as root
 GID = grp.getgrnam(GROUP).gr_gid

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
 
 import pytest
 
 from mr_engine.core.policy import Busy, Decision, ResourcePolicy, decide, effective_capacity
 from mr_engine.core.recurrence import Instance
+from mr_engine.testing.times import BERLIN, NOW, UTC
 
-UTC = timezone.utc
-BERLIN = ZoneInfo("Europe/Berlin")
-NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 DAY = datetime(2026, 3, 17, tzinfo=UTC)  # a Tuesday, Berlin is UTC+1
 
 

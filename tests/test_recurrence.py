@@ -11,9 +11,11 @@ import pytest
 from mr_engine.core.itip import Invitation, parse_invitation
 from mr_engine.core.recurrence import RecurrenceError, expand, is_recurring
 
-from .test_itip import parse_fixture, utc, vcalendar, vevent
+from mr_engine.testing.ical import parse_fixture, vcalendar, vevent
+from mr_engine.testing.paths import checkout_of
+from mr_engine.testing.times import BERLIN, utc
 
-BERLIN = ZoneInfo("Europe/Berlin")
+FIXTURES = checkout_of(__file__) / "fixtures"
 FAR = utc(2030, 1, 1)
 
 
@@ -41,7 +43,7 @@ def starts(instances, zone=timezone.utc) -> list[str]:
 @pytest.mark.parametrize(
     "inv",
     [
-        parse_fixture("own/apple-weekly-dst.eml"),  # Apple, VTIMEZONE Europe/Berlin
+        parse_fixture(FIXTURES / "own/apple-weekly-dst.eml"),  # Apple, VTIMEZONE Europe/Berlin
         series("FREQ=WEEKLY;COUNT=4", start="DTSTART;TZID=W. Europe Standard Time:20260317T090000",
                end="DTEND;TZID=W. Europe Standard Time:20260317T100000"),  # Windows name, no VTIMEZONE
     ],
@@ -56,7 +58,7 @@ def test_weekly_meeting_keeps_local_time_across_dst_switch(inv: Invitation) -> N
 
 
 def test_exchange_series_with_exdate_and_moved_exception() -> None:
-    instances = expand(parse_fixture("own/exchange-series-exception.eml"), FAR, 100)
+    instances = expand(parse_fixture(FIXTURES / "own/exchange-series-exception.eml"), FAR, 100)
     assert starts(instances, BERLIN) == ["2026-03-16 14:00", "2026-03-23 14:00", "2026-03-30 14:00",
                                          "2026-04-13 16:00", "2026-04-20 14:00"]  # 04-06 excluded
     moved = instances[3]
@@ -67,7 +69,7 @@ def test_exchange_series_with_exdate_and_moved_exception() -> None:
 
 
 def test_rfc7265_rdate_period_and_override() -> None:
-    instances = expand(parse_fixture("icalendar/rfc_7265_appendix_example_2_ical.ics"), FAR, 100)
+    instances = expand(parse_fixture(FIXTURES / "icalendar/rfc_7265_appendix_example_2_ical.ics"), FAR, 100)
     eastern = ZoneInfo("US/Eastern")
     assert starts(instances, eastern) == ["2006-01-02 12:00", "2006-01-02 15:00", "2006-01-03 12:00",
                                           "2006-01-04 14:00", "2006-01-05 12:00", "2006-01-06 12:00"]
@@ -75,7 +77,7 @@ def test_rfc7265_rdate_period_and_override() -> None:
 
 
 def test_rdate_period_and_exdate_with_tzid_across_dst() -> None:
-    instances = expand(parse_fixture("icalendar/period_with_timezone.ics"), FAR, 100)
+    instances = expand(parse_fixture(FIXTURES / "icalendar/period_with_timezone.ics"), FAR, 100)
     local = starts(instances, ZoneInfo("America/Vancouver"))
     assert len(local) == 9 and all(s.endswith("12:00") for s in local)
     assert "2023-12-20 12:00" not in local and "2023-12-13 12:00" in local
@@ -97,7 +99,7 @@ def test_rfc5545_3_8_5_1_exdate(exdate: str, expected: list[str]) -> None:
 
 
 def test_outlook_date_time_exdate_removes_day_of_all_day_series() -> None:
-    inv = parse_fixture("icalendar/alarm_outlook_in_future.ics", ZoneInfo("Europe/London"))
+    inv = parse_fixture(FIXTURES / "icalendar/alarm_outlook_in_future.ics", ZoneInfo("Europe/London"))
     instances = expand(inv, FAR, 100)
     london = ZoneInfo("Europe/London")
     assert starts(instances, london) == ["2024-07-01 00:00", "2024-07-29 00:00"]  # 07-15 excluded
@@ -130,7 +132,7 @@ def test_thisandfuture_shift_back_pulls_an_instance_into_the_window() -> None:
 
 
 def test_lotus_lone_thisandfuture_override_expands_its_rdates() -> None:
-    instances = expand(parse_fixture("icalendar/issue_156_RDATE_with_PERIOD_TZID_khal_2.ics"), FAR, 100)
+    instances = expand(parse_fixture(FIXTURES / "icalendar/issue_156_RDATE_with_PERIOD_TZID_khal_2.ics"), FAR, 100)
     assert starts(instances) == ["2021-11-01 15:00", "2021-12-06 15:00", "2022-01-03 15:00", "2022-02-07 15:00"]
 
 
@@ -165,7 +167,7 @@ def test_cancelled_override_is_marked_cancelled() -> None:
     ],
 )
 def test_single_event_and_lone_override_yield_one_instance(name: str, recurrence_id, start) -> None:
-    (instance,) = expand(parse_fixture(name), FAR, 100)
+    (instance,) = expand(parse_fixture(FIXTURES / name), FAR, 100)
     assert (instance.recurrence_id, instance.start) == (recurrence_id, start)
 
 
@@ -201,7 +203,7 @@ def test_unusable_rrule_is_refused(rule: str) -> None:
 
 
 def test_open_ended_rule_is_bounded_by_the_window() -> None:
-    inv = parse_fixture("icalendar/x_location.ics")  # weekdays since 2016, no COUNT/UNTIL
+    inv = parse_fixture(FIXTURES / "icalendar/x_location.ics")  # weekdays since 2016, no COUNT/UNTIL
     instances = expand(inv, utc(2026, 3, 16), 100, window_start=utc(2026, 3, 2))
     assert len(instances) == 10 and starts(instances, ZoneInfo("Europe/Zurich"))[0] == "2026-03-02 14:00"
 
@@ -251,7 +253,7 @@ def test_long_history_before_the_window_is_skipped_quickly() -> None:
      ("mozilla/exception-minor.eml", True), ("icalendar/rfc_7265_appendix_example_2_ical.ics", True)],
 )
 def test_is_recurring(name: str, recurring: bool) -> None:
-    assert is_recurring(parse_fixture(name)) == recurring
+    assert is_recurring(parse_fixture(FIXTURES / name)) == recurring
 
 
 UTC = timezone.utc

@@ -6,85 +6,18 @@ import asyncio
 import datetime as dt
 import threading
 import time
-from dataclasses import dataclass, field
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from sqlalchemy import select
 
-from bench.processes import free_port
 from mr_engine.store import outbox
 from mr_engine.store.outbox import retry_at
 from mr_engine.delivery.relay import Relay, parse_hostport, utcnow
-from mr_engine.config import Settings
 from mr_engine.store.db import open_database
-from mr_engine.store.models import OutboundMessage
+from mr_engine.testing.smarthost import Smarthost, relay_settings
+from mr_engine.testing.store_views import outbox_rows
 
 MINUTE = dt.timedelta(minutes=1)
-
-
-@dataclass
-class Received:
-    mail_from: str
-    rcpt_tos: list[str]
-    content: bytes
-
-
-@dataclass
-class Sink:
-    """The smarthost's handler: records accepted messages, answers what it is told to."""
-
-    received: list[Received] = field(default_factory=list)
-    rcpt_replies: dict[str, str] = field(default_factory=dict)
-    data_reply: str | None = None
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address in self.rcpt_replies:
-            return self.rcpt_replies[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        if self.data_reply:
-            return self.data_reply
-        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
-                                      envelope.content))
-        return "250 2.0.0 OK"
-
-
-class Smarthost:
-    """An aiosmtpd server on 127.0.0.1 that can be stopped and started on the same port."""
-
-    def __init__(self, **kwargs) -> None:
-        self.port = free_port()
-        self.sink = Sink()
-        self.kwargs = kwargs
-        self.controller: Controller | None = None
-
-    def start(self) -> "Smarthost":
-        self.controller = Controller(self.sink, hostname="127.0.0.1", port=self.port,
-                                     **self.kwargs)
-        self.controller.start()
-        return self
-
-    def stop(self) -> None:
-        if self.controller:
-            self.controller.stop()
-            self.controller = None
-
-
-@pytest.fixture
-def smarthost():
-    host = Smarthost().start()
-    yield host
-    host.stop()
-
-
-def relay_settings(port: int, **changes) -> Settings:
-    values = dict(smarthost=f"127.0.0.1:{port}", smarthost_timeout=5, queue_lifetime=3600,
-                  hostname="mr.test")
-    return Settings().replace(**{**values, **changes})
 
 
 def queue(db, now, n: int = 1, sender: str = "", recipients=("bob@example.org",)) -> list[int]:
@@ -92,11 +25,6 @@ def queue(db, now, n: int = 1, sender: str = "", recipients=("bob@example.org",)
         return [outbox.enqueue(session, sender=sender, recipients=list(recipients),
                                content=f"Subject: m{i}\nMessage-ID: <m{i}@t>\n\nbody {i}\n"
                                .encode(), subject=f"m{i}", now=now) for i in range(n)]
-
-
-def rows(db) -> list[OutboundMessage]:
-    with db.read() as session:
-        return list(session.scalars(select(OutboundMessage).order_by(OutboundMessage.id)))
 
 
 # --- the schedule (pure) ----------------------------------------------------------------------
@@ -132,7 +60,7 @@ def test_null_sender_is_sent_as_mail_from_empty_with_crlf_lines(db, now, smartho
     assert got.mail_from == "<>"  # aiosmtpd's record of MAIL FROM:<>
     assert got.rcpt_tos == ["bob@example.org"]
     assert got.content.startswith(b"Subject: m0\r\nMessage-ID: <m0@t>\r\n\r\nbody 0")
-    [row] = rows(db)
+    [row] = outbox_rows(db)
     assert (row.id, row.status, row.attempts, row.lease_owner, row.lease_until) == (
         msg_id, "sent", 1, None, None)
 
@@ -193,8 +121,8 @@ def test_smarthost_down_then_up_loses_nothing_and_sends_once(db, now):
     queue(db, now, n=3)
     relay = Relay(db, relay_settings(host.port))
     assert relay.run_once(now) == 3
-    assert {(r.status, r.attempts) for r in rows(db)} == {("queued", 1)}
-    assert all("smarthost" in r.last_error for r in rows(db))
+    assert {(r.status, r.attempts) for r in outbox_rows(db)} == {("queued", 1)}
+    assert all("smarthost" in r.last_error for r in outbox_rows(db))
     assert relay.run_once(now + dt.timedelta(seconds=10)) == 0  # not due yet
     host.start()
     try:
@@ -204,7 +132,7 @@ def test_smarthost_down_then_up_loses_nothing_and_sends_once(db, now):
         host.stop()
     assert sorted(r.content.split(b"\r\n")[0] for r in host.sink.received) == [
         b"Subject: m0", b"Subject: m1", b"Subject: m2"]
-    assert {(r.status, r.attempts) for r in rows(db)} == {("sent", 2)}
+    assert {(r.status, r.attempts) for r in outbox_rows(db)} == {("sent", 2)}
 
 
 def test_utf8_header_without_smtputf8_fails_at_once_and_with_it_is_sent(db, now, smarthost):
@@ -217,7 +145,7 @@ def test_utf8_header_without_smtputf8_fails_at_once_and_with_it_is_sent(db, now,
         Relay(db, relay_settings(ascii_only.port)).run_once(now)
     finally:
         ascii_only.stop()
-    [row] = rows(db)
+    [row] = outbox_rows(db)
     assert (row.status, row.recipients, row.last_error) == (
         "failed", "juergen@xn--bcher-kva.example",
         "553 5.6.7 the message's UTF-8 header (RFC 6532) needs SMTPUTF8, "
@@ -227,7 +155,7 @@ def test_utf8_header_without_smtputf8_fails_at_once_and_with_it_is_sent(db, now,
     Relay(db, relay_settings(smarthost.port)).run_once(now)
     [got] = smarthost.sink.received
     assert got.content.replace(b"\r\n", b"\n") == content.replace(b"\r\n", b"\n")
-    assert [r.status for r in rows(db)] == ["sent"]
+    assert [r.status for r in outbox_rows(db)] == ["sent"]
 
 
 def test_4xx_is_retried_with_backoff_then_250(db, now, smarthost):
@@ -235,12 +163,12 @@ def test_4xx_is_retried_with_backoff_then_250(db, now, smarthost):
     relay = Relay(db, relay_settings(smarthost.port))
     smarthost.sink.data_reply = "451 4.3.0 try again later"
     relay.run_once(now)
-    [row] = rows(db)
+    [row] = outbox_rows(db)
     assert (row.status, row.next_attempt_at) == ("queued", now + dt.timedelta(seconds=20))
     assert row.last_error == "451 4.3.0 try again later"
     smarthost.sink.data_reply = None
     relay.run_once(now + dt.timedelta(seconds=20))
-    [row] = rows(db)
+    [row] = outbox_rows(db)
     assert (row.status, row.attempts, row.last_error) == ("sent", 2, "")
     assert len(smarthost.sink.received) == 1
 
@@ -253,7 +181,7 @@ def test_5xx_fails_at_once(db, now, smarthost, where):
     else:
         smarthost.sink.data_reply = "554 5.7.1 rejected"
     Relay(db, relay_settings(smarthost.port)).run_once(now)
-    [row] = rows(db)
+    [row] = outbox_rows(db)
     assert (row.status, row.attempts) == ("failed", 1)
     assert row.last_error.startswith("55")
 
@@ -265,7 +193,7 @@ def test_temporary_failures_end_in_failed_after_queue_lifetime(db, now, smarthos
     moment = now
     for _ in range(10):
         relay.run_once(moment)
-        [row] = rows(db)
+        [row] = outbox_rows(db)
         if row.status != "queued":
             break
         assert row.next_attempt_at <= now + dt.timedelta(seconds=300)
@@ -280,13 +208,13 @@ def test_partial_refusal_splits_the_message_by_fate(db, now, smarthost):
                                         "never@example.org": "550 5.1.1 unknown"})
     relay = Relay(db, relay_settings(smarthost.port))
     relay.run_once(now)
-    got = [(r.status, r.recipients, r.created_at) for r in rows(db)]
+    got = [(r.status, r.recipients, r.created_at) for r in outbox_rows(db)]
     assert got == [("sent", "ok@example.org", now), ("queued", "later@example.org", now),
                    ("failed", "never@example.org", now)]
-    assert "550 5.1.1" in rows(db)[0].last_error and "450 4.2.1" in rows(db)[0].last_error
+    assert "550 5.1.1" in outbox_rows(db)[0].last_error and "450 4.2.1" in outbox_rows(db)[0].last_error
     smarthost.sink.rcpt_replies.clear()
     relay.run_once(now + MINUTE)
-    assert [r.status for r in rows(db)] == ["sent", "sent", "failed"]
+    assert [r.status for r in outbox_rows(db)] == ["sent", "sent", "failed"]
     assert [r.rcpt_tos for r in smarthost.sink.received] == [["ok@example.org"],
                                                              ["later@example.org"]]
 
@@ -299,7 +227,7 @@ def test_a_crashed_send_is_retried_after_its_lease_expires(db, now, smarthost):
     relay = Relay(db, relay_settings(smarthost.port))
     assert relay.run_once(now + MINUTE) == 0
     assert relay.run_once(now + 5 * MINUTE) == 1
-    [row] = rows(db)
+    [row] = outbox_rows(db)
     assert (row.status, row.attempts) == ("sent", 2)
     assert len(smarthost.sink.received) == 1
 
@@ -316,12 +244,12 @@ def test_smarthost_auth(db, now):
         wrong = relay_settings(host.port, smarthost_user="relay", smarthost_password="wrong")
         Relay(db, wrong).run_once(now)
         # An AUTH failure is the configuration's fault, not the message's: retried.
-        [row] = rows(db)
+        [row] = outbox_rows(db)
         assert row.status == "queued"
         assert row.last_error.startswith(f"smarthost 127.0.0.1:{host.port}: 535")
         right = relay_settings(host.port, smarthost_user="relay", smarthost_password="secret")
         Relay(db, right).run_once(now + MINUTE)
-        assert [r.status for r in rows(db)] == ["sent"]
+        assert [r.status for r in outbox_rows(db)] == ["sent"]
         assert len(host.sink.received) == 1
     finally:
         host.stop()
@@ -350,7 +278,7 @@ def test_two_relay_processes_send_each_message_exactly_once(db_url, now, smartho
         subjects = [r.content.split(b"\r\n")[0] for r in smarthost.sink.received]
         assert sorted(subjects) == sorted(f"Subject: m{i}".encode() for i in range(total))
         assert sum(counts) == total
-        assert {r.status for r in rows(workers[0])} == {"sent"}
+        assert {r.status for r in outbox_rows(workers[0])} == {"sent"}
     finally:
         for w in workers:
             w.dispose()

@@ -7,7 +7,6 @@ import email.policy
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from email.message import EmailMessage
-from zoneinfo import ZoneInfo
 
 import pytest
 from icalendar import Calendar
@@ -15,11 +14,12 @@ from icalendar import Calendar
 from mr_engine.core.itip import EventData, Invitation, parse_invitation
 from mr_engine.core.reply import PRODID, Answer, build_reply
 
-from .test_itip import parse_fixture, utc, vcalendar, vevent
+from mr_engine.testing.ical import INVITED_ROOM, parse_fixture, vcalendar, vevent
+from mr_engine.testing.paths import checkout_of
+from mr_engine.testing.times import BERLIN, NOW, utc
 
-BERLIN = ZoneInfo("Europe/Berlin")
-NOW = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
-ROOM = "room1@example.org"
+FIXTURES = checkout_of(__file__) / "fixtures"
+ROOM = INVITED_ROOM
 
 
 def reply(inv: Invitation, answers: list[Answer], message_id: str | None = "<req-1@example.org>",
@@ -38,7 +38,7 @@ def accept(event: EventData) -> Answer:
 
 
 def test_rfc6047_reply_message_structure() -> None:
-    inv = parse_fixture("mozilla/outlook-test-invite.eml")
+    inv = parse_fixture(FIXTURES / "mozilla/outlook-test-invite.eml")
     msg, raw = reply(inv, [accept(inv.events[0])])
     assert msg["From"] == "Room 1 <room1@example.org>"
     assert msg["To"] == "Marge <marge@example.org>"
@@ -57,7 +57,7 @@ def test_rfc6047_reply_message_structure() -> None:
 
 
 def test_rfc5546_3_2_3_reply_vevent() -> None:
-    inv = parse_fixture("mozilla/outlook-test-invite.eml")
+    inv = parse_fixture(FIXTURES / "mozilla/outlook-test-invite.eml")
     calendar = calendar_of(reply(inv, [accept(inv.events[0])])[0])
     assert (str(calendar["PRODID"]), str(calendar["VERSION"]), str(calendar["METHOD"])) == (PRODID, "2.0", "REPLY")
     (event,) = calendar.walk("VEVENT")
@@ -74,7 +74,7 @@ def test_rfc5546_3_2_3_reply_vevent() -> None:
 
 
 def test_decline_carries_the_reason_as_comment() -> None:
-    inv = parse_fixture("mozilla/update-major.eml")
+    inv = parse_fixture(FIXTURES / "mozilla/update-major.eml")
     reason = "conflict on 2022-03-16 06:00-06:30 (Europe/Berlin)"
     msg, _ = reply(inv, [Answer(inv.events[0], "DECLINED", reason, None)])
     (event,) = calendar_of(msg).walk("VEVENT")
@@ -85,7 +85,7 @@ def test_decline_carries_the_reason_as_comment() -> None:
 
 
 def test_declined_occurrence_of_an_accepted_series() -> None:
-    inv = parse_fixture("mozilla/repeat-event.eml")
+    inv = parse_fixture(FIXTURES / "mozilla/repeat-event.eml")
     master = inv.events[0]
     rid = utc(2022, 3, 17, 11)
     msg, _ = reply(inv, [accept(master), Answer(master, "DECLINED", "conflict", rid)])
@@ -98,7 +98,7 @@ def test_declined_occurrence_of_an_accepted_series() -> None:
 
 
 def test_answer_for_an_override_echoes_its_moved_times() -> None:
-    inv = parse_fixture("mozilla/exception-major.eml")
+    inv = parse_fixture(FIXTURES / "mozilla/exception-major.eml")
     override = inv.events[0]
     (event,) = calendar_of(reply(inv, [Answer(override, "ACCEPTED", "", override.recurrence_id)])[0]).walk("VEVENT")
     assert event["RECURRENCE-ID"].dt == utc(2022, 3, 17, 11)
@@ -123,7 +123,7 @@ def test_all_day_event_answers_with_date_values() -> None:
      "Hello\x00\x1b[2J\r\n\r\n<html>"],
 )
 def test_crlf_in_summary_or_cn_cannot_reach_a_header(evil: str) -> None:
-    inv = parse_fixture("mozilla/single-event.eml")
+    inv = parse_fixture(FIXTURES / "mozilla/single-event.eml")
     event = inv.events[0]
     poisoned = replace(event, summary=evil, organizer_cn=evil)
     msg, raw = reply(Invitation(inv.method, inv.uid, (poisoned,), inv.prodid), [accept(poisoned)],
@@ -138,19 +138,19 @@ def test_crlf_in_summary_or_cn_cannot_reach_a_header(evil: str) -> None:
 
 
 def test_no_request_message_id_means_no_threading_headers() -> None:
-    inv = parse_fixture("mozilla/single-event.eml")
+    inv = parse_fixture(FIXTURES / "mozilla/single-event.eml")
     msg, _ = reply(inv, [accept(inv.events[0])], message_id=None)
     assert "In-Reply-To" not in msg and "References" not in msg
 
 
 def test_message_ids_are_unique() -> None:
-    inv = parse_fixture("mozilla/single-event.eml")
+    inv = parse_fixture(FIXTURES / "mozilla/single-event.eml")
     ids = {reply(inv, [accept(inv.events[0])])[0]["Message-ID"] for _ in range(5)}
     assert len(ids) == 5
 
 
 def test_non_ascii_summary_round_trips() -> None:
-    inv = parse_fixture("own/apple-weekly-dst.eml")
+    inv = parse_fixture(FIXTURES / "own/apple-weekly-dst.eml")
     msg, raw = reply(inv, [accept(inv.events[0])], name="Raum Zürich")
     assert raw.isascii()  # quoted-printable / encoded words only: no 8BITMIME needed
     assert msg["Subject"] == "Accepted: Weekly planning – Büro"
@@ -166,7 +166,7 @@ def test_non_ascii_summary_round_trips() -> None:
     ("alice", "no @domain"), ("alice@exa mple.org", "space"),
     ("alice@bad_domain.example", "not a host name")])
 def test_unusable_organizer_is_refused_with_the_reason(organizer: str, why: str) -> None:
-    inv = parse_fixture("mozilla/single-event.eml")
+    inv = parse_fixture(FIXTURES / "mozilla/single-event.eml")
     event = replace(inv.events[0], organizer=organizer)
     with pytest.raises(ValueError, match=f"^organizer: unusable e-mail address .*{why}"):
         build_reply(inv, [accept(event)], ROOM, "Room 1", None, NOW, "mr.example.org")
@@ -177,7 +177,7 @@ def test_unusable_organizer_is_refused_with_the_reason(organizer: str, why: str)
     ("jürgen@bücher.example", "jürgen@bücher.example"),  # RFC 6532: only with SMTPUTF8
     ("Marge@Example.org", "Marge@Example.org")])
 def test_internationalized_organizer_gets_a_reply(organizer: str, to: str) -> None:
-    inv = parse_fixture("mozilla/single-event.eml")
+    inv = parse_fixture(FIXTURES / "mozilla/single-event.eml")
     event = replace(inv.events[0], organizer=organizer)
     raw = build_reply(inv, [accept(event)], ROOM, "Room 1", None, NOW, "mr.example.org")
     msg = email.message_from_string(raw.decode("utf-8"), policy=email.policy.default)
@@ -188,7 +188,7 @@ def test_internationalized_organizer_gets_a_reply(organizer: str, to: str) -> No
 
 @pytest.mark.parametrize("conflicts", [30, 1000])
 def test_long_reasons_are_wrapped_in_the_text_part(conflicts: int) -> None:
-    inv = parse_fixture("mozilla/update-major.eml")
+    inv = parse_fixture(FIXTURES / "mozilla/update-major.eml")
     reason = "; ".join(f"conflict on 2026-03-{d % 28 + 1:02d} 09:00-09:30 (Europe/Berlin)"
                        for d in range(conflicts))
     msg, raw = reply(inv, [Answer(inv.events[0], "DECLINED", reason, None)])
@@ -204,4 +204,4 @@ def test_long_reasons_are_wrapped_in_the_text_part(conflicts: int) -> None:
 
 def test_no_answers_is_refused() -> None:
     with pytest.raises(ValueError):
-        build_reply(parse_fixture("mozilla/single-event.eml"), [], ROOM, "Room 1", None, NOW, "h")
+        build_reply(parse_fixture(FIXTURES / "mozilla/single-event.eml"), [], ROOM, "Room 1", None, NOW, "h")

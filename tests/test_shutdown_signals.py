@@ -16,11 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bench.processes import free_port
 from mr_engine.store.db import open_database
-
-from .lmtp_harness import ServeProcess
-from .test_workers import serve_env
+from mr_engine.testing.processes import free_port
+from mr_engine.testing.servers import ServeProcess, serve_env
 
 # Seconds after serve has taken SIGTERM in hand: its whole start (migrating, binding, the
 # exec, the supervisor's start, forking the workers, the workers' imports) lasts about 1.5 s.

@@ -15,7 +15,7 @@ from mr_engine.store.db import MIGRATIONS, alembic_config, current_revision, mak
     open_database
 from mr_engine.store.models import Base
 
-from .conftest import BIN
+from mr_engine.testing.paths import BIN
 
 
 def head_revision(engine) -> str:

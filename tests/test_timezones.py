@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from icalendar import Calendar, Timezone
 
 from mr_engine.core import timezones
+from mr_engine.testing.paths import checkout_of
+from mr_engine.testing.times import BERLIN
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-BERLIN = ZoneInfo("Europe/Berlin")
+FIXTURES = checkout_of(__file__) / "fixtures"
 TOKYO = ZoneInfo("Asia/Tokyo")
 
 

@@ -30,12 +30,12 @@ from mr_engine.store.models import OutboundMessage
 from mr_engine.core.printable import printable
 from mr_engine.store.stores import store_of
 
-from .conftest import BIN, NOW
-from .invites import invite
-from .lmtp_harness import RawClient, RunningServer, ServeProcess, send_message
-from .test_lmtp import make_settings
-from .test_meeting_delivery import HOUR, ROOM, T9, add_resource
-from .test_workers import serve_env
+from mr_engine.testing.accounts import ROOM, add_resource
+from mr_engine.testing.invites import invite
+from mr_engine.testing.lmtp_client import RawClient, send_message
+from mr_engine.testing.paths import BIN
+from mr_engine.testing.servers import RunningServer, ServeProcess, make_settings, serve_env
+from mr_engine.testing.times import HOUR, NOW, T9
 
 # Every control a printer must not write: C0 (LF and TAB included), DEL, C1, U+2028/2029.
 RAW_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")

@@ -26,14 +26,17 @@ from mr_engine.core.itip import EventData, Invitation
 from mr_engine.core.outgoing import one_line
 from mr_engine.core.reply import Answer, build_reply
 
-from .conftest import NOW
-from .invites import invite
-from .lmtp_harness import RunningServer
-from .test_itip import parse_fixture
-from .test_lmtp import make_settings, messages_of
-from .test_meeting_delivery import HOUR, ROOM as ROOM_E2E, T9, add_resource, deliver
-from .test_meeting_delivery import outbox as meeting_outbox
-from .test_relay import Sink, Smarthost, relay_settings, rows
+from mr_engine.testing.accounts import ROOM as ROOM_E2E, add_resource
+from mr_engine.testing.ical import parse_fixture
+from mr_engine.testing.invites import invite
+from mr_engine.testing.lmtp_client import deliver
+from mr_engine.testing.paths import checkout_of
+from mr_engine.testing.servers import RunningServer, make_settings
+from mr_engine.testing.smarthost import Sink, Smarthost, relay_settings
+from mr_engine.testing.store_views import messages_of, outbox_rows
+from mr_engine.testing.times import HOUR, NOW, T9
+
+FIXTURES = checkout_of(__file__) / "fixtures"
 
 ROOM = "room1@example.org"
 CONFLICT = "conflict on 2026-03-{:02d} 09:00-09:30 (Europe/Berlin)"
@@ -86,7 +89,7 @@ def relay(store, host: Smarthost, content: bytes, recipient: str, sender: str = 
         outbox.enqueue(session, sender=sender, recipients=[recipient], content=content,
                        subject="reply", now=NOW)
     Relay(store, relay_settings(host.port)).run_once(NOW)
-    [row] = rows(store)
+    [row] = outbox_rows(store)
     return row
 
 
@@ -106,7 +109,7 @@ def decline(event: EventData, reasons: list[str], recurring: bool) -> list[Answe
 
 
 def worst_reply(case: str) -> tuple[Invitation, list[Answer], str]:
-    inv = parse_fixture("mozilla/repeat-event.eml")
+    inv = parse_fixture(FIXTURES / "mozilla/repeat-event.eml")
     event = inv.events[0]
     reasons = [CONFLICT.format(i % 28 + 1) for i in range(1000)]
     if case == "1000 declined occurrences":
@@ -192,7 +195,7 @@ def test_worst_case_out_of_office_reply_passes_a_strict_smarthost(store, strict)
 # --- internationalized organizers (RFC 6531, IDNA) ----------------------------------------------
 
 def reply_to(organizer: str) -> bytes:
-    inv = parse_fixture("mozilla/single-event.eml")
+    inv = parse_fixture(FIXTURES / "mozilla/single-event.eml")
     event = replace(inv.events[0], organizer=organizer, organizer_cn="Jürgen")
     return build_reply(inv_with(inv, event), [Answer(event, "ACCEPTED", "", None)], ROOM,
                        "Room 1", None, NOW, "mr.test")
@@ -248,7 +251,7 @@ def test_a_request_from_an_internationalized_organizer_is_answered(tmp_path, org
         add_resource(store, "room", ROOM_E2E)
         with RunningServer(make_settings(url), clock=lambda: NOW) as server:
             deliver(server.port, invite("idn-1", T9, T9 + HOUR, ROOM_E2E, organizer=organizer))
-        [reply] = meeting_outbox(store)
+        [reply] = outbox_rows(store)
         assert (reply.recipients, reply.subject, reply.status) == (
             queued_to, "Accepted: Planning", "queued")
         assert to_header(reply.content) == queued_to

@@ -13,16 +13,12 @@ import pytest
 
 from mr_engine.config import ConfigError, load_settings
 
-from .conftest import BIN
-from .lmtp_harness import RawClient, ServeProcess, send_message
-from .test_lmtp import add_users, messages_of, msg
-
-
-def serve_env(db_url: str, **settings: str) -> dict[str, str]:
-    env = {"MR_ENGINE_DATABASE_URL": db_url, "MR_ENGINE_LMTP_LISTEN": "127.0.0.1:0",
-           "MR_ENGINE_SMARTHOST": "127.0.0.1:9", "PATH": str(BIN)}
-    env.update({f"MR_ENGINE_{k.upper()}": v for k, v in settings.items()})
-    return env
+from mr_engine.testing.accounts import add_users
+from mr_engine.testing.lmtp_client import RawClient, send_message
+from mr_engine.testing.mail import msg
+from mr_engine.testing.paths import BIN
+from mr_engine.testing.servers import ServeProcess, serve_env
+from mr_engine.testing.store_views import messages_of
 
 
 def greeted(port: int) -> RawClient:

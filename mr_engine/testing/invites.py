@@ -1,4 +1,5 @@
-"""Building iMIP messages for tests (the dialect-specific real ones are in fixtures/)."""
+"""iMIP meeting requests (RFC 6047) for tests, and the VEVENTs of a queued reply (the
+dialect-specific real ones are in the checkout's fixtures/)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from email.message import EmailMessage
 
 from icalendar import Calendar
 
-from bench.messages import ical_time
+from .ical import ical_time
 
 
 def invite(uid: str, start: dt.datetime, end: dt.datetime, attendee: str,

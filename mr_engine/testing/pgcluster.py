@@ -30,6 +30,9 @@ def binaries_missing() -> str | None:
 
 
 class Cluster:
+    """A cluster in a fresh temporary directory: ``start()``, then ``url``; ``stop()`` removes
+    it again."""
+
     def __init__(self, durable: bool = True) -> None:
         self.durable = durable
         self.root = Path(tempfile.mkdtemp(prefix="mr-engine-pg-"))

@@ -1,18 +1,34 @@
-"""Running the real server in the test process, and talking to it over real sockets."""
+"""The real LMTP server under test: ``mr-engine serve`` in the test process (RunningServer) or
+as a child process (ServeProcess), both context managers, and the settings they start with."""
 
 from __future__ import annotations
 
 import asyncio
-import socket
+import datetime as dt
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
 
-from bench.client import dot_stuff
-from bench.processes import children, engine_command
-from mr_engine.delivery.server import Server
 from mr_engine.config import Settings
+from mr_engine.delivery.server import Server
+
+from .paths import BIN
+from .processes import children, engine_command
+
+
+def make_settings(db_url: str, **changes) -> Settings:
+    """Settings of a test server: any free port, a smarthost nothing listens on."""
+    base = Settings(database_url=db_url, lmtp_listen=("127.0.0.1:0",), hostname="mx.test",
+                    smarthost="127.0.0.1:9")
+    return base.replace(**changes)
+
+
+def serve_env(db_url: str, **settings: str) -> dict[str, str]:
+    """The environment of a ``mr-engine serve`` child: as make_settings, plus ``settings``."""
+    env = {"MR_ENGINE_DATABASE_URL": db_url, "MR_ENGINE_LMTP_LISTEN": "127.0.0.1:0",
+           "MR_ENGINE_SMARTHOST": "127.0.0.1:9", "PATH": str(BIN)}
+    env.update({f"MR_ENGINE_{k.upper()}": v for k, v in settings.items()})
+    return env
 
 
 class RunningServer:
@@ -47,71 +63,13 @@ class RunningServer:
 
 
 async def _make(settings: Settings, kwargs) -> Server:
+    # Built on the thread of the loop it will run on, as serve builds it in its own loop.
     return Server(settings, **kwargs)
 
 
-@dataclass
-class RawClient:
-    """A minimal LMTP client on a plain socket: send lines, read replies (pipelining too)."""
-
-    port: int
-    host: str = "127.0.0.1"
-    unix_path: str | None = None
-    sock: socket.socket = field(init=False)
-    _buf: bytes = b""
-
-    def __post_init__(self) -> None:
-        if self.unix_path:
-            self.sock = socket.socket(socket.AF_UNIX)
-            self.sock.connect(self.unix_path)
-        else:
-            self.sock = socket.create_connection((self.host, self.port), timeout=30)
-        self.sock.settimeout(30)
-
-    def send(self, data: bytes | str) -> None:
-        self.sock.sendall(data.encode() if isinstance(data, str) else data)
-
-    def reply(self) -> list[str]:
-        """One (possibly multi-line) reply."""
-        lines = []
-        while True:
-            line = self._line()
-            lines.append(line)
-            if len(line) < 4 or line[3] != "-":
-                return lines
-
-    def _line(self) -> str:
-        while b"\r\n" not in self._buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError(f"connection closed; buffer {self._buf!r}")
-            self._buf += chunk
-        line, self._buf = self._buf.split(b"\r\n", 1)
-        return line.decode()
-
-    def command(self, line: str) -> list[str]:
-        self.send(line + "\r\n")
-        return self.reply()
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def send_message(client: RawClient, sender: str, recipients: list[str], message: bytes,
-                 lhlo: bool = True) -> tuple[list[str], list[str]]:
-    """A whole pipelined transaction; returns (RCPT replies, per-recipient DATA replies)."""
-    if lhlo:
-        client.command("LHLO test.example")
-    batch = [f"MAIL FROM:<{sender}>"] + [f"RCPT TO:<{r}>" for r in recipients] + ["DATA"]
-    client.send("".join(line + "\r\n" for line in batch))
-    assert client.reply()[0].startswith("250"), "MAIL refused"
-    rcpt = [client.reply()[0] for _ in recipients]
-    data_reply = client.reply()[0]
-    accepted = sum(r.startswith("250") for r in rcpt)
-    if not data_reply.startswith("354"):
-        return rcpt, [data_reply]
-    client.send(dot_stuff(message))
-    return rcpt, [client.reply()[0] for _ in range(accepted)]
+def server_at(db_url: str, now: dt.datetime, **changes) -> RunningServer:
+    """A RunningServer whose clock stands still at ``now``."""
+    return RunningServer(make_settings(db_url, **changes), clock=lambda: now)
 
 
 class ServeProcess:
