@@ -27,6 +27,7 @@ from mr_engine.config import Settings
 from mr_engine.store.models import Mailbox
 from mr_engine.store.oof_state import get_oof
 from mr_engine.core.printable import printable_lines
+from mr_engine.core.resource_settings import SETTINGS
 
 from . import kopano_cli_format as fmt
 from .common import fail, iso, open_db, print_json, run_guarded, settings_from
@@ -54,6 +55,11 @@ def _quota(mailbox: Mailbox, settings: Settings, key: str) -> int:
     return own if own is not None else getattr(settings, key)
 
 
+def resource_details(mailbox: Mailbox) -> dict[str, Any]:
+    """The resource settings under their JSON keys (``core.resource_settings``)."""
+    return {s.json: s.value_type(getattr(mailbox, s.column)) for s in SETTINGS}
+
+
 def user_details(session: Session, mailbox: Mailbox, settings: Settings) -> dict[str, Any]:
     """Everything ``--user NAME`` shows, in Kopano's order, as plain JSON-ready data."""
     store = stores.store_of(session, mailbox)
@@ -66,15 +72,7 @@ def user_details(session: Session, mailbox: Mailbox, settings: Settings) -> dict
         "store": store.guid if store else None,
         "store_size": store.size if store else 0,
         "sendas": directory.sendas_names(session, mailbox),
-        "mr_accept": bool(mailbox.mr_accept),
-        "mr_decline_conflict": bool(mailbox.mr_decline_conflict),
-        "mr_decline_recurring": bool(mailbox.mr_decline_recurring),
-        "resource_type": mailbox.resource_type,
-        "resource_capacity": mailbox.resource_capacity,
-        "mr_booking_window": mailbox.mr_booking_window_days,
-        "mr_max_duration": mailbox.mr_max_duration,
-        "mr_max_conflict_instances": mailbox.mr_max_conflict_instances,
-        "mr_conflict_percentage": mailbox.mr_conflict_percentage,
+        **resource_details(mailbox),
         "out_of_office": out_of_office(session, mailbox),
         **{key: _quota(mailbox, settings, key)
            for key in ("quota_warning", "quota_soft", "quota_hard")},

@@ -9,7 +9,7 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from mr_engine.store.directory import RESOURCE_TYPES
+from mr_engine.core.resource_settings import SETTINGS, Setting
 
 from .common import UsageError, add_config_flags
 
@@ -68,6 +68,22 @@ def _value(name: str, metavar: str, help: str) -> Flag:
     return Flag((name,), name[2:].replace("-", "_"), help, {"metavar": metavar})
 
 
+def _setting_value(declared: Setting) -> dict[str, Any]:
+    """How a resource setting's flag reads its value, from the setting's type."""
+    if declared.value_type is bool:
+        return {"metavar": "yes|no", "type": yes_no}
+    if declared.choices:
+        return {"choices": declared.choices}
+    if declared.value_type is int:
+        return {"metavar": declared.metavar, "type": int_in(declared.minimum, declared.maximum)}
+    return {"metavar": declared.metavar}
+
+
+def _setting_flag(declared: Setting) -> Flag:
+    """A resource setting's flag (``core.resource_settings``); its dest is the column."""
+    return Flag((declared.flag,), declared.column, declared.help, _setting_value(declared))
+
+
 TARGETS = (
     _value("--user", "NAME", "the user or resource to show, create, change or delete"),
     _value("--group", "NAME", "the group to show, create, change or delete"),
@@ -102,29 +118,7 @@ USER_FIELDS = (
          {"metavar": "yes|no", "type": yes_no}),
     Flag(("--admin-level",), "admin_level", "0 = user, 1 = admin, 2 = system admin",
          {"metavar": "0|1|2", "type": int_in(0, 2)}),
-    Flag(("--mr-accept",), "mr_accept", "(resource) auto-accept meeting requests: yes/no",
-         {"metavar": "yes|no", "type": yes_no}),
-    Flag(("--mr-decline-conflict",), "mr_decline_conflict",
-         "(resource) decline meeting requests for conflicting times: yes/no",
-         {"metavar": "yes|no", "type": yes_no}),
-    Flag(("--mr-decline-recurring",), "mr_decline_recurring",
-         "(resource) decline recurring meeting requests: yes/no",
-         {"metavar": "yes|no", "type": yes_no}),
-    Flag(("--resource-type",), "resource_type", "room, equipment or none (a user)",
-         {"choices": RESOURCE_TYPES}),
-    Flag(("--resource-capacity",), "resource_capacity", "(resource) how many at once, >= 1",
-         {"metavar": "N", "type": int_in(1)}),
-    Flag(("--mr-booking-window",), "mr_booking_window_days",
-         "(resource) days ahead that may be booked, >= 1", {"metavar": "DAYS", "type": int_in(1)}),
-    Flag(("--mr-max-duration",), "mr_max_duration",
-         "(resource) longest meeting in minutes, 0 = no limit",
-         {"metavar": "MINUTES", "type": int_in(0)}),
-    Flag(("--mr-max-conflict-instances",), "mr_max_conflict_instances",
-         "(resource) conflicting instances of a recurring meeting tolerated",
-         {"metavar": "N", "type": int_in(0)}),
-    Flag(("--mr-conflict-percentage",), "mr_conflict_percentage",
-         "(resource) percentage of conflicting instances tolerated, 0..100",
-         {"metavar": "PERCENT", "type": int_in(0, 100)}),
+    *(_setting_flag(declared) for declared in SETTINGS),
     Flag(("--quota-warn", "--qw"), "quota_warning", "warning quota in MB, 0 = unlimited",
          {"metavar": "MB", "type": megabytes}),
     Flag(("--quota-soft", "--qs"), "quota_soft", "soft quota in MB, 0 = unlimited",

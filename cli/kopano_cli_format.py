@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Sequence
 
 from mr_engine.core.printable import printable
+from mr_engine.core.resource_settings import SETTINGS, Setting
 
 TAB = 8
 
@@ -44,6 +45,11 @@ def out_of_office(oof: Mapping[str, Any]) -> str:
     return f"{state} ({' '.join(period)})" if period else state
 
 
+def _shown(declared: Setting) -> Callable[[Any], str]:
+    """How ``--user`` shows a resource setting: as declared, else yes/no or as it is."""
+    return declared.show or (yes_no if declared.value_type is bool else str)
+
+
 # Label, key of the details object, how the value is shown: in the order Kopano shows them.
 _USER_LAYOUT: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("Name", "name", str),
@@ -54,16 +60,7 @@ _USER_LAYOUT: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("Store", "store", lambda guid: guid or "none"),
     ("Store size", "store_size", human_size),
     ("Send-as", "sendas", comma_list),
-    ("Auto-accept meeting requests", "mr_accept", yes_no),
-    ("Decline conflicting", "mr_decline_conflict", yes_no),
-    ("Decline recurring", "mr_decline_recurring", yes_no),
-    ("Resource type", "resource_type", str),
-    ("Resource capacity", "resource_capacity", str),
-    ("Booking window (days)", "mr_booking_window", str),
-    ("Max duration (minutes)", "mr_max_duration",
-     lambda minutes: str(minutes) if minutes else "0 (none)"),
-    ("Max conflicting instances", "mr_max_conflict_instances", str),
-    ("Conflict percentage", "mr_conflict_percentage", lambda pct: f"{pct}%"),
+    *((s.label, s.json, _shown(s)) for s in SETTINGS),
     ("Out-Of-Office", "out_of_office", out_of_office),
     ("Warning quota", "quota_warning", quota),
     ("Soft quota", "quota_soft", quota),

@@ -22,22 +22,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 
 from mr_engine.core.recurrence import Instance
+from mr_engine.core.resource_settings import ResourceSettings
 from mr_engine.core.timezones import format_span
 
 __all__ = ["Busy", "Decision", "ResourcePolicy", "decide", "effective_capacity",
            "decide_extension"]
 
 
-@dataclass(frozen=True)
-class ResourcePolicy:
-    kind: str  # "room" | "equipment" | "none"
-    capacity: int
-    decline_conflict: bool
-    decline_recurring: bool
-    booking_window_days: int = 180  # <= 0: no limit
-    max_duration_minutes: int = 0  # 0: no limit
-    max_conflict_instances: int = 0  # 0: not set
-    conflict_percentage: int = 0  # 0: not set
+# The policy reads the resource's settings as they are declared.
+ResourcePolicy = ResourceSettings
 
 
 @dataclass(frozen=True)

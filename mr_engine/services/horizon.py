@@ -51,14 +51,7 @@ _BOOKED_FROM = select(Occurrence.recurrence_id).where(
 
 def policy_of(resource: Mailbox) -> ResourcePolicy:
     """The resource's booking settings as the pure policy sees them."""
-    return ResourcePolicy(
-        kind=resource.resource_type, capacity=resource.resource_capacity,
-        decline_conflict=resource.mr_decline_conflict,
-        decline_recurring=resource.mr_decline_recurring,
-        booking_window_days=resource.mr_booking_window_days,
-        max_duration_minutes=resource.mr_max_duration,
-        max_conflict_instances=resource.mr_max_conflict_instances,
-        conflict_percentage=resource.mr_conflict_percentage)
+    return resource.resource_settings
 
 
 def window_end(resource: Mailbox, now: dt.datetime) -> dt.datetime:

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from mr_engine.store.models import Group, GroupMember, Mailbox, SendAs
 from mr_engine.core.addresses import strip_detail
 from mr_engine.core.passwords import hash_password
+from mr_engine.core.resource_settings import SETTINGS, defaults, invalid_choice
 
 EVERYONE = "Everyone"
-RESOURCE_TYPES = ("none", "room", "equipment")
 
 
 class DirectoryError(Exception):
@@ -78,10 +78,7 @@ def create_user(session: Session, *, name: str, email: str, fullname: str = "",
     mailbox = Mailbox(
         name=name, email=email, email_lower=email.lower(), fullname=fullname, active=active,
         admin_level=admin_level, password_hash=hash_password(password) if password else "",
-        resource_type="none", resource_capacity=1, mr_accept=False, mr_decline_conflict=False,
-        mr_decline_recurring=False, mr_booking_window_days=180, mr_max_duration=0,
-        mr_max_conflict_instances=0, mr_conflict_percentage=0, longest_occurrence=0,
-        created_at=now)
+        longest_occurrence=0, created_at=now, **defaults())
     session.add(mailbox)
     session.flush()
     return mailbox
@@ -89,10 +86,8 @@ def create_user(session: Session, *, name: str, email: str, fullname: str = "",
 
 # Fields ``update_user`` accepts, beyond the ones that need special handling below.
 _PLAIN_FIELDS = {
-    "fullname", "active", "admin_level", "resource_type", "resource_capacity", "timezone",
-    "mr_accept", "mr_decline_conflict", "mr_decline_recurring", "mr_booking_window_days",
-    "mr_max_duration", "mr_max_conflict_instances", "mr_conflict_percentage",
-    "quota_warning", "quota_soft", "quota_hard",
+    "fullname", "active", "admin_level", "timezone", "quota_warning", "quota_soft", "quota_hard",
+    *(s.column for s in SETTINGS),
 }
 
 
@@ -107,6 +102,13 @@ def _check_capacity(mailbox: Mailbox, changes: dict[str, Any]) -> None:
     changes["resource_capacity"] = 1  # what equipment had before becoming a room
 
 
+def _check_choices(changes: dict[str, Any]) -> None:
+    """A setting with declared choices (the resource type) takes only one of them."""
+    for key, value in changes.items():
+        if (problem := invalid_choice(key, value)) is not None:
+            raise DirectoryError(problem)
+
+
 def update_user(session: Session, mailbox: Mailbox, **changes: Any) -> Mailbox:
     """Apply the given changes (``None`` values are ignored)."""
     changes = {k: v for k, v in changes.items() if v is not None}
@@ -118,8 +120,7 @@ def update_user(session: Session, mailbox: Mailbox, **changes: Any) -> Mailbox:
     if "email" in changes:
         changes["email"] = _check_email(changes["email"])
     _ensure_unique(session, changes.get("name"), changes.get("email"), exclude=mailbox.id)
-    if changes.get("resource_type", "none") not in RESOURCE_TYPES:
-        raise DirectoryError(f"resource type must be one of {', '.join(RESOURCE_TYPES)}")
+    _check_choices(changes)
     _check_capacity(mailbox, changes)
     if "name" in changes:
         mailbox.name = changes.pop("name")

@@ -9,7 +9,7 @@ match them (a test compares the two).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Optional
+from typing import Any, Optional
 
 from sqlalchemy import (
     BigInteger,
@@ -25,7 +25,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from mr_engine.core.resource_settings import SETTINGS, ResourceSettings, Setting, settings_of
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -56,7 +58,22 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-class Mailbox(Base):
+_SQL_TYPES: dict[type, type[TypeEngine[Any]]] = {bool: Boolean, int: Integer}
+
+
+def _column(declared: Setting) -> Any:
+    """The column of a resource setting: not null, its declared default for new rows."""
+    sql_type = String(declared.length) if declared.value_type is str \
+        else _SQL_TYPES[declared.value_type]()
+    return mapped_column(declared.column, sql_type, nullable=False, default=declared.default)
+
+
+# A mixin with one column per resource setting, built from their declarations
+# (``core.resource_settings``): a new setting needs no edit here, only its migration.
+ResourceColumns = type("ResourceColumns", (), {s.column: _column(s) for s in SETTINGS})
+
+
+class Mailbox(ResourceColumns, Base):  # type: ignore[misc, valid-type]
     """A user or a resource (room, equipment): something mail is delivered to."""
 
     __tablename__ = "mailboxes"
@@ -70,16 +87,8 @@ class Mailbox(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     admin_level: Mapped[int] = mapped_column(Integer, default=0)
     password_hash: Mapped[str] = mapped_column(String(255), default="")
-    resource_type: Mapped[str] = mapped_column(String(16), default="none")
-    resource_capacity: Mapped[int] = mapped_column(Integer, default=1)
     timezone: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
-    mr_accept: Mapped[bool] = mapped_column(Boolean, default=False)
-    mr_decline_conflict: Mapped[bool] = mapped_column(Boolean, default=False)
-    mr_decline_recurring: Mapped[bool] = mapped_column(Boolean, default=False)
-    mr_booking_window_days: Mapped[int] = mapped_column(Integer, default=180)
-    mr_max_duration: Mapped[int] = mapped_column(Integer, default=0)
-    mr_max_conflict_instances: Mapped[int] = mapped_column(Integer, default=0)
-    mr_conflict_percentage: Mapped[int] = mapped_column(Integer, default=0)
+    # The resource settings (resource_type, mr_accept, ...) are ResourceColumns'.
     # Longest occurrence ever booked here, in seconds. Bounds the conflict query's index range
     # scan from below (start >= req_start - longest), so it reads only nearby occurrences.
     longest_occurrence: Mapped[int] = mapped_column(Integer, default=0)
@@ -89,6 +98,11 @@ class Mailbox(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
     store: Mapped[Optional["Store"]] = relationship(back_populates="mailbox", uselist=False)
+
+    @property
+    def resource_settings(self) -> ResourceSettings:
+        """The resource settings, typed, as the booking rules get them."""
+        return settings_of(self)
 
 
 class SendAs(Base):

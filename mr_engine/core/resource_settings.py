@@ -1,0 +1,129 @@
+"""The settings of a resource (a room, equipment), each declared once, here.
+
+Every field of ``ResourceSettings`` is one setting: its name as the booking rules read it
+(the field), its type (the annotation), its default, and in ``setting(...)`` the rest of its
+declaration: the ``mailboxes`` column that keeps it (also the ``Mailbox`` attribute and the
+keyword of ``directory.update_user``), its ``kopano-cli`` flag and help text, the label of
+``kopano-cli --user`` and the key of its ``--json``. The store builds its columns from these
+declarations (``store.models``), the directory its defaults and the fields it accepts,
+``kopano-cli`` its flags, its display and its JSON; ``ResourceSettings`` itself is what the
+booking rules (``core.policy``) get.
+
+A new setting costs a field here, a migration adding its column (with ``server_default``
+so that existing mailboxes get the default), and whatever reads it (a booking rule).
+
+Pure data: no SQLAlchemy, no clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, get_type_hints
+
+RESOURCE_TYPES = ("none", "room", "equipment")
+
+
+def _none_if_zero(minutes: int) -> str:
+    return str(minutes) if minutes else "0 (none)"
+
+
+def _percent(value: int) -> str:
+    return f"{value}%"
+
+
+def setting(default: Any, **declaration: Any) -> Any:
+    """A field of ``ResourceSettings``: its default, and the rest of its ``Setting``."""
+    return dataclasses.field(default=default, metadata={"setting": declaration})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResourceSettings:
+    """A resource's settings, in the order ``kopano-cli`` lists them."""
+
+    accept: bool = setting(
+        False, column="mr_accept", flag="--mr-accept", json="mr_accept",
+        label="Auto-accept meeting requests",
+        help="(resource) auto-accept meeting requests: yes/no")
+    decline_conflict: bool = setting(
+        False, column="mr_decline_conflict", flag="--mr-decline-conflict",
+        json="mr_decline_conflict", label="Decline conflicting",
+        help="(resource) decline meeting requests for conflicting times: yes/no")
+    decline_recurring: bool = setting(
+        False, column="mr_decline_recurring", flag="--mr-decline-recurring",
+        json="mr_decline_recurring", label="Decline recurring",
+        help="(resource) decline recurring meeting requests: yes/no")
+    kind: str = setting(
+        "none", column="resource_type", flag="--resource-type", json="resource_type",
+        label="Resource type", help="room, equipment or none (a user)",
+        choices=RESOURCE_TYPES, length=16)
+    capacity: int = setting(
+        1, column="resource_capacity", flag="--resource-capacity", json="resource_capacity",
+        label="Resource capacity", help="(resource) how many at once, >= 1",
+        metavar="N", minimum=1)
+    # <= 0 (only through the directory, not the flag): no limit.
+    booking_window_days: int = setting(
+        180, column="mr_booking_window_days", flag="--mr-booking-window",
+        json="mr_booking_window", label="Booking window (days)",
+        help="(resource) days ahead that may be booked, >= 1", metavar="DAYS", minimum=1)
+    max_duration_minutes: int = setting(
+        0, column="mr_max_duration", flag="--mr-max-duration", json="mr_max_duration",
+        label="Max duration (minutes)", help="(resource) longest meeting in minutes, 0 = no limit",
+        metavar="MINUTES", minimum=0, show=_none_if_zero)
+    max_conflict_instances: int = setting(
+        0, column="mr_max_conflict_instances", flag="--mr-max-conflict-instances",
+        json="mr_max_conflict_instances", label="Max conflicting instances",
+        help="(resource) conflicting instances of a recurring meeting tolerated",
+        metavar="N", minimum=0)  # 0: not set
+    conflict_percentage: int = setting(
+        0, column="mr_conflict_percentage", flag="--mr-conflict-percentage",
+        json="mr_conflict_percentage", label="Conflict percentage",
+        help="(resource) percentage of conflicting instances tolerated, 0..100",
+        metavar="PERCENT", minimum=0, maximum=100, show=_percent)  # 0: not set
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One declaration, as the store and ``kopano-cli`` read it."""
+
+    name: str  # the field of ResourceSettings
+    value_type: type  # bool, int or str
+    default: Any
+    column: str  # mailboxes column and Mailbox attribute
+    flag: str  # kopano-cli flag
+    json: str  # key in kopano-cli --user --json
+    label: str  # label in kopano-cli --user
+    help: str  # kopano-cli --help
+    metavar: str = ""  # of the flag's value (a switch is yes|no, a choice lists them)
+    minimum: int = 0  # bounds of the flag's value (int); no maximum when None
+    maximum: int | None = None
+    choices: tuple[str, ...] = ()  # the values there are (str); the directory checks them
+    length: int = 0  # of a str column
+    show: Callable[[Any], str] | None = None  # the --user display; None: yes/no, or as it is
+
+
+def _declarations() -> tuple[Setting, ...]:
+    types = get_type_hints(ResourceSettings)
+    return tuple(Setting(f.name, types[f.name], f.default, **f.metadata["setting"])
+                 for f in dataclasses.fields(ResourceSettings))
+
+
+SETTINGS: tuple[Setting, ...] = _declarations()
+
+
+def defaults() -> dict[str, Any]:
+    """Each setting's default, by column: a new mailbox's settings."""
+    return {s.column: s.default for s in SETTINGS}
+
+
+def settings_of(record: Any) -> ResourceSettings:
+    """The settings of anything carrying them as column-named attributes (a ``Mailbox``)."""
+    return ResourceSettings(**{s.name: getattr(record, s.column) for s in SETTINGS})
+
+
+def invalid_choice(column: str, value: Any) -> str | None:
+    """Why ``value`` cannot be the setting in ``column``, or None (unknown columns too)."""
+    declared = next((s for s in SETTINGS if s.column == column), None)
+    if declared is None or not declared.choices or value in declared.choices:
+        return None
+    return f"{declared.label.lower()} must be one of {', '.join(declared.choices)}"

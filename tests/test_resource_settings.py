@@ -1,0 +1,43 @@
+"""Each resource setting is declared once: its column, flag, display and JSON follow from it."""
+
+from __future__ import annotations
+
+import pytest
+
+from mr_engine.cli import kopano_cli_format as fmt
+from mr_engine.cli.kopano_cli import resource_details
+from mr_engine.cli.kopano_cli_flags import build_parser
+from mr_engine.core.resource_settings import SETTINGS, ResourceSettings, Setting, defaults
+from mr_engine.store.models import Mailbox
+
+NAMES = [s.name for s in SETTINGS]
+
+
+def test_the_defaults_are_the_settings_of_a_new_resource() -> None:
+    assert ResourceSettings() == ResourceSettings(**{s.name: s.default for s in SETTINGS})
+    assert defaults()["mr_booking_window_days"] == 180
+
+
+@pytest.mark.parametrize("declared", SETTINGS, ids=NAMES)
+def test_the_store_has_its_column(declared: Setting) -> None:
+    column = Mailbox.__table__.columns[declared.column]
+    assert not column.nullable and column.default.arg == declared.default
+    assert column.type.python_type is declared.value_type
+
+
+@pytest.mark.parametrize("declared", SETTINGS, ids=NAMES)
+def test_kopano_cli_has_its_flag(declared: Setting) -> None:
+    [action] = [a for a in build_parser()._actions if declared.flag in a.option_strings]
+    assert (action.dest, action.help) == (declared.column, declared.help)
+
+
+def test_details_and_display_list_every_setting_in_order() -> None:
+    mailbox = Mailbox(**defaults())
+    assert list(resource_details(mailbox)) == [s.json for s in SETTINGS]
+    labels = [label for label, key, _ in fmt._USER_LAYOUT if key in resource_details(mailbox)]
+    assert labels == [s.label for s in SETTINGS]
+
+
+def test_a_mailbox_reads_as_its_settings() -> None:
+    mailbox = Mailbox(**{**defaults(), "resource_type": "equipment", "resource_capacity": 4})
+    assert mailbox.resource_settings == ResourceSettings(kind="equipment", capacity=4)
