@@ -25,8 +25,7 @@ def process_meeting_request(d: Delivery) -> Outcome | None:
     try:
         # A savepoint of its own: a failure here undoes the booking, not the delivery.
         with d.session.begin_nested():
-            req = booking.read_request(d.mailbox, d.envelope.invitation, d.envelope.message_id,
-                                       d.settings, d.now)
+            req = booking.read_request(d.mailbox, d.envelope, d.settings, d.now)
             if req is None:
                 return None
             result = book_and_queue(d.session, req, d.now)

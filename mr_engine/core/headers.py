@@ -8,6 +8,8 @@ never raises and never returns CR, LF or other control characters.
 from __future__ import annotations
 
 import email.errors
+import email.message
+import email.utils
 import re
 from email.header import Header, decode_header
 
@@ -41,3 +43,10 @@ def header_text(value: str | Header | None) -> str:
     except (email.errors.HeaderParseError, ValueError, UnicodeError):
         text = str(value)
     return " ".join(_CONTROL.sub(" ", text).split())
+
+
+def first_address(message: email.message.Message, name: str) -> str:
+    """The first address in the ``name`` header fields (From, Sender), as readable text;
+    "" when there is none."""
+    values = [header_text(value) for value in message.get_all(name, [])]
+    return next((address for _name, address in email.utils.getaddresses(values) if address), "")

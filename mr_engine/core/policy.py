@@ -1,42 +1,61 @@
-"""The booking decision for a resource, as a pure function of plain data.
+"""The booking decision for a resource: an ordered list of small pure rules.
 
-``decide`` gets the resource's settings, the request's occurrences (from
-:mod:`mr_engine.recurrence`), the busy intervals of the resource's *other*
-bookings and the current time, and returns a :class:`Decision`. It reads no
-clock, database or network, so every rule is covered by table-driven tests.
+``decide`` gathers the request's facts (``RequestFacts``: who asks, recurring or not, the
+occurrences from :mod:`mr_engine.core.recurrence`, the busy times of the resource's *other*
+bookings), then runs the rules on them with the resource's settings and the current time.
+It reads no clock, database or network, so every rule is covered by table-driven tests.
 
-Intervals are half-open, ``[start, end)``: a meeting ending at 10:00 does not
-conflict with one starting at 10:00. Capacity is checked against the *peak*
-number of concurrent bookings inside an occurrence (a sweep line), not the
-number of overlapping bookings: with capacity 2, bookings 9-10 and 10-11 leave
-room for 9:30-10:30. The occurrences of one request are not checked against
-each other: a series does not overlap itself in practice, and a client that
-sends overlapping instances gets what it asked for.
+Two lists, each rule a function returning a reason or None:
+
+* ``REQUEST_RULES`` judge the whole request; the first reason declines it.
+* ``OCCURRENCE_RULES`` judge each occurrence; the first reason is that occurrence's
+  problem. Problem occurrences decline the whole request, unless it is a series and the
+  resource's partial-decline thresholds allow declining just those occurrences.
+
+A new rule is one function and one line in a list. The occurrences of one request are not
+checked against each other: a series does not overlap itself in practice, and a client
+that sends overlapping instances gets what it asked for.
 """
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
+from typing import Callable
 
+from mr_engine.core.busy import Busy, BusyTimes
 from mr_engine.core.recurrence import Instance
 from mr_engine.core.resource_settings import ResourceSettings
 from mr_engine.core.timezones import format_span
 
-__all__ = ["Busy", "Decision", "ResourcePolicy", "decide", "effective_capacity",
-           "decide_extension"]
+__all__ = ["Busy", "Decision", "People", "RequestFacts", "ResourcePolicy", "REQUEST_RULES",
+           "OCCURRENCE_RULES", "decide", "decide_extension", "effective_capacity"]
 
-
-# The policy reads the resource's settings as they are declared.
+# The booking rules read the resource's settings as they are declared.
 ResourcePolicy = ResourceSettings
 
 
 @dataclass(frozen=True)
-class Busy:
-    start: datetime  # UTC
-    end: datetime  # UTC
+class People:
+    """Who asks: the meeting's organizer, who sent the message, and how many it invites."""
+
+    organizer: str = ""  # ORGANIZER, without mailto:
+    envelope_sender: str = ""  # MAIL FROM; "" for the null sender or when not known
+    from_address: str = ""  # the From header's address
+    sender_address: str = ""  # the Sender header's address; "" without one
+    attendees: int = 0  # ATTENDEEs of the meeting, the resource among them
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """What the rules know of a request."""
+
+    people: People
+    recurring: bool
+    occurrences: tuple[Instance, ...]  # the live ones: cancelled occurrences are not asked for
+    busy: BusyTimes  # the resource's other bookings
+    zone: tzinfo  # the zone the reasons show times in
 
 
 @dataclass(frozen=True)
@@ -50,6 +69,10 @@ class Decision:
     declined_instances: tuple[tuple[Instance, str], ...]
 
 
+RequestRule = Callable[[RequestFacts, ResourcePolicy, datetime], "str | None"]
+OccurrenceRule = Callable[[Instance, RequestFacts, ResourcePolicy, datetime], "str | None"]
+
+
 def effective_capacity(policy: ResourcePolicy) -> int:
     """A room holds one meeting at a time; equipment has ``capacity`` units."""
     if policy.kind == "equipment":
@@ -57,69 +80,69 @@ def effective_capacity(policy: ResourcePolicy) -> int:
     return 1
 
 
-class _Saturation:
-    """The times at which the other bookings already use the whole capacity.
-
-    Built once by a sweep over the sorted start and end times (O(n log n)), as
-    merged, sorted, disjoint intervals; each occurrence is then one bisect.
-    """
-
-    def __init__(self, busy: Sequence[Busy], capacity: int) -> None:
-        starts = sorted(b.start for b in busy if b.end > b.start)
-        ends = sorted(b.end for b in busy if b.end > b.start)
-        self.starts: list[datetime] = []
-        self.ends: list[datetime] = []
-        level, i, j = 0, 0, 0
-        while i < len(starts):
-            if ends[j] <= starts[i]:  # half-open: an end frees the slot before a start takes it
-                level -= 1
-                if level == capacity - 1:
-                    self._close(ends[j])
-                j += 1
-            else:
-                level += 1
-                if level == capacity:
-                    self._open(starts[i])
-                i += 1
-        if level >= capacity:
-            self._close(ends[j + level - capacity])
-
-    def _open(self, moment: datetime) -> None:
-        if self.ends and self.ends[-1] == moment:  # touching: merge
-            self.ends.pop()
-        else:
-            self.starts.append(moment)
-
-    def _close(self, moment: datetime) -> None:
-        self.ends.append(moment)
-
-    def full_during(self, start: datetime, end: datetime) -> bool:
-        """Whether capacity is exhausted anywhere in ``[start, end)``.
-
-        A zero-length occurrence is taken as the instant ``start``.
-        """
-        end = max(end, start + timedelta(microseconds=1))
-        index = bisect.bisect_right(self.ends, start)  # first saturated span ending after start
-        return index < len(self.starts) and self.starts[index] < end
-
-
 def _span(instance: Instance, zone: tzinfo) -> str:
     return format_span(instance.start, instance.end, zone)
 
 
-def _problems(policy: ResourcePolicy, live: Sequence[Instance], busy: Sequence[Busy],
-              zone: tzinfo) -> list[tuple[Instance, str]]:
-    """Each occurrence that cannot be booked, with the reason."""
-    limit = timedelta(minutes=policy.max_duration_minutes)
-    saturation = _Saturation(busy, effective_capacity(policy)) if policy.decline_conflict else None
-    problems = []
-    for instance in live:
-        if policy.max_duration_minutes > 0 and instance.end - instance.start > limit:
-            reason = f"longer than the maximum duration of {policy.max_duration_minutes} minutes"
-            problems.append((instance, f"{reason} ({_span(instance, zone)})"))
-        elif saturation is not None and saturation.full_during(instance.start, instance.end):
-            problems.append((instance, f"conflict on {_span(instance, zone)}"))
-    return problems
+# --- the rules ------------------------------------------------------------------------------
+
+def recurring_refused(facts: RequestFacts, policy: ResourcePolicy, now: datetime) -> str | None:
+    if facts.recurring and policy.decline_recurring:
+        return "recurring meetings are not allowed"
+    return None
+
+
+def beyond_booking_window(facts: RequestFacts, policy: ResourcePolicy,
+                          now: datetime) -> str | None:
+    # The caller expands up to now + window: no occurrence left means "too far ahead".
+    horizon = now + timedelta(days=policy.booking_window_days)
+    if facts.occurrences and (policy.booking_window_days <= 0
+                              or all(i.start <= horizon for i in facts.occurrences)):
+        return None
+    return f"starts beyond the booking window of {policy.booking_window_days} days"
+
+
+def too_long(occurrence: Instance, facts: RequestFacts, policy: ResourcePolicy,
+             now: datetime) -> str | None:
+    limit = policy.max_duration_minutes  # 0: no limit
+    if limit <= 0 or occurrence.end - occurrence.start <= timedelta(minutes=limit):
+        return None
+    return f"longer than the maximum duration of {limit} minutes ({_span(occurrence, facts.zone)})"
+
+
+def conflict(occurrence: Instance, facts: RequestFacts, policy: ResourcePolicy,
+             now: datetime) -> str | None:
+    # With decline_conflict off, conflicts are ignored (as in Kopano).
+    if policy.decline_conflict and facts.busy.full_during(
+            occurrence.start, occurrence.end, effective_capacity(policy)):
+        return f"conflict on {_span(occurrence, facts.zone)}"
+    return None
+
+
+REQUEST_RULES: tuple[RequestRule, ...] = (recurring_refused, beyond_booking_window)
+OCCURRENCE_RULES: tuple[OccurrenceRule, ...] = (too_long, conflict)
+# Occurrences of an accepted series that became due later: duration and window were
+# judged when the series was accepted; only a slot taken since declines one.
+EXTENSION_RULES: tuple[OccurrenceRule, ...] = (conflict,)
+
+
+# --- running them ---------------------------------------------------------------------------
+
+def facts_of(instances: Sequence[Instance], recurring: bool, busy: Sequence[Busy],
+             tz_for_display: tzinfo, people: People = People()) -> RequestFacts:
+    live = tuple(i for i in instances if not i.cancelled)
+    return RequestFacts(people, recurring, live, BusyTimes(tuple(busy)), tz_for_display)
+
+
+def _first_reason(rules: Sequence[Callable[..., str | None]], *facts: object) -> str | None:
+    return next((reason for rule in rules if (reason := rule(*facts))), None)
+
+
+def _problems(rules: Sequence[OccurrenceRule], facts: RequestFacts, policy: ResourcePolicy,
+              now: datetime) -> list[tuple[Instance, str]]:
+    """Each occurrence that cannot be booked, with the reason of the first rule refusing it."""
+    judged = ((i, _first_reason(rules, i, facts, policy, now)) for i in facts.occurrences)
+    return [(instance, reason) for instance, reason in judged if reason]
 
 
 def _within_thresholds(policy: ResourcePolicy, problems: int, total: int) -> bool:
@@ -136,33 +159,20 @@ def _decline(*reasons: str) -> Decision:
 
 
 def decide(policy: ResourcePolicy, instances: Sequence[Instance], recurring: bool,
-           busy: Sequence[Busy], now: datetime, tz_for_display: tzinfo) -> Decision:
-    """Accept or decline a request for *instances* (cancelled ones are skipped).
-
-    Order of the rules: recurring refused, booking window, then duration and
-    conflicts for every occurrence. With ``decline_conflict`` off, conflicts
-    are ignored (as in Kopano). Too-long and conflicting occurrences decline
-    the whole request, unless the request is a series and the partial-decline
-    thresholds allow declining just those occurrences.
-    """
-    if recurring and policy.decline_recurring:
-        return _decline("recurring meetings are not allowed")
-    live = [i for i in instances if not i.cancelled]
-    window = f"starts beyond the booking window of {policy.booking_window_days} days"
-    if not live:  # the caller expands to now + window: nothing left means "too far ahead"
-        return _decline(window)
-    if policy.booking_window_days > 0:
-        horizon = now + timedelta(days=policy.booking_window_days)
-        if any(i.start > horizon for i in live):
-            return _decline(window)
-    problems = _problems(policy, live, busy, tz_for_display)
+           busy: Sequence[Busy], now: datetime, tz_for_display: tzinfo,
+           people: People = People()) -> Decision:
+    """Accept or decline a request for *instances* (cancelled ones are skipped)."""
+    facts = facts_of(instances, recurring, busy, tz_for_display, people)
+    refused = _first_reason(REQUEST_RULES, facts, policy, now)
+    if refused:
+        return _decline(refused)
+    problems = _problems(OCCURRENCE_RULES, facts, policy, now)
     if not problems:
-        return Decision(True, (), tuple(live), ())
-    reasons = tuple(reason for _, reason in problems)
-    partial = recurring and len(problems) < len(live)
-    if not partial or not _within_thresholds(policy, len(problems), len(live)):
-        return _decline(*reasons)
-    return _partly(live, problems)
+        return Decision(True, (), facts.occurrences, ())
+    partial = recurring and len(problems) < len(facts.occurrences)
+    if not partial or not _within_thresholds(policy, len(problems), len(facts.occurrences)):
+        return _decline(*(reason for _, reason in problems))
+    return _partly(facts.occurrences, problems)
 
 
 def _partly(live: Sequence[Instance], problems: list[tuple[Instance, str]]) -> Decision:
@@ -173,11 +183,10 @@ def _partly(live: Sequence[Instance], problems: list[tuple[Instance, str]]) -> D
 
 
 def decide_extension(policy: ResourcePolicy, instances: Sequence[Instance],
-                     busy: Sequence[Busy], tz_for_display: tzinfo) -> Decision:
+                     busy: Sequence[Busy], now: datetime, tz_for_display: tzinfo) -> Decision:
     """Occurrences of an accepted series that became due as time passed (or the booking
-    window grew): the series stays accepted, and with ``decline_conflict`` each occurrence
-    on a slot that the other bookings already fill is declined; the earlier booking keeps
-    it. Duration and window were the request's rules, judged when it was accepted."""
-    live = [i for i in instances if not i.cancelled]
-    problems = _problems(replace(policy, max_duration_minutes=0), live, busy, tz_for_display)
-    return _partly(live, problems)
+    window grew): the series stays accepted, and each occurrence that ``EXTENSION_RULES``
+    refuse (a slot the other bookings already fill) is declined; the earlier booking
+    keeps it."""
+    facts = facts_of(instances, True, busy, tz_for_display)
+    return _partly(facts.occurrences, _problems(EXTENSION_RULES, facts, policy, now))

@@ -1,8 +1,9 @@
 """Processing a meeting request or cancellation for a resource: decide, book, and answer.
 
-The decision itself is ``policy.decide`` (pure); this module gathers its inputs from the
-store, applies the verdict to the resource's calendar, and returns the iTIP replies to queue.
-The caller holds the transaction: booking and queued replies commit together or not at all.
+The decision itself is ``policy.decide`` (pure booking rules); this module gathers its
+facts from the message and the store, applies the verdict to the resource's calendar, and
+returns the iTIP replies to queue. The caller holds the transaction: booking and queued
+replies commit together or not at all.
 
 Only the organizer who booked a meeting changes or cancels it: anyone else's REQUEST for its
 UID is declined to them, their CANCEL is ignored (and logged), and the booking stays.
@@ -11,11 +12,12 @@ UID is declined to them, their CANCEL is ignored (and logged), and the booking s
 from __future__ import annotations
 
 import datetime as dt
+import email.message
 import logging
 import zoneinfo
 from dataclasses import dataclass, field
 from datetime import tzinfo
-from typing import Callable
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -26,7 +28,8 @@ from mr_engine.config import Settings
 from mr_engine.store.db import lock_mailbox
 from mr_engine.core.itip import OUT_OF_RANGE, EventData, Invitation, InvitationError, is_attendee
 from mr_engine.store.models import Booking, Mailbox
-from mr_engine.core.policy import Decision, decide
+from mr_engine.core.headers import first_address
+from mr_engine.core.policy import Decision, People, decide
 from mr_engine.core.recurrence import Instance, RecurrenceError, expand, finished_by
 from mr_engine.services.replies import OutgoingReply, compose, event_for, summarize, wanted
 from mr_engine.core.reply import Answer
@@ -54,6 +57,24 @@ class BookingResult:
         return f"{self.outcome}: {summarize(self.reasons)}" if self.reasons else self.outcome
 
 
+class Incoming(Protocol):
+    """The received message a request is read from (delivery's ``Envelope`` is one)."""
+
+    @property
+    def sender(self) -> str:
+        """The envelope sender; "" for the null sender or when it is not known."""
+
+    @property
+    def message(self) -> email.message.Message: ...
+
+    @property
+    def message_id(self) -> str | None: ...
+
+    def invitation(self, zone: tzinfo) -> Invitation | InvitationError | None:
+        """The message's calendar for a resource in ``zone`` (floating and all-day times
+        depend on it), as ``itip.invitation_in`` reads it."""
+
+
 @dataclass(frozen=True)
 class Request:
     """A meeting request addressed to ``resource``, and what is needed to answer it."""
@@ -65,19 +86,17 @@ class Request:
     now: dt.datetime
     hostname: str
     max_occurrences: int
+    # Who sent the message (the booking rules' facts): "" when not known.
+    envelope_sender: str = ""
+    from_address: str = ""
+    sender_address: str = ""
 
 
-def read_request(resource: Mailbox,
-                 invitation: Callable[[tzinfo], Invitation | InvitationError | None],
-                 message_id: str | None, settings: Settings,
+def read_request(resource: Mailbox, incoming: Incoming, settings: Settings,
                  now: dt.datetime) -> Request | None:
-    """The REQUEST or CANCEL naming ``resource`` as ATTENDEE, else None (logged).
-
-    ``invitation(zone)`` reads the message's calendar for a resource in ``zone`` (floating
-    and all-day times depend on it), as ``itip.invitation_in`` does.
-    """
+    """The REQUEST or CANCEL naming ``resource`` as ATTENDEE, else None (logged)."""
     zone = horizon.zone_of(resource, settings)
-    inv = invitation(zone)
+    inv = incoming.invitation(zone)
     if inv is None:
         return None
     if isinstance(inv, InvitationError):
@@ -89,8 +108,11 @@ def read_request(resource: Mailbox,
     if is_attendee(inv, [resource.email]) is None:
         log.info("%s: not an attendee of %s", resource.name, inv.uid)
         return None
-    return Request(resource=resource, invitation=inv, message_id=message_id, zone=zone,
-                   now=now, hostname=settings.hostname, max_occurrences=settings.max_occurrences)
+    return Request(resource=resource, invitation=inv, message_id=incoming.message_id,
+                   zone=zone, now=now, hostname=settings.hostname,
+                   max_occurrences=settings.max_occurrences, envelope_sender=incoming.sender,
+                   from_address=first_address(incoming.message, "From"),
+                   sender_address=first_address(incoming.message, "Sender"))
 
 
 def _extender(req: Request) -> horizon.Extender:
@@ -172,22 +194,32 @@ def _horizon(req: Request) -> dt.datetime | None:
     return None if finished_by(req.invitation, end) else end
 
 
+def _people(req: Request) -> People:
+    """Who asks for the booking: the meeting's organizer, the message's senders."""
+    event = req.invitation.events[0]  # the master, when there is one
+    return People(organizer=event.organizer, envelope_sender=req.envelope_sender,
+                  from_address=req.from_address, sender_address=req.sender_address,
+                  attendees=len(event.attendees))
+
+
 def _decide(session: Session, req: Request, instances: list[Instance], recurring: bool,
             exclude: int | None) -> Decision:
     zone = resolve(req.invitation.events[0].tzid, req.zone)
-    return check(session, req.resource, instances, recurring, exclude, req.now, zone)
+    return check(session, req.resource, instances, recurring, exclude, req.now, zone,
+                 _people(req))
 
 
 def check(session: Session, resource: Mailbox, instances: list[Instance], recurring: bool,
-          exclude: int | None, now: dt.datetime, zone: tzinfo) -> Decision:
+          exclude: int | None, now: dt.datetime, zone: tzinfo,
+          people: People = People()) -> Decision:
     """The conflict check: the calendar's busy times around ``instances`` (``exclude``: the
-    meeting's own booking), then the resource's policy on them."""
+    meeting's own booking), then the resource's booking rules on them."""
     live = [i for i in instances if not i.cancelled]
     busy = []
     if live:
         busy = cal.busy_intervals(session, resource, min(i.start for i in live),
                                   max(i.end for i in live), exclude)
-    return decide(horizon.policy_of(resource), instances, recurring, busy, now, zone)
+    return decide(horizon.policy_of(resource), instances, recurring, busy, now, zone, people)
 
 
 def _series(session: Session, req: Request, booking: Booking | None) -> BookingResult:

@@ -141,7 +141,7 @@ def _book(session: Session, resource: Mailbox, booking: Booking, inv: Invitation
     busy = cal.busy_intervals(session, resource, min(i.start for i in fresh),
                               max(i.end for i in fresh), booking.id)
     zone = resolve(inv.events[0].tzid, ext.zone)
-    decision = decide_extension(policy_of(resource), fresh, busy, zone)
+    decision = decide_extension(policy_of(resource), fresh, busy, ext.now, zone)
     cal.add_occurrences(session, resource, booking, decision.booked)
     done.occurrences += len(decision.booked)
     done.declined += len(decision.declined_instances)
