@@ -7,7 +7,7 @@ import datetime as dt
 
 from mr_engine.store.calendar_store import agenda
 from mr_engine.clock import utcnow
-from mr_engine.store.directory import get_user
+from mr_engine.store.directories import open_directory
 from mr_engine.core.printable import printable
 
 from .common import add_config_flags, iso, open_db, print_json, settings_from
@@ -35,9 +35,11 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     start = args.start or utcnow()
     end = args.end or start + dt.timedelta(days=30)
-    db = open_db(settings_from(args))
+    settings = settings_from(args)
+    db = open_db(settings)
     with db.read() as session:
-        entries = agenda(session, get_user(session, args.user), start, end)
+        resource = open_directory(settings, session).user(args.user)
+        entries = agenda(session, resource, start, end)
     rows = [{"uid": e.uid, "recurrence_id": iso(e.recurrence_id), "summary": e.summary,
              "start": iso(e.start), "end": iso(e.end), "organizer": e.organizer,
              "status": e.status} for e in entries]

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mr_engine.store.directory import NotFound, get_user
+from sqlalchemy.orm import Session
+
+from mr_engine.config import Settings
+from mr_engine.store.directories import NotFound, open_directory
 from mr_engine.store.messages import get_content, list_messages
 from mr_engine.core.printable import printable
+from mr_engine.store.models import Store
 from mr_engine.store.stores import store_of
 
 from .common import add_config_flags, iso, open_db, print_json, settings_from
@@ -28,17 +32,18 @@ def add_parser(sub) -> None:
     show.set_defaults(func=run_message)
 
 
-def _store(session, name: str):
-    store = store_of(session, get_user(session, name))
+def _store(settings: Settings, session: Session, name: str) -> Store:
+    store = store_of(session, open_directory(settings, session).user(name))
     if store is None:
         raise NotFound(f"user {name!r} has no store")
     return store
 
 
 def run_mailbox(args: argparse.Namespace) -> int:
-    db = open_db(settings_from(args))
+    settings = settings_from(args)
+    db = open_db(settings)
     with db.read() as session:
-        messages = list_messages(session, _store(session, args.user), args.folder)
+        messages = list_messages(session, _store(settings, session, args.user), args.folder)
     if args.json:
         print_json([{"id": m.id, "folder": m.folder, "message_id": m.message_id,
                      "subject": m.subject, "from": m.from_, "size": m.size,
@@ -53,9 +58,10 @@ def run_mailbox(args: argparse.Namespace) -> int:
 
 
 def run_message(args: argparse.Namespace) -> int:
-    db = open_db(settings_from(args))
+    settings = settings_from(args)
+    db = open_db(settings)
     with db.read() as session:
-        content = get_content(session, _store(session, args.user), args.id)
+        content = get_content(session, _store(settings, session, args.user), args.id)
     if sys.stdout.isatty():
         sys.stdout.write(for_terminal(content))
     else:

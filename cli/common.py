@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from mr_engine.config import ConfigError, Settings, load_settings
 from mr_engine.store.db import Database, open_database
-from mr_engine.store.directory import DirectoryError
+from mr_engine.store.directories import DirectoryError
 from mr_engine.core.printable import json_printable, printable
 
 EXIT_ERROR = 1

@@ -24,6 +24,7 @@ from mr_engine.store import directory
 from mr_engine.store import stores
 from mr_engine.clock import utcnow
 from mr_engine.config import Settings
+from mr_engine.store.directories import Directory, GroupInfo, NotFound, open_directory
 from mr_engine.store.models import Mailbox
 from mr_engine.store.oof_state import get_oof
 from mr_engine.core.printable import printable_lines
@@ -41,6 +42,9 @@ from .kopano_cli_flags import (FIELD_DESTS, FLAG_NAMES, PASSWORD_DESTS, UsageErr
 class Context:
     settings: Settings
     now: dt.datetime
+    # Every read of users and groups goes through it (user_plugin); the changes are the
+    # db source's own functions (store.directory).
+    source: Directory
 
 
 def out_of_office(session: Session, mailbox: Mailbox) -> dict[str, Any]:
@@ -60,7 +64,8 @@ def resource_details(mailbox: Mailbox) -> dict[str, Any]:
     return {s.json: s.value_type(getattr(mailbox, s.column)) for s in SETTINGS}
 
 
-def user_details(session: Session, mailbox: Mailbox, settings: Settings) -> dict[str, Any]:
+def user_details(session: Session, mailbox: Mailbox, settings: Settings,
+                 source: Directory) -> dict[str, Any]:
     """Everything ``--user NAME`` shows, in Kopano's order, as plain JSON-ready data."""
     store = stores.store_of(session, mailbox)
     return {
@@ -71,12 +76,12 @@ def user_details(session: Session, mailbox: Mailbox, settings: Settings) -> dict
         "admin_level": mailbox.admin_level,
         "store": store.guid if store else None,
         "store_size": store.size if store else 0,
-        "sendas": directory.sendas_names(session, mailbox),
+        "sendas": source.sendas_of(mailbox.email),
         **resource_details(mailbox),
         "out_of_office": out_of_office(session, mailbox),
         **{key: _quota(mailbox, settings, key)
            for key in ("quota_warning", "quota_soft", "quota_hard")},
-        "groups": directory.groups_of(session, mailbox),
+        "groups": source.groups_of(mailbox.email),
     }
 
 
@@ -85,7 +90,7 @@ def _field_changes(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def show_user(session: Session, args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
-    return user_details(session, directory.get_user(session, args.user), ctx.settings)
+    return user_details(session, ctx.source.user(args.user), ctx.settings, ctx.source)
 
 
 def create_user(session: Session, args: argparse.Namespace, ctx: Context) -> str:
@@ -101,20 +106,20 @@ def create_user(session: Session, args: argparse.Namespace, ctx: Context) -> str
     return message
 
 
-def _link_users(session: Session, args: argparse.Namespace, target: Any,
+def _link_users(session: Session, args: argparse.Namespace, ctx: Context, target: Any,
                 services: tuple[tuple[str, Callable], ...]) -> None:
     """``--add-… NAME`` / ``--remove-… NAME``: link the named user to ``target`` or unlink it."""
     for dest, service in services:
         if given(args, dest):
-            service(session, target, directory.get_user(session, getattr(args, dest)))
+            service(session, target, ctx.source.user(getattr(args, dest)))
 
 
 def update_user(session: Session, args: argparse.Namespace, ctx: Context) -> str:
-    mailbox = directory.get_user(session, args.user)
+    mailbox = ctx.source.user(args.user)
     directory.update_user(session, mailbox, name=args.name, password=args.password,
                           **_field_changes(args))
-    _link_users(session, args, mailbox, (("add_sendas", directory.add_sendas),
-                                         ("remove_sendas", directory.remove_sendas)))
+    _link_users(session, args, ctx, mailbox, (("add_sendas", directory.add_sendas),
+                                              ("remove_sendas", directory.remove_sendas)))
     if given(args, "mr_booking_window_days"):
         # A longer window must hold every booked series' slots at once, not from the next
         # pass of the server on (mr_engine.horizon).
@@ -123,7 +128,7 @@ def update_user(session: Session, args: argparse.Namespace, ctx: Context) -> str
 
 
 def delete_user(session: Session, args: argparse.Namespace, ctx: Context) -> str:
-    mailbox = directory.get_user(session, args.user)
+    mailbox = ctx.source.user(args.user)
     store = stores.store_of(session, mailbox)
     # Kopano keeps a deleted user's store as an orphan, to be hooked or removed later.
     stores.orphan_store_of(session, mailbox)
@@ -135,23 +140,19 @@ def delete_user(session: Session, args: argparse.Namespace, ctx: Context) -> str
 def list_users(session: Session, args: argparse.Namespace, ctx: Context) -> list[dict]:
     return [{"name": m.name, "fullname": m.fullname, "email": m.email, "active": m.active,
              "admin_level": m.admin_level, "resource_type": m.resource_type}
-            for m in directory.list_users(session)]
+            for m in ctx.source.users()]
 
 
-def _group_info(info: directory.GroupInfo) -> dict[str, Any]:
+def _group_info(info: GroupInfo) -> dict[str, Any]:
     return {"name": info.name, "email": info.email, "members": info.members}
 
 
 def list_groups(session: Session, args: argparse.Namespace, ctx: Context) -> list[dict]:
-    return [_group_info(info) for info in directory.list_groups(session)]
+    return [_group_info(info) for info in ctx.source.groups()]
 
 
 def show_group(session: Session, args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
-    if args.group == directory.EVERYONE:
-        return _group_info(directory.list_groups(session)[0])
-    group = directory.get_group(session, args.group)
-    members = [m.name for m in directory.group_members(session, group)]
-    return _group_info(directory.GroupInfo(group.name, group.email, members))
+    return _group_info(ctx.source.group(args.group))
 
 
 def create_group(session: Session, args: argparse.Namespace, ctx: Context) -> str:
@@ -163,8 +164,8 @@ def update_group(session: Session, args: argparse.Namespace, ctx: Context) -> st
     group = directory.get_group(session, args.group)
     if args.email is not None:
         directory.set_group_email(session, group, args.email)
-    _link_users(session, args, group, (("add_user", directory.add_member),
-                                       ("remove_user", directory.remove_member)))
+    _link_users(session, args, ctx, group, (("add_user", directory.add_member),
+                                            ("remove_user", directory.remove_member)))
     return f"Group updated: {args.group}"
 
 
@@ -183,22 +184,22 @@ def list_orphans(session: Session, args: argparse.Namespace, ctx: Context) -> di
 def create_store(session: Session, args: argparse.Namespace, ctx: Context) -> str:
     if args.user is None:
         return f"Public store created: {stores.create_public_store(session, ctx.now).guid}"
-    mailbox = directory.get_user(session, args.user)
+    mailbox = ctx.source.user(args.user)
     return f"Store created: {stores.create_store(session, mailbox, ctx.now).guid}"
 
 
 def hook_store(session: Session, args: argparse.Namespace, ctx: Context) -> str:
-    mailbox = directory.get_user(session, args.user) if args.user is not None else None
+    mailbox = ctx.source.user(args.user) if args.user is not None else None
     store = stores.hook_store(session, args.hook_store, mailbox)
     target = f"user {mailbox.name}" if mailbox else "the public store"
     return f"Store hooked: {store.guid} as {target}"
 
 
 def unhook_store(session: Session, args: argparse.Namespace, ctx: Context) -> str:
-    mailbox = directory.get_user(session, args.user)
+    mailbox = ctx.source.user(args.user)
     store = stores.store_of(session, mailbox)
     if store is None:
-        raise directory.NotFound(f"user {mailbox.name!r} has no store")
+        raise NotFound(f"user {mailbox.name!r} has no store")
     stores.orphan_store_of(session, mailbox)
     return f"Store unhooked: {store.guid} (was user {mailbox.name})"
 
@@ -318,7 +319,8 @@ def execute(mode: Mode, args: argparse.Namespace) -> int:
     try:
         db = open_db(settings)
         with (db.read() if mode.readonly else db.write()) as session:
-            result = mode.run(session, args, Context(settings, utcnow()))
+            ctx = Context(settings, utcnow(), open_directory(settings, session))
+            result = mode.run(session, args, ctx)
     except IntegrityError as exc:
         # A concurrent change can still trip a unique constraint after our own checks.
         return fail(f"the change conflicts with existing data: {exc.orig}")

@@ -18,7 +18,7 @@ from mr_engine.delivery import pipeline
 from mr_engine.delivery.context import Batch, Delivery, Envelope, Outcome, message_id_of, parse_message
 from mr_engine.clock import utcnow
 from mr_engine.config import Settings
-from mr_engine.store.directory import get_user
+from mr_engine.store.directories import open_directory
 from mr_engine.core.printable import printable
 
 from .common import EXIT_ERROR, add_config_flags, fail, open_db, run_guarded, settings_from
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _deliver(db, settings: Settings, envelope: Envelope, user: str) -> Delivery:
     with db.write() as session:
-        resource = get_user(session, user)
+        resource = open_directory(settings, session).user(user)
         d = Delivery(session=session, settings=settings, now=utcnow(), envelope=envelope,
                      recipient=resource.email, mailbox=resource,
                      batch=Batch.load(session, [resource.id]))

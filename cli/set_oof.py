@@ -16,7 +16,7 @@ import zoneinfo
 from typing import Any
 
 from mr_engine.clock import utcnow
-from mr_engine.store.directory import get_user
+from mr_engine.store.directories import open_directory
 from mr_engine.store.oof_state import OofState, get_oof, set_oof
 
 from .common import (EXIT_USAGE, UsageError, add_config_flags, fail, iso, open_db, print_json,
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     db = open_db(settings)
     try:
         with db.write() as session:
-            mailbox = get_user(session, args.user)
+            mailbox = open_directory(settings, session).user(args.user)
             state = set_oof(session, mailbox, **changes) if changes else get_oof(session, mailbox)
     finally:
         db.dispose()

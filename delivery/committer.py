@@ -21,12 +21,12 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
-from sqlalchemy import bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from mr_engine.config import Settings
 from mr_engine.store.db import Database
+from mr_engine.store.directories import open_directory
 from mr_engine.store.models import Mailbox
 
 from . import pipeline
@@ -55,10 +55,6 @@ class _Rollback(Exception):
 
 class _Retry(Exception):
     """Rolls back a batch run without savepoints, to run it again with them."""
-
-
-# Built once: it runs for every batch (see store/messages.py for why).
-_MAILBOXES = select(Mailbox).where(Mailbox.id.in_(bindparam("ids", expanding=True)))
 
 
 class Committer:
@@ -151,31 +147,31 @@ class Committer:
         Not ``careful``: no savepoints (two statements a delivery saved), and None as soon
         as one delivery is refused or fails; the caller rolls back and goes careful.
         """
-        # One query loads the batch's mailboxes; session.get then finds them in the identity
-        # map (which holds them weakly: the list keeps them alive until the commit).
+        # One lookup loads the batch's mailboxes; the dict keeps them alive while the batch
+        # runs (the session's identity map holds clean rows only weakly).
         ids = sorted({job.mailbox_id for job in jobs})
-        mailboxes = session.scalars(_MAILBOXES, {"ids": ids}).all()
+        mailboxes = open_directory(self.settings, session).mailboxes(ids)
         loaded = Batch.load(session, ids)
         # Mailbox order, so that row locks (resources, first stores) are taken in one order
         # by every process and two batches cannot deadlock.
         order = sorted(range(len(jobs)), key=lambda i: jobs[i].mailbox_id)
         by_index: dict[int, _Result] = {}
         for i in order:
+            mailbox = mailboxes.get(jobs[i].mailbox_id)  # None: deleted since RCPT
             if careful:
-                by_index[i] = self._deliver_one(session, loaded, jobs[i], now)
+                by_index[i] = self._deliver_one(session, loaded, jobs[i], mailbox, now)
                 continue
             try:
-                result = self._run(session, loaded, jobs[i], now)
+                result = self._run(session, loaded, jobs[i], mailbox, now)
             except Exception:
                 return None
             if result.outcome.code >= 400:
                 return None
             by_index[i] = result
-        del mailboxes
         return [by_index[i] for i in range(len(jobs))]
 
-    def _run(self, session: Session, loaded: Batch, job: DeliveryJob, now: dt.datetime) -> "_Result":
-        mailbox = session.get(Mailbox, job.mailbox_id)
+    def _run(self, session: Session, loaded: Batch, job: DeliveryJob, mailbox: Mailbox | None,
+             now: dt.datetime) -> "_Result":
         if mailbox is None:
             return _Result(Outcome(550, "5.1.1", "Mailbox no longer exists"), job.recipient,
                            "no such mailbox")
@@ -187,13 +183,13 @@ class Committer:
         return _Result(outcome, mailbox.name, ", ".join(d.notes), d.queued, "delivered")
 
     def _deliver_one(self, session: Session, loaded: Batch, job: DeliveryJob,
-                     now: dt.datetime) -> "_Result":
+                     mailbox: Mailbox | None, now: dt.datetime) -> "_Result":
         try:
             with session.begin_nested():
                 # The ORM emits SAVEPOINT only when asked for the connection; the steps'
                 # Core statements use the batch's connection, so ask here.
                 session.connection()
-                result = self._run(session, loaded, job, now)
+                result = self._run(session, loaded, job, mailbox, now)
                 if result.outcome.code >= 400:
                     raise _Rollback(result)
             return result

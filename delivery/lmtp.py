@@ -20,7 +20,7 @@ from aiosmtpd.smtp import Session as SMTPSession
 
 from mr_engine.config import Settings
 from mr_engine.store.db import Database
-from mr_engine.store.directory import resolve_address
+from mr_engine.store.directories import open_directory
 
 from .committer import TEMPFAIL, Committer
 from .context import Envelope, Outcome, message_id_of, parse_message
@@ -187,7 +187,7 @@ class DeliveryHandler:
 
     def _resolve(self, address: str) -> list[int]:
         with self.db.read() as session:
-            return [m.id for m in resolve_address(session, address)]
+            return [m.id for m in open_directory(self.settings, session).resolve(address)]
 
     async def handle_DATA(self, server, session: SMTPSession, envelope: SMTPEnvelope) -> str:
         recipients: Recipients = envelope.recipients  # type: ignore[attr-defined]

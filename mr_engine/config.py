@@ -173,6 +173,21 @@ def show_mode(mode: int) -> str:
     return f"{mode:04o}"
 
 
+# The directory sources ``user_plugin`` chooses from, each with the module that implements
+# it (``mr_engine.store.directories``); imported only when chosen, so that a source's own
+# client library is needed only where it is used. A new source is its module and one line.
+USER_PLUGINS: dict[str, str] = {
+    "db": "mr_engine.store.directories.db",
+}
+
+
+def _parse_user_plugin(raw: Any) -> str:
+    name = str(raw).strip().lower()
+    if name not in USER_PLUGINS:
+        raise ValueError(f"expected one of {', '.join(USER_PLUGINS)}, got {raw!r}")
+    return name
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -196,6 +211,8 @@ SCHEMA: tuple[Setting, ...] = (
     Setting("default_domain", _parse_str, "localhost", "Domain for addresses given without one"),
     Setting("default_timezone", _parse_timezone, "UTC",
             "IANA zone for floating and all-day times and for kopano-set-oof input"),
+    Setting("user_plugin", _parse_user_plugin, "db",
+            "Where users, resources and groups come from: db (the store's own tables)"),
     Setting("lmtp_listen", _parse_listen, ("127.0.0.1:2003",),
             "Comma-separated host:port or unix:/path addresses for LMTP"),
     Setting("lmtp_socket_mode", _parse_mode, 0o660,
@@ -255,6 +272,7 @@ class Settings:
     hostname: str = "localhost"
     default_domain: str = "localhost"
     default_timezone: str = "UTC"
+    user_plugin: str = "db"
     lmtp_listen: tuple[str, ...] = ("127.0.0.1:2003",)
     lmtp_socket_mode: int = 0o660
     lmtp_socket_user: str = ""

@@ -1,4 +1,6 @@
-"""The directory: users, resources and groups, and resolving an address to mailboxes.
+"""The SQL directory: users, resources and groups in the store's tables, and resolving an
+address to mailboxes. The engine reads it through ``directories.db`` (``user_plugin = db``);
+kopano-cli changes it with the functions here, which only this source has.
 
 Every function takes an open SQLAlchemy session and leaves committing to the caller, so a
 command-line call or a delivery is one transaction: nothing half-written on error.
@@ -7,30 +9,17 @@ command-line call or a delivery is one transaction: nothing half-written on erro
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from mr_engine.store.directories import (EVERYONE, DirectoryError, Duplicate, GroupInfo,
+                                         NotFound)
 from mr_engine.store.models import Group, GroupMember, Mailbox, SendAs
 from mr_engine.core.addresses import strip_detail
 from mr_engine.core.passwords import hash_password
 from mr_engine.core.resource_settings import SETTINGS, defaults, invalid_choice
-
-EVERYONE = "Everyone"
-
-
-class DirectoryError(Exception):
-    """A directory operation that cannot be done; the message says why."""
-
-
-class NotFound(DirectoryError):
-    pass
-
-
-class Duplicate(DirectoryError):
-    pass
 
 
 def _check_email(email: str) -> str:
@@ -240,13 +229,6 @@ def groups_of(session: Session, mailbox: Mailbox) -> list[str]:
         select(Group.name).join(GroupMember, GroupMember.group_id == Group.id)
         .where(GroupMember.mailbox_id == mailbox.id).order_by(Group.name))
     return [EVERYONE, *names]
-
-
-@dataclass(frozen=True)
-class GroupInfo:
-    name: str
-    email: str | None
-    members: list[str]
 
 
 def list_groups(session: Session) -> list[GroupInfo]:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from mr_engine.store.claims import claim
 from mr_engine.config import Settings
-from mr_engine.store.directory import NotFound
+from mr_engine.store.directories import NotFound
 from mr_engine.core.headers import header_text
 from mr_engine.store.models import DeliveredMessageId, Folder, Mailbox, Message, Store
 

@@ -17,7 +17,7 @@ from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from mr_engine.store.claims import claim
-from mr_engine.store.directory import DirectoryError
+from mr_engine.store.directories import DirectoryError
 from mr_engine.store.models import Mailbox, OutOfOffice, OutOfOfficeLog
 
 _LOG: Table = OutOfOfficeLog.__table__  # type: ignore[assignment]

@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from mr_engine.store.db import lock_mailbox
-from mr_engine.store.directory import DirectoryError, Duplicate, NotFound
+from mr_engine.store.directories import DirectoryError, Duplicate, NotFound
 from mr_engine.store.models import Folder, Mailbox, Store
 
 INBOX = "Inbox"

@@ -1,0 +1,94 @@
+"""The directory interface: who the engine delivers to, whichever source names them.
+
+A *directory source* answers the questions of ``Directory``: which mailboxes an address
+delivers to (a user, a resource, a group's members), a user or group by name, the groups of
+an address, the listings. The setting ``user_plugin`` (Kopano's name) picks the source:
+``config.USER_PLUGINS`` maps each value to the module that implements it, and that module's
+``open_source(settings, session)`` returns a ``Directory`` for one session (one transaction).
+``db`` (``directories.db``) is the SQL directory in the store itself.
+
+Whatever the source, the engine's own record of a recipient is its ``Mailbox`` row (store,
+resource settings, quotas): sources answer with rows of the session they were opened on, so
+a delivery needs no second lookup. Changing users and groups is the ``db`` source's alone
+(``store.directory``, used by kopano-cli); other sources are read there.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from sqlalchemy.orm import Session
+
+from mr_engine.config import USER_PLUGINS, Settings
+from mr_engine.store.models import Mailbox
+
+# Kopano's built-in group: every user is a member, in every source.
+EVERYONE = "Everyone"
+
+
+class DirectoryError(Exception):
+    """A directory operation that cannot be done; the message says why."""
+
+
+class NotFound(DirectoryError):
+    pass
+
+
+class Duplicate(DirectoryError):
+    pass
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    name: str
+    email: str | None
+    members: list[str]  # user names, sorted
+
+
+@runtime_checkable
+class Directory(Protocol):
+    """What the engine asks of a directory source; rows belong to the source's session."""
+
+    def resolve(self, address: str) -> list[Mailbox]:
+        """The mailboxes an envelope recipient delivers to: one user or resource, a group's
+        members, or none. Case-insensitive; ``user+detail@domain`` is ``user@domain``."""
+        ...
+
+    def mailboxes(self, ids: Collection[int]) -> dict[int, Mailbox]:
+        """The mailboxes with these ids (as ``resolve`` gave them) that still exist, by id,
+        in one lookup: the group committer's batch."""
+        ...
+
+    def user(self, name: str) -> Mailbox:
+        """The user or resource named ``name``; NotFound if there is none."""
+        ...
+
+    def users(self) -> list[Mailbox]:
+        """Every user and resource, by name."""
+        ...
+
+    def group(self, name: str) -> GroupInfo:
+        """The group named ``name`` (``Everyone`` too); NotFound if there is none."""
+        ...
+
+    def groups(self) -> list[GroupInfo]:
+        """Every group with its members, ``Everyone`` first, then by name."""
+        ...
+
+    def groups_of(self, address: str) -> list[str]:
+        """Names of the groups the user at ``address`` belongs to, ``Everyone`` first;
+        none for an address that is no user's."""
+        ...
+
+    def sendas_of(self, address: str) -> list[str]:
+        """Names of the users who may send as the user at ``address``, sorted."""
+        ...
+
+
+def open_directory(settings: Settings, session: Session) -> Directory:
+    """The source ``settings.user_plugin`` names, reading in ``session``."""
+    module = importlib.import_module(USER_PLUGINS[settings.user_plugin])
+    return module.open_source(settings, session)
