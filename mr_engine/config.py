@@ -7,6 +7,8 @@ frozen ``Settings`` value plus, per key, where the value came from, so that
 
 from __future__ import annotations
 
+import dataclasses
+
 import grp
 import os
 import pwd
@@ -190,9 +192,10 @@ def _parse_user_plugin(raw: Any) -> str:
 
 @dataclass(frozen=True)
 class Setting:
+    """One key of the schema; its default is the ``Settings`` field's (written once)."""
+
     name: str
     parse: Callable[[Any], Any]
-    default: Any
     help: str
     secret: bool = False
     show: Callable[[Any], Any] | None = None  # how ``mr-engine config`` prints the value
@@ -201,55 +204,62 @@ class Setting:
     def env(self) -> str:
         return ENV_PREFIX + self.name.upper()
 
+    @property
+    def default(self) -> Any:
+        return _DEFAULTS[self.name]
+
 
 SCHEMA: tuple[Setting, ...] = (
-    Setting("database_url", _parse_str, "sqlite:///var/mr-engine.db",
+    Setting("database_url", _parse_str,
             "SQLAlchemy URL of the store; sqlite:///path or postgresql+psycopg://user@host/db"),
-    Setting("store_group", _account(group_id), "",
+    Setting("store_group", _account(group_id),
             "Group that may read the SQLite store (files 0640; empty = the owner's alone, 0600)"),
-    Setting("hostname", _parse_str, "localhost", "Name this host uses in greetings and Received"),
-    Setting("default_domain", _parse_str, "localhost", "Domain for addresses given without one"),
-    Setting("default_timezone", _parse_timezone, "UTC",
+    Setting("hostname", _parse_str, "Name this host uses in greetings and Received"),
+    Setting("default_domain", _parse_str, "Domain for addresses given without one"),
+    Setting("default_timezone", _parse_timezone,
             "IANA zone for floating and all-day times and for kopano-set-oof input"),
-    Setting("user_plugin", _parse_user_plugin, "db",
+    Setting("user_plugin", _parse_user_plugin,
             "Where users, resources and groups come from: db (the store's own tables)"),
-    Setting("lmtp_listen", _parse_listen, ("127.0.0.1:2003",),
+    Setting("lmtp_listen", _parse_listen,
             "Comma-separated host:port or unix:/path addresses for LMTP"),
-    Setting("lmtp_socket_mode", _parse_mode, 0o660,
+    Setting("lmtp_socket_mode", _parse_mode,
             "Permissions of unix: LMTP sockets (octal)", show=show_mode),
-    Setting("lmtp_socket_user", _account(user_id), "",
+    Setting("lmtp_socket_user", _account(user_id),
             "Owner of unix: LMTP sockets, a name or uid (empty = the server's own)"),
-    Setting("lmtp_socket_group", _account(group_id), "",
+    Setting("lmtp_socket_group", _account(group_id),
             "Group of unix: LMTP sockets, a name or gid, e.g. postfix (empty = the server's own)"),
-    Setting("max_message_size", parse_size, 50 * 1024 * 1024, "Largest message accepted (SIZE)"),
-    Setting("max_recipients", _parse_positive, 1000, "Most recipients accepted for one message"),
-    Setting("max_sessions", _parse_positive, 100,
+    Setting("max_message_size", parse_size, "Largest message accepted (SIZE)"),
+    Setting("max_recipients", _parse_positive, "Most recipients accepted for one message"),
+    Setting("max_sessions", _parse_positive,
             "Most concurrent LMTP sessions (all worker processes together)"),
-    Setting("workers", _parse_workers, 0,
+    Setting("workers", _parse_workers,
             "LMTP server processes sharing the listeners; auto or 0 = one per CPU"),
-    Setting("session_timeout", parse_duration, 300, "Idle LMTP session timeout"),
-    Setting("delivery_batch_size", _parse_positive, 64,
+    Setting("session_timeout", parse_duration, "Idle LMTP session timeout"),
+    Setting("delivery_batch_size", _parse_positive,
             "Most deliveries committed together in one group commit"),
-    Setting("dedupe_window", parse_duration, 86400,
+    Setting("dedupe_window", parse_duration,
             "Same Message-ID to the same mailbox within this window is stored once (0 disables)"),
-    Setting("quota_warning", parse_size, 0, "Default store size that logs a warning (0 = none)"),
-    Setting("quota_soft", parse_size, 0, "Default soft quota: over it deliveries are logged (0 = none)"),
-    Setting("quota_hard", parse_size, 0, "Default hard quota: over it deliveries fail 552 (0 = none)"),
-    Setting("max_occurrences", _parse_positive, 1000,
+    Setting("quota_warning", parse_size, "Default store size that logs a warning (0 = none)"),
+    Setting("quota_soft", parse_size,
+            "Default soft quota: over it deliveries are logged (0 = none)"),
+    Setting("quota_hard", parse_size,
+            "Default hard quota: over it deliveries fail 552 (0 = none)"),
+    Setting("max_occurrences", _parse_positive,
             "Most occurrences of one meeting expanded inside the booking window"),
-    Setting("smarthost", _parse_str, "127.0.0.1:25", "host:port that outbound mail is relayed to"),
-    Setting("smarthost_starttls", _parse_bool, False, "Use STARTTLS with the smarthost"),
-    Setting("smarthost_user", _parse_optional_str, "", "AUTH user for the smarthost (empty = none)"),
-    Setting("smarthost_password", _parse_optional_str, "", "AUTH password for the smarthost",
+    Setting("smarthost", _parse_str, "host:port that outbound mail is relayed to"),
+    Setting("smarthost_starttls", _parse_bool, "Use STARTTLS with the smarthost"),
+    Setting("smarthost_user", _parse_optional_str,
+            "AUTH user for the smarthost (empty = none)"),
+    Setting("smarthost_password", _parse_optional_str, "AUTH password for the smarthost",
             secret=True),
-    Setting("smarthost_timeout", parse_duration, 30, "Timeout of one SMTP conversation"),
-    Setting("queue_lifetime", parse_duration, 5 * 86400,
+    Setting("smarthost_timeout", parse_duration, "Timeout of one SMTP conversation"),
+    Setting("queue_lifetime", parse_duration,
             "How long a temporarily failing outbound message is retried"),
-    Setting("oof_interval", parse_duration, 86400,
+    Setting("oof_interval", parse_duration,
             "One out-of-office reply per sender per mailbox within this interval"),
-    Setting("oof_require_explicit_recipient", _parse_bool, True,
+    Setting("oof_require_explicit_recipient", _parse_bool,
             "Only auto-reply when one of the user's addresses is in To or Cc"),
-    Setting("log_level", _parse_str, "INFO", "Logging level (DEBUG, INFO, WARNING, ERROR)"),
+    Setting("log_level", _parse_str, "Logging level (DEBUG, INFO, WARNING, ERROR)"),
 )
 
 _BY_NAME = {s.name: s for s in SCHEMA}
@@ -314,6 +324,12 @@ class Settings:
         values = {s.name: getattr(self, s.name) for s in SCHEMA}
         values.update(changes)
         return Settings(**values, sources=dict(self.sources))
+
+
+
+# Each setting's default, written once: on its Settings field (the schema reads it here).
+_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in dataclasses.fields(Settings) if f.name != "sources"}
 
 
 def _coerce(setting: Setting, raw: Any, origin: str) -> Any:
