@@ -1,8 +1,9 @@
 """Settings: one typed schema, read from flags > environment > TOML file > defaults.
 
-Every key lives in SCHEMA with its type, default and help text. ``load_settings`` returns a
-frozen ``Settings`` value plus, per key, where the value came from, so that
-``mr-engine config`` can explain the effective configuration.
+Every key lives in SCHEMA with its parser and help text, and has its default on its
+``Settings`` field. ``load_settings`` returns a frozen ``Settings`` value plus, per key,
+where the value came from, so that ``mr-engine config`` can explain the effective
+configuration.
 """
 
 from __future__ import annotations
