@@ -113,7 +113,8 @@ def _stop(proc: subprocess.Popen, timeout: float = 30.0) -> int:
     return proc.returncode
 
 
-_OURS = ("MR_ENGINE_DATABASE_URL", "MR_ENGINE_LMTP_LISTEN", "MR_ENGINE_SMARTHOST")
+_OURS = ("MR_ENGINE_DATABASE_URL", "MR_ENGINE_LMTP_LISTEN", "MR_ENGINE_SMARTHOST",
+         "MR_ENGINE_HTTP_LISTEN")
 
 
 class Engine:
@@ -123,8 +124,10 @@ class Engine:
         self.log = workdir / "mr-engine.log"
         env = dict(os.environ)
         self.port = free_port()
+        self.http_port = free_port()
         env.update({"MR_ENGINE_DATABASE_URL": database_url,
                     "MR_ENGINE_LMTP_LISTEN": f"127.0.0.1:{self.port}",
+                    "MR_ENGINE_HTTP_LISTEN": f"127.0.0.1:{self.http_port}",
                     "MR_ENGINE_SMARTHOST": smarthost})
         # The "ready" line is logged at INFO; with a quieter log level, probe the port.
         self._quiet = env.get("MR_ENGINE_LOG_LEVEL", "INFO").upper() not in ("INFO", "DEBUG")

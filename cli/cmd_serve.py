@@ -1,4 +1,4 @@
-"""``mr-engine serve``: run the LMTP delivery agent until SIGTERM/SIGINT."""
+"""``mr-engine serve``: run the delivery agent (LMTP, HTTP) until SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ def add_parser(sub) -> None:
     add_config_flags(parser)
     parser.add_argument("--lmtp-listen", metavar="ADDR[,ADDR]",
                         help="host:port or unix:/path addresses (MR_ENGINE_LMTP_LISTEN)")
+    parser.add_argument("--http-listen", metavar="ADDR[,ADDR]",
+                        help="host:port or unix:/path addresses for HTTP, empty for none "
+                             "(MR_ENGINE_HTTP_LISTEN)")
     parser.add_argument("--workers", metavar="N",
                         help="server processes, or auto for one per CPU (MR_ENGINE_WORKERS)")
     parser.set_defaults(func=run)
@@ -25,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
     # First thing: from here on SIGTERM/SIGINT wait for serve's handlers instead of ending
     # it half-started by the signal (see delivery.workers).
     workers.hold_stop_signals()
-    settings = settings_from(args, lmtp_listen=args.lmtp_listen, workers=args.workers)
+    settings = settings_from(args, lmtp_listen=args.lmtp_listen, http_listen=args.http_listen,
+                             workers=args.workers)
     setup_logging(settings.log_level)
     try:
         return workers.serve(settings)

@@ -4,10 +4,10 @@ The supervisor binds every front end's addresses (its ``*_listen`` setting; an e
 leaves it off) and hands the sockets to the workers by name; each worker then builds the
 front end's serving class on them (``Server``). The table below is all that the supervisor
 and the workers know of a front end, and the supervisor imports nothing behind it: a new
-front end (HTTP next) is its own module with a serving class and one line here.
+front end is its own module with a serving class and one line here.
 
 A serving class is built as ``Serving(server, sockets)`` (``server``: the worker's shared
-parts, see ``Server``) and answers ``busy()`` (work in flight that stopping waits for),
+parts, see ``Server``), is started by ``await start()``, and answers ``busy()`` (work in flight that stopping waits for),
 ``close()`` (stop accepting) and ``await finish()`` (end what is left, once the work in
 flight is done or the grace period is over).
 """
@@ -44,6 +44,7 @@ class FrontEnd:
 
 FRONT_ENDS = (
     FrontEnd("lmtp", "LMTP", "lmtp_listen", "mr_engine.delivery.lmtp_front:LmtpFrontEnd"),
+    FrontEnd("http", "HTTP", "http_listen", "mr_engine.web.front:HttpFrontEnd"),
 )
 
 Bound = dict[str, listeners.Listeners]  # front end name -> its listening sockets
@@ -51,6 +52,8 @@ Bound = dict[str, listeners.Listeners]  # front end name -> its listening socket
 
 class Serving(Protocol):
     def __init__(self, server: Server, sockets: list[socket.socket]) -> None: ...
+
+    async def start(self) -> None: ...
 
     def busy(self) -> bool: ...
 

@@ -30,6 +30,9 @@ class LmtpFrontEnd:
         self.acceptors = [listeners.Acceptor(sock, self._protocol, server.slots)
                           for sock in sockets]
 
+    async def start(self) -> None:
+        """The acceptors accept from their construction on."""
+
     def _protocol(self) -> LMTPProtocol:
         return LMTPProtocol(self.handler, hostname=self.settings.hostname,
                             ident="mr-engine LMTP", decode_data=False, enable_SMTPUTF8=True,

@@ -48,7 +48,8 @@ class Server:
         self.fronts: dict[str, Serving] = {}
         self._background: list[asyncio.Task] = []
         self._background_stop = asyncio.Event()
-        self.addresses: list[str] = []
+        self.addresses: list[str] = []  # every front end's, LMTP's first
+        self.listening: dict[str, list[str]] = {}  # by front end name
         self._given = given
         self._own: Bound = {}
 
@@ -58,17 +59,18 @@ class Server:
         try:
             if self._given is None:
                 self._own = bind_all(self.settings)
-            self._start_fronts(self._given or self._own)
+            await self._start_fronts(self._given or self._own)
         except OSError:
             await self.stop()
             raise
         log.info("mr-engine ready: %s", self._listening(self._given or self._own))
 
-    def _start_fronts(self, bound: Bound) -> None:
+    async def _start_fronts(self, bound: Bound) -> None:
         for front in FRONT_ENDS:
             if front.name in bound:
                 serving = front.serving_class()
                 self.fronts[front.name] = serving(self, bound[front.name].sockets)
+                await self.fronts[front.name].start()
 
     def _listening(self, bound: Bound) -> str:
         """``LMTP on 127.0.0.1:2003``, one part per front end; fills ``addresses``."""
@@ -77,6 +79,7 @@ class Server:
             if front.name in bound:
                 addresses = bound[front.name].addresses()
                 self.addresses.extend(addresses)
+                self.listening[front.name] = addresses
                 parts.append(f"{front.label} on {', '.join(addresses)}")
         return "; ".join(parts)
 

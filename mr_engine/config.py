@@ -103,6 +103,14 @@ def _parse_timezone(raw: Any) -> str:
 
 
 def _parse_listen(raw: Any) -> tuple[str, ...]:
+    result = _parse_listen_optional(raw)
+    if not result:
+        raise ValueError("at least one listen address is needed")
+    return result
+
+
+def _parse_listen_optional(raw: Any) -> tuple[str, ...]:
+    """As ``_parse_listen``; an empty value is no address (that front end is off)."""
     items = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
     result = []
     for item in (str(i).strip() for i in items):
@@ -113,9 +121,15 @@ def _parse_listen(raw: Any) -> tuple[str, ...]:
             if not sep or not host or not port.isdigit():
                 raise ValueError(f"expected host:port or unix:/path, got {item!r}")
         result.append(item)
-    if not result:
-        raise ValueError("at least one listen address is needed")
     return tuple(result)
+
+
+def _parse_url(raw: Any) -> str:
+    """An http(s) base URL, kept without a trailing slash; empty = derived."""
+    text = str(raw).strip().rstrip("/")
+    if text and not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", text):
+        raise ValueError(f"expected http://host[:port][/path], got {raw!r}")
+    return text
 
 
 def _parse_str(raw: Any) -> str:
@@ -229,6 +243,10 @@ SCHEMA: tuple[Setting, ...] = (
             "Owner of unix: LMTP sockets, a name or uid (empty = the server's own)"),
     Setting("lmtp_socket_group", _account(group_id),
             "Group of unix: LMTP sockets, a name or gid, e.g. postfix (empty = the server's own)"),
+    Setting("http_listen", _parse_listen_optional,
+            "Comma-separated host:port or unix:/path addresses for HTTP (empty = no HTTP)"),
+    Setting("public_url", _parse_url,
+            "Base of every link the engine prints or mails (empty = http:// + first http_listen)"),
     Setting("max_message_size", parse_size, "Largest message accepted (SIZE)"),
     Setting("max_recipients", _parse_positive, "Most recipients accepted for one message"),
     Setting("max_sessions", _parse_positive,
@@ -288,6 +306,8 @@ class Settings:
     lmtp_socket_mode: int = 0o660
     lmtp_socket_user: str = ""
     lmtp_socket_group: str = ""
+    http_listen: tuple[str, ...] = ("127.0.0.1:8080",)
+    public_url: str = ""
     max_message_size: int = 50 * 1024 * 1024
     max_recipients: int = 1000
     max_sessions: int = 100
@@ -319,6 +339,14 @@ class Settings:
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
             else os.cpu_count() or 1
         return max(1, min(cpus, _cpu_quota() or cpus))
+
+    @property
+    def public_base(self) -> str:
+        """``public_url``, or ``http://`` + the first TCP ``http_listen`` address."""
+        if self.public_url:
+            return self.public_url
+        tcp = [a for a in self.http_listen if not a.startswith("unix:")]
+        return "http://" + (tcp[0] if tcp else "localhost")
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with ``changes`` applied (tests and benchmarks tune settings this way)."""

@@ -127,7 +127,7 @@ def test_create_user_shows_kopano_details_and_json(db_url, local):
         "Decline recurring": "no", "Resource type": "none", "Resource capacity": "1",
         "Booking window (days)": "180", "Max duration (minutes)": "0 (none)",
         "Max conflicting instances": "0", "Conflict percentage": "0%",
-        "Out-Of-Office": "disabled", "Warning quota": "10.00 MB", "Soft quota": "unlimited",
+        "Calendar details": "busy", "Out-Of-Office": "disabled", "Warning quota": "10.00 MB", "Soft quota": "unlimited",
         "Hard quota": "unlimited", "Groups": "Everyone"}
     # Values line up at one tab stop, as in Kopano's output.
     assert {len(re.match(r"[^\t]*\t*", line).group().expandtabs())
@@ -138,7 +138,7 @@ def test_create_user_shows_kopano_details_and_json(db_url, local):
         "mr_accept": False, "mr_decline_conflict": False, "mr_decline_recurring": False,
         "resource_type": "none", "resource_capacity": 1, "mr_booking_window": 180,
         "mr_max_duration": 0, "mr_max_conflict_instances": 0, "mr_conflict_percentage": 0,
-        "out_of_office": {"enabled": False, "from": None, "until": None},
+        "mr_calendar_details": "busy", "out_of_office": {"enabled": False, "from": None, "until": None},
         "quota_warning": 10 * MB, "quota_soft": 0, "quota_hard": 0, "groups": ["Everyone"]}
     # Resource settings may be given on creation too.
     local("--create", "--user", "room1", "--email", "room1@example.com", "--resource-type",
@@ -165,7 +165,7 @@ def test_update_user_fields_and_resource_settings_in_one_call(db_url, local):
         "mr_accept": True, "mr_decline_conflict": True, "mr_decline_recurring": True,
         "resource_type": "equipment", "resource_capacity": 20, "mr_booking_window": 30,
         "mr_max_duration": 240, "mr_max_conflict_instances": 2, "mr_conflict_percentage": 50,
-        "quota_warning": MB, "quota_soft": 2 * MB, "quota_hard": 3 * MB}
+        "mr_calendar_details": "busy", "quota_warning": MB, "quota_soft": 2 * MB, "quota_hard": 3 * MB}
     assert verify_password("b", _stored_password(local, "boardroom"))
     local.expect(1, ["--user", "r1"])
     # "no" and 0 are values, not absent flags; a quota of 0 overrides the default.

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, get_type_hints
 
 RESOURCE_TYPES = ("none", "room", "equipment")
+# What the calendar feed and the pages show of a booking (``calendar_details``).
+CALENDAR_DETAILS = ("busy", "subject", "full")
 
 
 def _none_if_zero(minutes: int) -> str:
@@ -80,6 +82,12 @@ class ResourceSettings:
         json="mr_conflict_percentage", label="Conflict percentage",
         help="(resource) percentage of conflicting instances tolerated, 0..100",
         metavar="PERCENT", minimum=0, maximum=100, show=_percent)  # 0: not set
+    # busy: "Busy" only; subject: + summary and organizer's name; full: + address, attendees.
+    calendar_details: str = setting(
+        "busy", column="mr_calendar_details", flag="--mr-calendar-details",
+        json="mr_calendar_details", label="Calendar details",
+        help="(resource) what the feed and pages show: busy, subject or full",
+        choices=CALENDAR_DETAILS, length=16)
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,10 @@ class Mailbox(ResourceColumns, Base):  # type: ignore[misc, valid-type]
     # Longest occurrence ever booked here, in seconds. Bounds the conflict query's index range
     # scan from below (start >= req_start - longest), so it reads only nearby occurrences.
     longest_occurrence: Mapped[int] = mapped_column(Integer, default=0)
+    # Raised by every change of the resource's occurrences: what a free/busy cache checks.
+    calendar_version: Mapped[int] = mapped_column(Integer, default=0)
+    # The secret of the calendar feed and page (kopano-cli --calendar-token); None: public.
+    calendar_token: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
     quota_warning: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)
     quota_soft: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)
     quota_hard: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)

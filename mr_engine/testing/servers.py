@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 import subprocess
 import threading
 import time
@@ -17,16 +18,17 @@ from .processes import children, engine_command
 
 
 def make_settings(db_url: str, **changes) -> Settings:
-    """Settings of a test server: any free port, a smarthost nothing listens on."""
+    """Settings of a test server: any free port, a smarthost nothing listens on, no HTTP
+    (``http_listen=("127.0.0.1:0",)`` turns it on; ``RunningServer.http_port`` finds it)."""
     base = Settings(database_url=db_url, lmtp_listen=("127.0.0.1:0",), hostname="mx.test",
-                    smarthost="127.0.0.1:9")
+                    smarthost="127.0.0.1:9", http_listen=())
     return base.replace(**changes)
 
 
 def serve_env(db_url: str, **settings: str) -> dict[str, str]:
     """The environment of a ``mr-engine serve`` child: as make_settings, plus ``settings``."""
     env = {"MR_ENGINE_DATABASE_URL": db_url, "MR_ENGINE_LMTP_LISTEN": "127.0.0.1:0",
-           "MR_ENGINE_SMARTHOST": "127.0.0.1:9", "PATH": str(BIN)}
+           "MR_ENGINE_SMARTHOST": "127.0.0.1:9", "MR_ENGINE_HTTP_LISTEN": "", "PATH": str(BIN)}
     env.update({f"MR_ENGINE_{k.upper()}": v for k, v in settings.items()})
     return env
 
@@ -61,6 +63,10 @@ class RunningServer:
     def port(self) -> int:
         return int(self.server.addresses[0].rsplit(":", 1)[1])
 
+    @property
+    def http_port(self) -> int:
+        return int(self.server.listening["http"][0].rsplit(":", 1)[1])
+
 
 async def _make(settings: Settings, kwargs) -> Server:
     # Built on the thread of the loop it will run on, as serve builds it in its own loop.
@@ -70,6 +76,14 @@ async def _make(settings: Settings, kwargs) -> Server:
 def server_at(db_url: str, now: dt.datetime, **changes) -> RunningServer:
     """A RunningServer whose clock stands still at ``now``."""
     return RunningServer(make_settings(db_url, **changes), clock=lambda: now)
+
+
+def _port_of(ready: str, label: str) -> int:
+    """The first 127.0.0.1 port of a front end in the "ready" line ("LMTP on ...; HTTP on ...")."""
+    match = re.search(rf"{label} on [^;]*?127\.0\.0\.1:(\d+)", ready)
+    if not match:
+        raise AssertionError(f"no {label} address on 127.0.0.1 in {ready!r}")
+    return int(match.group(1))
 
 
 class ServeProcess:
@@ -88,7 +102,7 @@ class ServeProcess:
             except BaseException:
                 self.__exit__()
                 raise
-            self.port = int(ready.rsplit("127.0.0.1:", 1)[1].split()[0].strip(","))
+            self.port = _port_of(ready, "LMTP")
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
