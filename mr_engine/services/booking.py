@@ -326,6 +326,8 @@ def _save_booking(session: Session, req: Request, booking: Booking | None,
     booking.sequence = event.sequence
     booking.dtstamp = event.dtstamp
     booking.organizer = event.organizer
+    booking.organizer_name = event.organizer_cn[:255]
+    booking.attendee_count = len(event.attendees)
     booking.summary = event.summary
     booking.calendar = booked_calendar.calendar_of(req.invitation)
     booking.status = "booked"

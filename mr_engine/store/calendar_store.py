@@ -81,7 +81,10 @@ class AgendaEntry:
     start: dt.datetime
     end: dt.datetime
     organizer: str
-    status: str
+    status: str  # booked; tentative while an approval is pending
+    organizer_name: str = ""
+    attendee_count: int = 0
+    transparent: bool = False
 
 
 def agenda(session: Session, resource: Mailbox, start: dt.datetime,
@@ -90,7 +93,8 @@ def agenda(session: Session, resource: Mailbox, start: dt.datetime,
     lower = start - dt.timedelta(seconds=resource.longest_occurrence)
     rows = session.execute(
         select(Booking.uid, Occurrence.recurrence_id, Occurrence.summary, Occurrence.start,
-               Occurrence.end, Booking.organizer, Occurrence.status)
+               Occurrence.end, Booking.organizer, Occurrence.status, Booking.organizer_name,
+               Booking.attendee_count, Occurrence.transparent)
         .join(Booking, Booking.id == Occurrence.booking_id)
         .where(and_(Occurrence.resource_id == resource.id, Occurrence.start >= lower,
                     Occurrence.start < end, Occurrence.end > start))

@@ -205,6 +205,8 @@ class Booking(Base):
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     dtstamp: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime, nullable=True)
     organizer: Mapped[str] = mapped_column(String(320), default="")
+    organizer_name: Mapped[str] = mapped_column(String(255), default="")  # its CN
+    attendee_count: Mapped[int] = mapped_column(Integer, default=0)  # ATTENDEE entries
     summary: Mapped[str] = mapped_column(Text, default="")
     # A VCALENDAR with the meeting as booked: its VTIMEZONEs, the master and the overrides
     # (later instance updates and cancellations merged in), so the series can be expanded
