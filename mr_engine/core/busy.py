@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-__all__ = ["Busy", "BusyTimes"]
+__all__ = ["Busy", "BusyTimes", "saturated"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,13 @@ class _Saturation:
         end = max(end, start + timedelta(microseconds=1))
         index = bisect.bisect_right(self.ends, start)  # first saturated span ending after start
         return index < len(self.starts) and self.starts[index] < end
+
+
+def saturated(busy: Sequence[Busy], capacity: int) -> list[Busy]:
+    """The spans in which ``capacity`` of ``busy`` overlap: sorted, disjoint, and merged
+    where they touch (what free/busy publishes as BUSY, RFC 5545 §3.2.9)."""
+    sweep = _Saturation(busy, capacity)
+    return [Busy(start, end) for start, end in zip(sweep.starts, sweep.ends)]
 
 
 @dataclass(frozen=True)

@@ -239,7 +239,7 @@ def _series(session: Session, req: Request, booking: Booking | None) -> BookingR
         cal.remove_occurrences(session, booking)
     if not decision.accepted:
         if booking is not None:
-            session.delete(booking)
+            cal.delete_booking(session, booking)
         return _answer(req, "declined", list(decision.reasons),
                        [Answer(master, "DECLINED", summarize(decision.reasons), None)])
     booking = _save_booking(session, req, booking, master)
@@ -305,7 +305,7 @@ def _cancel(session: Session, req: Request, booking: Booking | None) -> BookingR
         return BookingResult("ignored", ["cancel for a meeting that is not booked"])
     events = req.invitation.events
     if any(e.recurrence_id is None for e in events):
-        session.delete(booking)
+        cal.delete_booking(session, booking)
         return BookingResult("cancelled")
     removed = sum(cal.remove_occurrences(session, booking, e.recurrence_id,
                                          and_future=e.this_and_future) for e in events)

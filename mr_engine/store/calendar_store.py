@@ -4,6 +4,10 @@ Occurrences are stored in UTC with an index on (resource_id, start). A conflict 
 only for occurrences starting in [from - longest, to), where ``longest`` is the longest
 occurrence ever booked on the resource, so it reads the neighbourhood of the request and
 nothing else, however large the calendar grows.
+
+Every change of a resource's occurrences raises its ``calendar_version`` in the same
+transaction, so a reader that cached something made of the calendar (free/busy,
+``services.availability``) knows from one small query whether it still holds.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Iterable
 
-from sqlalchemy import and_, bindparam, delete, insert, select
+from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from mr_engine.store.models import Booking, Mailbox, Occurrence
@@ -30,6 +34,14 @@ _BUSY = select(Occurrence.start, Occurrence.end).where(
     Occurrence.end > bindparam("start"), Occurrence.status == "booked",
     Occurrence.transparent.is_(False), Occurrence.booking_id != bindparam("exclude"))
 _INSERT = insert(Occurrence)
+# A SQL increment, not the ORM attribute: concurrent writers and a stale loaded row
+# never write back an older version.
+_TOUCH = update(Mailbox.__table__).where(Mailbox.__table__.c.id == bindparam("resource")) \
+    .values(calendar_version=Mailbox.__table__.c.calendar_version + 1)
+# Every opaque occurrence that counts against capacity, with its status.
+_OPAQUE = select(Occurrence.start, Occurrence.end, Occurrence.status).where(
+    Occurrence.resource_id == bindparam("resource"), Occurrence.transparent.is_(False),
+    Occurrence.status.in_(("booked", "tentative")))
 
 
 def find_booking(session: Session, resource_id: int, uid: str) -> Booking | None:
@@ -43,6 +55,11 @@ def busy_intervals(session: Session, resource: Mailbox, start: dt.datetime, end:
               "lower": start - dt.timedelta(seconds=resource.longest_occurrence),
               "exclude": -1 if exclude_booking is None else exclude_booking}
     return [Busy(s, e) for s, e in session.execute(_BUSY, params)]
+
+
+def touch(session: Session, resource_id: int) -> None:
+    """Raise the resource's ``calendar_version``: its occurrences changed."""
+    session.connection().execute(_TOUCH, {"resource": resource_id})
 
 
 def _note_longest(resource: Mailbox, instances: Iterable[Instance]) -> None:
@@ -59,6 +76,7 @@ def add_occurrences(session: Session, resource: Mailbox, booking: Booking,
             for i in instances if not i.cancelled]
     if rows:
         session.connection().execute(_INSERT, rows)
+        touch(session, resource.id)
         _note_longest(resource, [i for i in instances if not i.cancelled])
 
 
@@ -70,7 +88,25 @@ def remove_occurrences(session: Session, booking: Booking,
     if recurrence_id is not None:
         stmt = stmt.where(Occurrence.recurrence_id >= recurrence_id if and_future
                           else Occurrence.recurrence_id == recurrence_id)
-    return session.execute(stmt).rowcount or 0
+    removed = session.execute(stmt).rowcount or 0
+    if removed:
+        touch(session, booking.resource_id)
+    return removed
+
+
+def delete_booking(session: Session, booking: Booking) -> None:
+    """Delete a booking; its occurrences go with it (ON DELETE CASCADE)."""
+    touch(session, booking.resource_id)
+    session.delete(booking)
+
+
+def opaque_occurrences(session: Session, resource: Mailbox) -> tuple[list[Busy], list[Busy]]:
+    """All the resource's occurrences that take capacity: (booked, tentative)."""
+    booked: list[Busy] = []
+    tentative: list[Busy] = []
+    for start, end, status in session.execute(_OPAQUE, {"resource": resource.id}):
+        (booked if status == "booked" else tentative).append(Busy(start, end))
+    return booked, tentative
 
 
 @dataclass(frozen=True)

@@ -8,20 +8,13 @@ given in UTC (§3.6.4).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Mapping
+
+from mr_engine.core.freebusy import RangeError, TimeRange, requested_range
 
 from .errors import BadRequest
 
-DEFAULT_BEFORE = dt.timedelta(days=7)  # the default range: now - 7 days ...
-DEFAULT_AFTER = dt.timedelta(days=60)  # ... to now + 60 days
-LONGEST_RANGE = dt.timedelta(days=366)
-
-
-@dataclass(frozen=True)
-class TimeRange:
-    start: dt.datetime  # UTC
-    end: dt.datetime  # UTC, after start
+__all__ = ["TimeRange", "instant", "moment", "time_range"]
 
 
 def instant(name: str, text: str) -> dt.datetime:
@@ -46,18 +39,10 @@ def moment(query: Mapping[str, str], now: dt.datetime, name: str = "at") -> dt.d
 
 
 def time_range(query: Mapping[str, str], now: dt.datetime) -> TimeRange:
-    """``?start=`` and ``?end=``, by default now - 7 days to now + 60 days, at most 366 days.
-
-    A start after the default end gets the default length (67 days) as its end."""
-    start = instant("start", query["start"]) if query.get("start") else now - DEFAULT_BEFORE
-    end = instant("end", query["end"]) if query.get("end") else _default_end(start, now)
-    if end <= start:
-        raise BadRequest("end must be after start")
-    if end - start > LONGEST_RANGE:
-        raise BadRequest(f"the range is longer than {LONGEST_RANGE.days} days")
-    return TimeRange(start, end)
-
-
-def _default_end(start: dt.datetime, now: dt.datetime) -> dt.datetime:
-    end = now + DEFAULT_AFTER
-    return end if end > start else start + DEFAULT_BEFORE + DEFAULT_AFTER
+    """``?start=`` and ``?end=``, by default and at most as ``freebusy.requested_range``."""
+    start = instant("start", query["start"]) if query.get("start") else None
+    end = instant("end", query["end"]) if query.get("end") else None
+    try:
+        return requested_range(start, end, now)
+    except RangeError as exc:
+        raise BadRequest(str(exc)) from None

@@ -11,7 +11,8 @@ from __future__ import annotations
 import hmac
 from typing import Mapping
 
-from mr_engine.store.directories import Directory, DirectoryError
+from mr_engine.services import availability
+from mr_engine.store.directories import Directory
 from mr_engine.store.models import Mailbox
 
 from .errors import Forbidden, NotFound
@@ -19,31 +20,10 @@ from .errors import Forbidden, NotFound
 
 def find_resource(directory: Directory, name: str) -> Mailbox:
     """The resource whose address or user name is ``name``, else NotFound."""
-    found = _by_address(directory, name) if "@" in name else _by_name(directory, name)
-    if found is None or found.resource_type == "none":
+    found = availability.find_resource(directory, name)
+    if found is None:
         raise NotFound(f"no resource {name[:100]!r}")
     return found
-
-
-def _by_name(directory: Directory, name: str) -> Mailbox | None:
-    try:
-        return directory.user(name)
-    except DirectoryError:
-        return None
-
-
-def _by_address(directory: Directory, address: str) -> Mailbox | None:
-    """The one mailbox the address is its own (a group's address is not a resource's)."""
-    found = directory.resolve(address)
-    if len(found) == 1 and found[0].email_lower == _plain(address):
-        return found[0]
-    return _by_name(directory, address)
-
-
-def _plain(address: str) -> str:
-    """``user+detail@domain`` as ``user@domain``, lower-cased, as ``resolve`` reads it."""
-    local, _, domain = address.lower().rpartition("@")
-    return f"{local.split('+', 1)[0]}@{domain}"
 
 
 def require_token(query: Mapping[str, str], resource: Mailbox) -> None:

@@ -1,0 +1,143 @@
+"""What others may see of a resource's calendar: free/busy, the ICS feed, published entries.
+
+Each function reads through the session it is given (the caller holds the transaction) and
+answers for one resource and one range (``core.freebusy.requested_range``). The HTTP front
+end, the pages for people and ``mr-engine freebusy`` all use these.
+
+Free/busy is asked for often (every organizer's client polls it) and a resource may hold
+100,000 occurrences, so each process keeps every resource's ``Timeline`` (its periods, made
+once by a sweep over the whole calendar) keyed by the resource's ``calendar_version`` and
+capacity: a request costs the resource's row, which carries the version, and a bisect.
+The store raises the version in the same transaction as any change of the occurrences.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import NamedTuple
+
+from sqlalchemy.orm import Session
+
+from mr_engine.core import feed, freebusy
+from mr_engine.core.feed import Published
+from mr_engine.core.freebusy import Period, Publisher, TimeRange, Timeline
+from mr_engine.core.ical_text import stream
+from mr_engine.core.policy import effective_capacity
+from mr_engine.store import calendar_store
+from mr_engine.store.directories import Directory, DirectoryError
+from mr_engine.store.models import Mailbox
+
+__all__ = ["feed_text", "find_resource", "freebusy_periods", "freebusy_text",
+           "published_agenda", "TIMELINES"]
+
+# The statuses an occurrence is published with (anything else is not in the calendar).
+_PUBLISHED = ("booked", "tentative")
+
+
+def find_resource(directory: Directory, name: str) -> Mailbox | None:
+    """The resource whose address or user name is ``name``; None for anything else (a
+    user, a group, nobody)."""
+    found = _by_address(directory, name) if "@" in name else _by_name(directory, name)
+    return None if found is None or found.resource_type == "none" else found
+
+
+def _by_name(directory: Directory, name: str) -> Mailbox | None:
+    try:
+        return directory.user(name)
+    except DirectoryError:
+        return None
+
+
+def _by_address(directory: Directory, address: str) -> Mailbox | None:
+    """The one mailbox the address is its own (a group's address is not a resource's)."""
+    found = directory.resolve(address)
+    if len(found) == 1 and found[0].email_lower == _plain(address):
+        return found[0]
+    return _by_name(directory, address)
+
+
+def _plain(address: str) -> str:
+    """``user+detail@domain`` as ``user@domain``, lower-cased, as ``resolve`` reads it."""
+    local, _, domain = address.lower().rpartition("@")
+    return f"{local.split('+', 1)[0]}@{domain}"
+
+
+class _Key(NamedTuple):
+    version: int
+    capacity: int
+
+
+class TimelineCache:
+    """Per process: each resource's free/busy ``Timeline`` for its calendar version.
+
+    Reads take no lock (a dict lookup); building one takes it, so that concurrent
+    requests after a change sweep the calendar once. At most ``size`` resources are kept.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._entries: dict[int, tuple[_Key, Timeline]] = {}
+        self._lock = threading.Lock()
+
+    def timeline(self, session: Session, resource: Mailbox) -> Timeline:
+        key = _Key(resource.calendar_version, capacity_of(resource))
+        found = self._entries.get(resource.id)
+        if found is not None and found[0] == key:
+            return found[1]
+        with self._lock:
+            found = self._entries.get(resource.id)
+            if found is None or found[0] != key:
+                found = (key, _sweep(session, resource, key.capacity))
+                self._keep(resource.id, found)
+            return found[1]
+
+    def _keep(self, resource_id: int, entry: tuple[_Key, Timeline]) -> None:
+        self._entries.pop(resource_id, None)
+        if len(self._entries) >= self.size:
+            del self._entries[next(iter(self._entries))]  # the one kept longest
+        self._entries[resource_id] = entry
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+TIMELINES = TimelineCache()
+
+
+def capacity_of(resource: Mailbox) -> int:
+    """How many bookings at once make the resource busy: as booking counts them."""
+    return effective_capacity(resource.resource_settings)
+
+
+def _sweep(session: Session, resource: Mailbox, capacity: int) -> Timeline:
+    booked, tentative = calendar_store.opaque_occurrences(session, resource)
+    return Timeline(tuple(freebusy.periods(booked, tentative, capacity)))
+
+
+def freebusy_periods(session: Session, resource: Mailbox, span: TimeRange) -> list[Period]:
+    """The resource's BUSY and BUSY-TENTATIVE periods in ``span``, clipped to it."""
+    return TIMELINES.timeline(session, resource).between(span.start, span.end)
+
+
+def freebusy_text(session: Session, resource: Mailbox, span: TimeRange,
+                  now: dt.datetime) -> str:
+    """The resource's VFREEBUSY for ``span`` (RFC 5545 §3.6.4), as iCalendar text."""
+    lines = TIMELINES.timeline(session, resource).lines_between(span.start, span.end)
+    who = Publisher(resource.email, resource.fullname)
+    return stream(freebusy.vfreebusy(who, span, now, lines))
+
+
+def published_agenda(session: Session, resource: Mailbox, span: TimeRange) -> list[Published]:
+    """The resource's booked occurrences overlapping ``span``, earliest first, each with
+    only what its ``calendar_details`` setting shows (the feed's and the pages' view)."""
+    level = resource.resource_settings.calendar_details
+    entries = calendar_store.agenda(session, resource, span.start, span.end)
+    return [feed.published(level, e) for e in entries if e.status in _PUBLISHED]
+
+
+def feed_text(session: Session, resource: Mailbox, span: TimeRange, now: dt.datetime) -> str:
+    """The resource's ICS feed for ``span``: one VEVENT per occurrence, as iCalendar text."""
+    title = resource.fullname or resource.name
+    return stream(feed.feed(title, published_agenda(session, resource, span), now))

@@ -1,0 +1,51 @@
+"""``GET /freebusy/<address>[.vfb|.ifb]``: a resource's VFREEBUSY, as calendar clients fetch it.
+
+Outlook's "Internet Free/Busy" search location ``.../freebusy/%NAME%@%SERVER%.vfb`` and
+Evolution's ``.../freebusy/%u@%d.ifb`` (or bare) name the resource by address; its user
+name works too. Free/busy tells only when a resource is taken, so it needs no token.
+``?start=`` and ``?end=`` choose the range (``params.time_range``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from aiohttp import web
+from sqlalchemy.orm import Session
+
+from mr_engine.core.freebusy import TimeRange
+from mr_engine.services import availability
+from mr_engine.store.directories import Directory
+
+from .context import context_of
+from .ics import calendar_answer
+from .params import time_range
+from .resources import find_resource
+
+routes = web.RouteTableDef()
+
+# The suffixes clients put after the address (Outlook .vfb, Evolution and others .ifb).
+SUFFIXES = (".vfb", ".ifb")
+
+
+def resource_name(path_part: str) -> str:
+    """The address (or user name) a path names, without a free/busy suffix."""
+    for suffix in SUFFIXES:
+        if path_part.lower().endswith(suffix):
+            return path_part[: -len(suffix)]
+    return path_part
+
+
+@routes.get("/freebusy/{address}")
+async def freebusy(request: web.Request) -> web.Response:
+    context = context_of(request)
+    now = context.now()
+    span = time_range(request.query, now)
+    name = resource_name(request.match_info["address"])
+    return calendar_answer(await context.read(_freebusy, name, span, now))
+
+
+def _freebusy(session: Session, directory: Directory, name: str, span: TimeRange,
+              now: dt.datetime) -> str:
+    resource = find_resource(directory, name)
+    return availability.freebusy_text(session, resource, span, now)
