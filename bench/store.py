@@ -4,8 +4,9 @@ SQLite: a new file in the run's temporary directory. PostgreSQL: a new database 
 the server named by ``--database-url`` (the URL's database is only used to connect) and
 dropped afterwards. Users and the resource are made with the engine's own directory
 service; bookings are pre-loaded with SQLAlchemy Core bulk inserts into ``bookings`` and
-``occurrences``, exactly the rows ``mr_engine.services.booking`` writes, plus the resource's
-``longest_occurrence`` that bounds the conflict query.
+``occurrences``, exactly the rows ``mr_engine.services.booking`` writes (each booking's
+VCALENDAR included), plus the resource's ``longest_occurrence`` that bounds the conflict
+query and its ``calendar_version``.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from sqlalchemy import create_engine, insert, text, update
+from sqlalchemy import case, create_engine, insert, text, update
 from sqlalchemy.engine import make_url
 
 from mr_engine.store import directory
 from mr_engine.store.db import Database, open_database
 from mr_engine.store.models import Booking, Mailbox, Occurrence
 
+from . import ical
 from .messages import DOMAIN, ORGANIZER
 
 RESOURCE = "projectors"
@@ -94,45 +96,49 @@ def create_resource(db: Database, name: str, capacity: int, now: dt.datetime) ->
         return mailbox.id
 
 
-# A booking to pre-load: its UID and its occurrences as (recurrence_id, start, end).
+# A booking to pre-load: its UID, its occurrences as (recurrence_id, start, end), and its
+# RRULE value ("" for a single meeting) that yields exactly those occurrences.
 Slot = tuple[dt.datetime | None, dt.datetime, dt.datetime]
-Planned = tuple[str, list[Slot]]
+Planned = tuple[str, list[Slot], str]
 
 
 def preload(db: Database, resource_id: int, bookings: Iterable[Planned],
             now: dt.datetime) -> tuple[int, int]:
-    """Insert the bookings and their occurrences; returns (bookings, occurrences)."""
+    """Insert the bookings and their occurrences; returns (bookings, occurrences).
+
+    As the booking path leaves them: each booking keeps its VCALENDAR, every occurrence is
+    materialized (no horizon), and the resource's ``longest_occurrence`` and
+    ``calendar_version`` (one change: a free/busy cache must not serve the old calendar)
+    are raised."""
     n_bookings = n_occurrences = longest = 0
     with db.write() as session:
         for chunk in _chunks(bookings, CHUNK):
             rows = [{"resource_id": resource_id, "uid": uid, "sequence": 0, "dtstamp": now,
-                     "organizer": ORGANIZER, "summary": "Pre-loaded meeting",
-                     "vevents": _vevent(uid, slots), "status": "booked",
-                     "created_at": now, "updated_at": now} for uid, slots in chunk]
+                     "organizer": ORGANIZER, "summary": ical.SUMMARY,
+                     "calendar": _calendar(uid, slots, rule, now), "horizon": None,
+                     "status": "booked", "created_at": now, "updated_at": now}
+                    for uid, slots, rule in chunk]
             ids = session.scalars(insert(Booking).returning(
                 Booking.id, sort_by_parameter_order=True), rows).all()
             occ = [{"booking_id": bid, "resource_id": resource_id, "recurrence_id": rid,
-                    "start": start, "end": end, "summary": "Pre-loaded meeting",
+                    "start": start, "end": end, "summary": ical.SUMMARY,
                     "transparent": False, "status": "booked"}
-                   for bid, (_, slots) in zip(ids, chunk) for rid, start, end in slots]
+                   for bid, (_, slots, _) in zip(ids, chunk) for rid, start, end in slots]
             for part in _chunks(occ, CHUNK):
                 session.execute(insert(Occurrence), part)
             longest = max([longest] + [int((o["end"] - o["start"]).total_seconds())
                                        for o in occ])
             n_bookings += len(chunk)
             n_occurrences += len(occ)
-        session.execute(update(Mailbox).where(Mailbox.id == resource_id,
-                                              Mailbox.longest_occurrence < longest)
-                        .values(longest_occurrence=longest))
+        session.execute(update(Mailbox).where(Mailbox.id == resource_id).values(
+            longest_occurrence=case((Mailbox.longest_occurrence < longest, longest),
+                                     else_=Mailbox.longest_occurrence),
+            calendar_version=Mailbox.calendar_version + 1))
     return n_bookings, n_occurrences
 
 
-def _vevent(uid: str, slots: list[Slot]) -> str:
-    start, end = slots[0][1], slots[0][2]
-    fmt = "%Y%m%dT%H%M%SZ"
-    rule = f"RRULE:FREQ=WEEKLY;COUNT={len(slots)}\r\n" if slots[0][0] is not None else ""
-    return (f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTART:{start.strftime(fmt)}\r\n"
-            f"DTEND:{end.strftime(fmt)}\r\n{rule}SUMMARY:Pre-loaded meeting\r\nEND:VEVENT\r\n")
+def _calendar(uid: str, slots: list[Slot], rule: str, now: dt.datetime) -> str:
+    return ical.booked_calendar(ical.vevent(uid, slots[0][1], slots[0][2], rule, now))
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
@@ -163,10 +169,11 @@ def booking_window_plan(count: int, now: dt.datetime, seed: int = 6,
             first = base + dt.timedelta(minutes=15 * rng.randrange(series_quarters))
             starts = [first + dt.timedelta(weeks=w) for w in range(series_length)]
             slots = [(s, s, s + dt.timedelta(minutes=minutes)) for s in starts]
+            rule = f"FREQ=WEEKLY;COUNT={series_length}"
         else:
             start = base + dt.timedelta(minutes=15 * rng.randrange(quarters))
-            slots = [(None, start, start + dt.timedelta(minutes=minutes))]
-        yield f"preload-{i}@{DOMAIN}", slots
+            slots, rule = [(None, start, start + dt.timedelta(minutes=minutes))], ""
+        yield f"preload-{i}@{DOMAIN}", slots, rule
 
 
 def dense_plan(occurrences: int, middle: dt.datetime, label: str) -> Iterator[Planned]:
@@ -186,11 +193,12 @@ def dense_plan(occurrences: int, middle: dt.datetime, label: str) -> Iterator[Pl
             taken.update(weekly)
             slots = [(first + step * s, first + step * s, first + step * s + 2 * step)
                      for s in weekly]
+            rule = f"FREQ=WEEKLY;COUNT={len(weekly)}"
         else:
             taken.add(slot)
-            slots = [(None, start, start + 2 * step)]
+            slots, rule = [(None, start, start + 2 * step)], ""
         n += 1
-        yield f"dense-{label}-{slot}@{DOMAIN}", slots
+        yield f"dense-{label}-{slot}@{DOMAIN}", slots, rule
 
 
 def open_store(url: str) -> Database:
