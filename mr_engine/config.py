@@ -205,6 +205,16 @@ def _parse_user_plugin(raw: Any) -> str:
     return name
 
 
+def _choice(*options: str) -> Callable[[Any], str]:
+    """A parser of one word out of ``options`` (case-insensitive)."""
+    def parse(raw: Any) -> str:
+        word = str(raw).strip().lower()
+        if word not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {raw!r}")
+        return word
+    return parse
+
+
 @dataclass(frozen=True)
 class Setting:
     """One key of the schema; its default is the ``Settings`` field's (written once)."""
@@ -274,11 +284,17 @@ SCHEMA: tuple[Setting, ...] = (
     Setting("smarthost_timeout", parse_duration, "Timeout of one SMTP conversation"),
     Setting("queue_lifetime", parse_duration,
             "How long a temporarily failing outbound message is retried"),
+    Setting("queue_keep_sent", parse_duration,
+            "How long sent outbound messages stay listed before the hourly upkeep prunes them"),
     Setting("oof_interval", parse_duration,
             "One out-of-office reply per sender per mailbox within this interval"),
     Setting("oof_require_explicit_recipient", _parse_bool,
             "Only auto-reply when one of the user's addresses is in To or Cc"),
     Setting("log_level", _parse_str, "Logging level (DEBUG, INFO, WARNING, ERROR)"),
+    Setting("log_format", _choice("text", "json"),
+            "Log lines as text or json (one JSON object a line)"),
+    Setting("log_target", _choice("stderr", "syslog"),
+            "Where logs go: stderr (what journald collects) or syslog (/dev/log, facility mail)"),
 )
 
 _BY_NAME = {s.name: s for s in SCHEMA}
@@ -325,9 +341,12 @@ class Settings:
     smarthost_password: str = ""
     smarthost_timeout: int = 30
     queue_lifetime: int = 5 * 86400
+    queue_keep_sent: int = 7 * 86400
     oof_interval: int = 86400
     oof_require_explicit_recipient: bool = True
     log_level: str = "INFO"
+    log_format: str = "text"
+    log_target: str = "stderr"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
