@@ -21,6 +21,11 @@ from typing import Any, Callable, Mapping
 
 ENV_PREFIX = "MR_ENGINE_"
 CONFIG_ENV = "MR_ENGINE_CONFIG"
+# Read when present and no file is named (--config, MR_ENGINE_CONFIG): a named file replaces
+# it. The variable moves it, so that tests never read the machine's own.
+SYSTEM_CONFIG = "/etc/mr-engine/mr-engine.toml"
+SYSTEM_CONFIG_ENV = "MR_ENGINE_SYSTEM_CONFIG"
+STORE_FILE = "mr-engine.db"  # the default store's name in home
 
 
 class ConfigError(ValueError):
@@ -235,8 +240,12 @@ class Setting:
 
 
 SCHEMA: tuple[Setting, ...] = (
+    Setting("home", _parse_str,
+            "Directory of the default store and the server's state (empty = the configuration "
+            "file's directory, else ./var)"),
     Setting("database_url", _parse_str,
-            "SQLAlchemy URL of the store; sqlite:///path or postgresql+psycopg://user@host/db"),
+            "SQLAlchemy URL of the store: sqlite:////path or postgresql+psycopg://user@host/db "
+            f"(empty = sqlite:///HOME/{STORE_FILE})"),
     Setting("store_group", _account(group_id),
             "Group that may read the SQLite store (files 0640; empty = the owner's alone, 0600)"),
     Setting("hostname", _parse_str, "Name this host uses in greetings and Received"),
@@ -312,7 +321,8 @@ def _cpu_quota(path: str = "/sys/fs/cgroup/cpu.max") -> int | None:
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str = "sqlite:///var/mr-engine.db"
+    home: str = ""
+    database_url: str = ""
     store_group: str = ""
     hostname: str = "localhost"
     default_domain: str = "localhost"
@@ -348,6 +358,15 @@ class Settings:
     log_format: str = "text"
     log_target: str = "stderr"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Absolute, so that every command opens the same store from whatever directory it
+        # is run in; "" is the default (load_settings puts the configuration file's
+        # directory in first).
+        home = os.path.abspath(self.home or "var")
+        object.__setattr__(self, "home", home)
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{home}/{STORE_FILE}")
 
     @property
     def worker_count(self) -> int:
@@ -393,6 +412,8 @@ def _read_toml(path: str) -> dict[str, Any]:
             data = tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     section = data.get("mr_engine", data)
@@ -410,7 +431,7 @@ def load_settings(
     """Merge defaults < TOML file < environment < ``overrides`` (command-line flags)."""
     environ = os.environ if environ is None else environ
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    path = config_file or environ.get(CONFIG_ENV)
+    path = config_file_in_use(environ, config_file)
     file_values = _read_toml(path) if path else {}
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -427,7 +448,32 @@ def load_settings(
             continue
         values[setting.name] = _coerce(setting, raw, origin)
         sources[setting.name] = origin
+    _place_home(values, sources, path)
     return Settings(**values, sources=sources)
+
+
+def config_file_in_use(environ: Mapping[str, str], config_file: str | None = None) -> str | None:
+    """The named file (``--config``, else ``MR_ENGINE_CONFIG``), which replaces the system
+    file; else the system file when there is one; else None."""
+    named = config_file or environ.get(CONFIG_ENV)
+    if named:
+        return named
+    system = environ.get(SYSTEM_CONFIG_ENV, SYSTEM_CONFIG)
+    return system if os.path.exists(system) else None
+
+
+def _place_home(values: dict[str, Any], sources: dict[str, str], path: str | None) -> None:
+    """``home`` made absolute: by default the configuration file's directory (else ./var,
+    as Settings does); one written in the file relative to that file's directory."""
+    folder = os.path.dirname(os.path.abspath(path)) if path else None
+    if sources["home"] == "default":
+        values["home"] = folder or ""
+        sources["home"] = (f"default: the directory of {path}" if folder
+                           else "default: ./var in the working directory")
+    elif folder and sources["home"] == f"file {path}":
+        values["home"] = os.path.join(folder, values["home"])
+    if sources["database_url"] == "default":
+        sources["database_url"] = f"default: {STORE_FILE} in home"
 
 
 def describe(settings: Settings) -> list[dict[str, Any]]:

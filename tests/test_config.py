@@ -13,12 +13,14 @@ from mr_engine.core.passwords import hash_password, verify_password
 from mr_engine.testing.paths import BIN
 
 
-def test_defaults_work_out_of_the_box():
-    settings = load_settings({}, environ={})
-    assert settings.database_url == "sqlite:///var/mr-engine.db"
+def test_defaults_work_out_of_the_box(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings({}, environ={"MR_ENGINE_SYSTEM_CONFIG": str(tmp_path / "none")})
+    assert settings.database_url == f"sqlite:///{tmp_path}/var/mr-engine.db"
+    assert settings.home == str(tmp_path / "var")
     assert settings.lmtp_listen == ("127.0.0.1:2003",)
     assert settings.default_timezone == "UTC" and settings.dedupe_window == 86400
-    assert set(settings.sources.values()) == {"default"}
+    assert all(source.startswith("default") for source in settings.sources.values())
 
 
 def test_precedence_is_flags_then_environment_then_file_then_default(tmp_path):
