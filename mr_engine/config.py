@@ -204,10 +204,35 @@ USER_PLUGINS: dict[str, str] = {
 
 
 def _parse_user_plugin(raw: Any) -> str:
+    return _parse_choice(raw, USER_PLUGINS)
+
+
+# Where users' mail goes (``mail_store``), each with the module that files it
+# (``mr_engine.delivery``): the engine's own store, Maildirs, or another LMTP server.
+MAIL_STORES: dict[str, str] = {
+    "db": "mr_engine.delivery.store_db",
+    "maildir": "mr_engine.delivery.store_maildir",
+    "lmtp": "mr_engine.delivery.store_lmtp",
+}
+
+
+def _parse_mail_store(raw: Any) -> str:
+    return _parse_choice(raw, MAIL_STORES)
+
+
+def _parse_choice(raw: Any, choices: Mapping[str, str]) -> str:
     name = str(raw).strip().lower()
-    if name not in USER_PLUGINS:
-        raise ValueError(f"expected one of {', '.join(USER_PLUGINS)}, got {raw!r}")
+    if name not in choices:
+        raise ValueError(f"expected one of {', '.join(choices)}, got {raw!r}")
     return name
+
+
+def _parse_lmtp_address(raw: Any) -> str:
+    """One host:port or unix:/path, or empty (none)."""
+    addresses = _parse_listen_optional(raw)
+    if len(addresses) > 1:
+        raise ValueError(f"expected one host:port or unix:/path, got {raw!r}")
+    return addresses[0] if addresses else ""
 
 
 def _choice(*options: str) -> Callable[[Any], str]:
@@ -254,6 +279,12 @@ SCHEMA: tuple[Setting, ...] = (
             "IANA zone for floating and all-day times and for kopano-set-oof input"),
     Setting("user_plugin", _parse_user_plugin,
             "Where users, resources and groups come from: db (the store's own tables)"),
+    Setting("mail_store", _parse_mail_store,
+            "Where users' mail goes: db (the store), maildir (maildir_path), lmtp (store_lmtp)"),
+    Setting("maildir_path", _parse_str,
+            "Maildir of a user with mail_store = maildir (%u user name, %d domain, %% a %)"),
+    Setting("store_lmtp", _parse_lmtp_address,
+            "LMTP server (host:port or unix:/path) users' mail is handed to, mail_store = lmtp"),
     Setting("lmtp_listen", _parse_listen,
             "Comma-separated host:port or unix:/path addresses for LMTP"),
     Setting("lmtp_socket_mode", _parse_mode,
@@ -328,6 +359,9 @@ class Settings:
     default_domain: str = "localhost"
     default_timezone: str = "UTC"
     user_plugin: str = "db"
+    mail_store: str = "db"
+    maildir_path: str = "var/mail/%u/Maildir"
+    store_lmtp: str = ""
     lmtp_listen: tuple[str, ...] = ("127.0.0.1:2003",)
     lmtp_socket_mode: int = 0o660
     lmtp_socket_user: str = ""
