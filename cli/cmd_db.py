@@ -6,7 +6,7 @@ import argparse
 
 from mr_engine.store.db import current_revision, make_engine, upgrade
 
-from .common import add_config_flags, settings_from
+from .common import add_config_flags, announce_new_store, settings_from
 
 
 def add_parser(sub) -> None:
@@ -20,6 +20,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    announce_new_store(settings)
     engine = make_engine(settings.database_url, pool_size=1, store_group=settings.store_group)
     try:
         if args.action == "upgrade":

@@ -8,7 +8,7 @@ from mr_engine.delivery import workers
 from mr_engine.delivery.listeners import ListenError
 from mr_engine.logs import setup_logging
 
-from .common import add_config_flags, fail, settings_from
+from .common import add_config_flags, announce_new_store, fail, settings_from
 
 
 def add_parser(sub) -> None:
@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args, lmtp_listen=args.lmtp_listen, http_listen=args.http_listen,
                              workers=args.workers)
     setup_logging(settings.log_level)
+    announce_new_store(settings)
     try:
         return workers.serve(settings)
     except ListenError as exc:

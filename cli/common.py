@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.metadata
 import json
 import os
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn, Sequence
 
 from mr_engine.config import ConfigError, Settings, load_settings
 from mr_engine.store.db import Database, open_database
+from mr_engine.store.location import is_new_store, store_location
 from mr_engine.store.directories import DirectoryError
 from mr_engine.core.printable import json_printable, printable
 
@@ -22,7 +24,31 @@ class UsageError(ValueError):
     """Flags or option values that do not make a command (exit 2, reported by argparse)."""
 
 
+def engine_version() -> str:
+    """The installed package's version (its metadata: pyproject.toml's, written once)."""
+    try:
+        return importlib.metadata.version("mr-engine")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+class _Version(argparse.Action):
+    """``--version``: ``NAME VERSION``, exit 0; the version is looked up only when asked."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: str | Sequence[Any] | None, option_string: str | None = None
+                 ) -> NoReturn:
+        # "mr-engine serve" is the subcommand's prog: the program is its first word.
+        parser.exit(message=f"{parser.prog.split()[0]} {engine_version()}\n")
+
+
+def add_version_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--version", action=_Version, nargs=0,
+                        help="print the program's name and version and exit")
+
+
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    add_version_flag(parser)
     parser.add_argument("--config", metavar="FILE", help="TOML settings file (MR_ENGINE_CONFIG)")
     parser.add_argument("--database-url", metavar="URL",
                         help="store URL (MR_ENGINE_DATABASE_URL)")
@@ -33,7 +59,17 @@ def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:
     return load_settings(flags, config_file=getattr(args, "config", None))
 
 
+def announce_new_store(settings: Settings) -> None:
+    """Say so on stderr when this command is about to create the store: settings that point
+    somewhere new must not go unnoticed (the store is searched for nowhere else)."""
+    if is_new_store(settings.database_url):
+        where = store_location(settings.database_url)
+        print(f"mr-engine: creating a new, empty store at {printable(where)} "
+              "(no store found there)", file=sys.stderr)
+
+
 def open_db(settings: Settings) -> Database:
+    announce_new_store(settings)
     return open_database(settings.database_url, pool_size=2, store_group=settings.store_group)
 
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import cmd_agenda, cmd_config, cmd_db, cmd_mailbox, cmd_serve, cmd_queue
-from .common import EXIT_USAGE, run_guarded
+from . import cmd_agenda, cmd_config, cmd_db, cmd_mailbox, cmd_queue, cmd_serve
+from .common import EXIT_USAGE, add_version_flag, run_guarded
 
 COMMANDS = [cmd_config, cmd_db, cmd_serve, cmd_mailbox, cmd_agenda, cmd_queue]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mr-engine", description=__doc__.splitlines()[0])
+    add_version_flag(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS:
         module.add_parser(sub)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 import zoneinfo
 from typing import Any
@@ -22,12 +23,15 @@ from mr_engine.store.oof_state import OofState, get_oof, set_oof
 from .common import (EXIT_USAGE, UsageError, add_config_flags, fail, iso, open_db, print_json,
                      run_guarded, settings_from)
 
+NAMES = ("kopano-set-oof", "kopano-oof")
 TIME_FORMAT = "%Y-%m-%d %H:%M"
 INFINITE = "infinite"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kopano-set-oof",
+    # Installed under both of Kopano's names: --version and --help say the one typed.
+    invoked = os.path.basename(sys.argv[0])
+    parser = argparse.ArgumentParser(prog=invoked if invoked in NAMES else NAMES[0],
                                      description="Show or change a user's out-of-office reply.")
     parser.add_argument("-u", "--user", required=True, help="the user (login name)")
     parser.add_argument("-m", "--mode", type=int, choices=(0, 1),

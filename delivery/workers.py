@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Coroutine, NoReturn
 from mr_engine.config import SCHEMA, Settings
 from mr_engine.logs import setup_logging
 
-from . import frontends, listeners
+from . import frontends, listeners, server_state
 
 if TYPE_CHECKING:
     from mr_engine.store.db import Database
@@ -77,6 +77,7 @@ def serve(settings: Settings) -> int:
     except BaseException:
         db.dispose()
         raise
+    server_state.write(settings, {name: bound.addresses() for name, bound in sockets.items()})
     if settings.worker_count == 1:
         return _serve_here(settings, db, sockets)
     db.dispose()
@@ -91,6 +92,7 @@ def _serve_here(settings: Settings, db: Database, sockets: frontends.Bound) -> i
         asyncio.run(_handlers_first(Server(settings, db, given=sockets).serve()))
     finally:
         frontends.close_all(sockets)  # given sockets: removing the unix ones is ours
+        server_state.remove(settings)
     return 0
 
 
@@ -165,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         return Supervisor(settings, sockets).run()
     finally:
         frontends.close_all(sockets)
+        server_state.remove(settings)
 
 
 class Supervisor:

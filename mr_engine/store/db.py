@@ -34,7 +34,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 
-def _sqlite_file(url: str) -> str | None:
+def sqlite_file(url: str) -> str | None:
     """The database file of a SQLite URL (None in memory)."""
     database = make_url(url).database
     return database if database and database != ":memory:" else None
@@ -44,7 +44,7 @@ def make_engine(url: str, pool_size: int = 10, store_group: str = "") -> Engine:
     """An engine for ``url``; a SQLite store's files are made private first (with
     ``store_group``, readable by that group: see ``store_access``)."""
     if url.startswith("sqlite"):
-        database = _sqlite_file(url)
+        database = sqlite_file(url)
         if database:
             prepare_sqlite_store(database, store_group)
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False},
@@ -307,7 +307,7 @@ def open_database(url: str, auto_upgrade: bool = True, pool_size: int = 10,
         engine=engine,
         sessions=sessionmaker(engine, expire_on_commit=False),
         readers=sessionmaker(reader_engine, expire_on_commit=False),
-        writers=WriterLock(_sqlite_file(url)) if engine.dialect.name == "sqlite"
+        writers=WriterLock(sqlite_file(url)) if engine.dialect.name == "sqlite"
         else nullcontext(),
     )
 
