@@ -121,8 +121,8 @@ def _lane(entry: Entry, lane_ends: list[datetime]) -> int:
 
 
 def _place(entry: Entry, day: Day, lane: int) -> Block:
-    start, end = max(entry.start, day.start), min(entry.end, day.end)
-    return Block(entry, position(start, day), position(end, day) - position(start, day), lane)
+    left = position(max(entry.start, day.start), day)
+    return Block(entry, left, round(position(min(entry.end, day.end), day) - left, 3), lane)
 
 
 def position(moment: datetime, day: Day) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from datetime import tzinfo
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 from mr_engine.services.finder import KINDS, Wanted
 
@@ -20,6 +20,11 @@ from .errors import BadRequest
 LONGEST = 24 * 60  # minutes: the longest period one can look for
 MOST_CAPACITY = 100_000
 DEFAULT_DURATION = 60
+# The ISO 8601 fields (what a person reads of them, their shape, their reader).
+ISO_FIELDS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
+    "date": ("a date", "YYYY-MM-DD", dt.date.fromisoformat),
+    "start": ("a time", "HH:MM", dt.time.fromisoformat),
+}
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ def form_of(query: Mapping[str, str], at: dt.datetime, zone: tzinfo) -> FindForm
 
 def wanted_of(form: FindForm, zone: tzinfo) -> Wanted:
     """The finder's question, or BadRequest naming the first bad field."""
-    start = dt.datetime.combine(_date(form.date), _time(form.start), zone)
+    start = dt.datetime.combine(_iso("date", form.date), _iso("start", form.start), zone)
     minutes = _number("duration", form.duration, 1, LONGEST)
     if form.kind_wanted not in ("", *KINDS):
         raise BadRequest(f"kind: one of any, {', '.join(KINDS)}, not {form.kind[:20]!r}")
@@ -63,22 +68,15 @@ def wanted_of(form: FindForm, zone: tzinfo) -> Wanted:
                   _number("capacity", form.capacity, 1, MOST_CAPACITY))
 
 
-def _date(text: str) -> dt.date:
+def _iso(name: str, text: str) -> Any:
+    """The field ``name`` read as ``ISO_FIELDS`` says, in exactly its shape."""
+    what, shape, parse = ISO_FIELDS[name]
     try:
-        if len(text) == 10:
-            return dt.date.fromisoformat(text)
+        if len(text) == len(shape):
+            return parse(text)
     except ValueError:
         pass
-    raise BadRequest(f"date: not a date (YYYY-MM-DD): {text[:40]!r}")
-
-
-def _time(text: str) -> dt.time:
-    try:
-        if len(text) == 5:
-            return dt.time.fromisoformat(text)
-    except ValueError:
-        pass
-    raise BadRequest(f"start: not a time (HH:MM): {text[:40]!r}")
+    raise BadRequest(f"{name}: not {what} ({shape}): {text[:40]!r}")
 
 
 def _number(name: str, text: str, lowest: int, highest: int) -> int:
