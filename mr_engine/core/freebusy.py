@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .busy import Busy, saturated
-from .ical_text import address_line, escape_text, utc_text, vcalendar
+from .ical_text import CALENDAR_END, address_line, calendar_head, escape_text, stream, utc_text
 
 BUSY = "BUSY"
 TENTATIVE = "BUSY-TENTATIVE"
@@ -100,19 +100,18 @@ class Timeline:
 
     periods: tuple[Period, ...]
     lines: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    starts: tuple[dt.datetime, ...] = field(init=False, repr=False, compare=False)
     ends: tuple[dt.datetime, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lines", tuple(map(freebusy_line, self.periods)))
+        object.__setattr__(self, "starts", tuple(p.start for p in self.periods))
         object.__setattr__(self, "ends", tuple(p.end for p in self.periods))
 
     def _slice(self, start: dt.datetime, end: dt.datetime) -> tuple[int, int]:
-        """The indexes of the periods overlapping ``[start, end)``."""
-        first = bisect.bisect_right(self.ends, start)
-        last = first
-        while last < len(self.periods) and self.periods[last].start < end:
-            last += 1
-        return first, last
+        """The indexes of the periods overlapping ``[start, end)`` (disjoint and sorted,
+        so both bounds are a bisect)."""
+        return bisect.bisect_right(self.ends, start), bisect.bisect_left(self.starts, end)
 
     def between(self, start: dt.datetime, end: dt.datetime) -> list[Period]:
         """The periods overlapping ``[start, end)``, clipped to it."""
@@ -145,11 +144,15 @@ class Publisher:
 
 
 def vfreebusy(who: Publisher, span: TimeRange, stamp: dt.datetime,
-              lines: Iterable[str]) -> list[str]:
+              lines: Sequence[str]) -> str:
     """A VCALENDAR with one VFREEBUSY (RFC 5545 §3.6.4, published as RFC 5546 §3.4.1 asks:
-    DTSTAMP, DTSTART, DTEND, ORGANIZER, UID, FREEBUSY), as content lines."""
+    DTSTAMP, DTSTART, DTEND, ORGANIZER, UID, FREEBUSY), as iCalendar text.
+
+    The FREEBUSY lines are joined as they are: ``freebusy_line`` needs no folding."""
     start, end = utc_text(span.start), utc_text(span.end)
-    body = ["BEGIN:VFREEBUSY", f"UID:{escape_text(f'freebusy-{start}-{end}-{who.address}')}",
-            f"DTSTAMP:{utc_text(stamp)}", f"DTSTART:{start}", f"DTEND:{end}",
-            address_line("ORGANIZER", who.address, who.name), *lines, "END:VFREEBUSY"]
-    return vcalendar(body)
+    head = stream([*calendar_head(), "BEGIN:VFREEBUSY",
+                   f"UID:{escape_text(f'freebusy-{start}-{end}-{who.address}')}",
+                   f"DTSTAMP:{utc_text(stamp)}", f"DTSTART:{start}", f"DTEND:{end}",
+                   address_line("ORGANIZER", who.address, who.name)])
+    periods = "".join(f"{line}\r\n" for line in lines)
+    return f"{head}{periods}END:VFREEBUSY\r\n{CALENDAR_END}\r\n"

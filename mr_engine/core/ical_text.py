@@ -50,7 +50,14 @@ def stream(lines: Iterable[str]) -> str:
     return "".join(fold_content_line(line).replace("\n", "\r\n") + "\r\n" for line in lines)
 
 
+def calendar_head(extra: Iterable[str] = ()) -> list[str]:
+    """The first lines of a published VCALENDAR (RFC 5546 §3.2.1, METHOD:PUBLISH)."""
+    return ["BEGIN:VCALENDAR", f"PRODID:{PRODID}", "VERSION:2.0", "METHOD:PUBLISH", *extra]
+
+
+CALENDAR_END = "END:VCALENDAR"
+
+
 def vcalendar(body: Iterable[str], extra: Iterable[str] = ()) -> list[str]:
-    """A published VCALENDAR (RFC 5546 §3.2.1, METHOD:PUBLISH) around ``body``'s lines."""
-    return ["BEGIN:VCALENDAR", f"PRODID:{PRODID}", "VERSION:2.0", "METHOD:PUBLISH", *extra,
-            *body, "END:VCALENDAR"]
+    """A published VCALENDAR around ``body``'s lines."""
+    return [*calendar_head(extra), *body, CALENDAR_END]

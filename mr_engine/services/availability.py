@@ -126,7 +126,7 @@ def freebusy_text(session: Session, resource: Mailbox, span: TimeRange,
     """The resource's VFREEBUSY for ``span`` (RFC 5545 §3.6.4), as iCalendar text."""
     lines = TIMELINES.timeline(session, resource).lines_between(span.start, span.end)
     who = Publisher(resource.email, resource.fullname)
-    return stream(freebusy.vfreebusy(who, span, now, lines))
+    return freebusy.vfreebusy(who, span, now, lines)
 
 
 def published_agenda(session: Session, resource: Mailbox, span: TimeRange) -> list[Published]:
