@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import cmd_agenda, cmd_config, cmd_db, cmd_mailbox, cmd_queue, cmd_serve
+from . import cmd_agenda, cmd_config, cmd_db, cmd_mailbox, cmd_queue, cmd_serve, cmd_status
 from .common import EXIT_USAGE, add_version_flag, run_guarded
 
-COMMANDS = [cmd_config, cmd_db, cmd_serve, cmd_mailbox, cmd_agenda, cmd_queue]
+COMMANDS = [cmd_config, cmd_db, cmd_serve, cmd_status, cmd_mailbox, cmd_agenda, cmd_queue]
 
 
 def build_parser() -> argparse.ArgumentParser:
