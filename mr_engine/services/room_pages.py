@@ -76,10 +76,16 @@ def entry_of(found: AgendaEntry, level: str) -> Entry:
     (``calendar_store.busy_intervals``: booked and opaque)."""
     view = shown(level, found.summary, found.organizer_name, found.organizer,
                  found.attendee_count)
-    note = "shown as free" if found.transparent else "" if found.status == "booked" \
-        else found.status
+    note = _why_not_blocking(found)
     return Entry(found.start, found.end, view.title, view.organizer_name,
                  blocks=not note, note=note)
+
+
+def _why_not_blocking(found: AgendaEntry) -> str:
+    """"" for a booking that takes capacity; else why not (its status while not booked)."""
+    if found.transparent:
+        return "shown as free"
+    return "" if found.status == "booked" else found.status
 
 
 def page_of(session: Session, resource: Mailbox, settings: Settings, at: dt.datetime,
