@@ -16,6 +16,7 @@ import zoneinfo
 
 from mr_engine.delivery import pipeline
 from mr_engine.delivery.context import Batch, Delivery, Envelope, Outcome, message_id_of, parse_message
+from mr_engine.delivery.mail_store import open_mail_store
 from mr_engine.clock import utcnow
 from mr_engine.config import Settings
 from mr_engine.store.directories import open_directory
@@ -64,14 +65,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _deliver(db, settings: Settings, envelope: Envelope, user: str) -> Delivery:
-    with db.write() as session:
-        resource = open_directory(settings, session).user(user)
-        d = Delivery(session=session, settings=settings, now=utcnow(), envelope=envelope,
-                     recipient=resource.email, mailbox=resource,
-                     batch=Batch.load(session, [resource.id]))
-        outcome = pipeline.run(d)
-        if outcome.code >= 400:
-            raise _Refused(outcome)  # rolls the transaction back
+    mail = open_mail_store(settings)  # filed where the server would file it
+    try:
+        with db.write() as session:
+            resource = open_directory(settings, session).user(user)
+            d = Delivery(session=session, settings=settings, now=utcnow(), envelope=envelope,
+                         recipient=resource.email, mailbox=resource,
+                         batch=Batch.load(session, [resource.id]), mail=mail)
+            outcome = pipeline.run(d)
+            if outcome.code >= 400:
+                raise _Refused(outcome)  # rolls the transaction back
+    finally:
+        mail.close()
     return d
 
 

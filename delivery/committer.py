@@ -31,6 +31,7 @@ from mr_engine.store.models import Mailbox
 
 from . import pipeline
 from .context import Batch, Delivery, Envelope, Outcome
+from .mail_store import open_mail_store
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class Committer:
         self.clock = clock
         self.on_queued = on_queued
         self.steps = steps if steps is not None else pipeline.STEPS
+        self.mail = open_mail_store(settings)  # used by the writer thread alone
         self._jobs: queue.Queue[DeliveryJob | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name="committer", daemon=True)
 
@@ -77,6 +79,7 @@ class Committer:
         """Finish every delivery already submitted, then end the writer thread."""
         self._jobs.put(None)
         self._thread.join()
+        self.mail.close()
 
     async def deliver(self, envelope: Envelope, targets: list[tuple[str, int]]) -> list[Outcome]:
         """Deliver to each (recipient address, mailbox id); answers once committed."""
@@ -121,6 +124,7 @@ class Committer:
         except Exception:
             log.exception("commit of %d deliveries failed; answering 451", len(jobs))
             results = [_Result(TEMPFAIL, job.recipient, "commit failed") for job in jobs]
+        self.mail.batch_done()  # the answers are final: a next run writes afresh
         # Logged once committed (and outside the write lock): "delivered" is then true.
         for job, result in zip(jobs, results):
             log.info("%s message-id=%s to %s (%s): %s", result.verb, job.envelope.message_id,
@@ -176,7 +180,7 @@ class Committer:
             return _Result(Outcome(550, "5.1.1", "Mailbox no longer exists"), job.recipient,
                            "no such mailbox")
         d = Delivery(session=session, settings=self.settings, now=now, envelope=job.envelope,
-                     recipient=job.recipient, mailbox=mailbox, batch=loaded)
+                     recipient=job.recipient, mailbox=mailbox, batch=loaded, mail=self.mail)
         outcome = pipeline.run(d, self.steps)
         if outcome.code >= 400:
             return _Result(outcome, job.recipient, ", ".join(d.notes))

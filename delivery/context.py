@@ -15,7 +15,7 @@ import email.policy
 import logging
 from dataclasses import dataclass, field
 from datetime import tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from icalendar import Calendar
 from sqlalchemy import Connection
@@ -27,6 +27,9 @@ from mr_engine.core.itip import Invitation, InvitationError, invitation_in, read
 from mr_engine.store.models import Mailbox
 from mr_engine.store.oof_state import OofState, get_oof_many
 from mr_engine.store.stores import StoreIndex
+
+if TYPE_CHECKING:
+    from .mail_store import MailStore
 
 log = logging.getLogger(__name__)
 
@@ -135,3 +138,11 @@ class Delivery:
     # Outbound messages queued in this transaction; the relay is woken after commit.
     queued: int = 0
     notes: list[str] = field(default_factory=list)  # what steps did, for the log line
+    # Where the message is filed (``mail_store``); the committer passes its own.
+    mail: MailStore = field(default_factory=lambda: _db_store())
+
+
+def _db_store() -> MailStore:
+    # Imported here: the mail stores' modules read this one's values.
+    from .store_db import DbStore
+    return DbStore()

@@ -9,15 +9,13 @@ back everything this recipient did, and nothing of the others.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Callable
 
-from sqlalchemy import select
-
 from mr_engine.store import messages
-from mr_engine.store.models import Store
 
+from . import trace
 from .context import Delivery, Outcome
+from .mail_store import DELIVERED
 from .meeting import process_meeting_request
 from .oof import out_of_office
 
@@ -25,9 +23,8 @@ log = logging.getLogger(__name__)
 
 Step = Callable[[Delivery], Outcome | None]
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+__all__ = ["DELIVERED", "DUPLICATE", "OVER_QUOTA", "STEPS", "run"]
 
-DELIVERED = Outcome(250, "2.0.0", "Ok: delivered")
 DUPLICATE = Outcome(250, "2.0.0", "Ok: already delivered (duplicate Message-ID)")
 OVER_QUOTA = Outcome(552, "5.2.2", "Mailbox full: hard quota exceeded")
 
@@ -49,19 +46,7 @@ def skip_duplicate(d: Delivery) -> Outcome | None:
 
 
 def add_trace_headers(d: Delivery) -> Outcome | None:
-    # RFC 5321 §4.4: Return-Path and Received; Delivered-To as Postfix and Dovecot write it.
-    env = d.envelope
-    stamp = d.now.strftime("%a, %d %b %Y %H:%M:%S +0000")
-    # aiosmtpd splits commands on LF only: a bare CR in LHLO or an address must not
-    # start a header line of its own in the stored message.
-    helo, sender, rcpt = (_CONTROL.sub("", v) for v in (env.helo, env.sender, d.recipient))
-    peer = f" ({_CONTROL.sub('', env.peer)})" if env.peer else ""
-    trace = (f"Return-Path: <{sender}>\r\n"
-             f"Delivered-To: {rcpt}\r\n"
-             f"Received: from {helo or 'unknown'}{peer}\r\n"
-             f"\tby {d.settings.hostname} (mr-engine) with LMTP\r\n"
-             f"\tfor <{rcpt}>; {stamp}\r\n")
-    d.content = trace.encode("utf-8", "surrogateescape") + env.content
+    d.content = trace.final_delivery(d) + trace.received(d) + d.envelope.content
     return None
 
 
@@ -70,9 +55,7 @@ def check_quota(d: Delivery) -> Outcome | None:
     quota = messages.quota_of(d.mailbox, d.settings)
     if not (quota.hard or quota.soft or quota.warning):
         return None
-    # Read the size afresh: other recipients in this batch may have grown the store.
-    size = d.session.scalar(select(Store.size).where(Store.id == d.store_id)) or 0
-    after = size + len(d.content)
+    after = d.mail.size(d) + len(d.content)
     if quota.hard and after > quota.hard:
         log.warning("%s: hard quota %d exceeded (%d bytes)", d.mailbox.name, quota.hard, after)
         return OVER_QUOTA
@@ -84,13 +67,7 @@ def check_quota(d: Delivery) -> Outcome | None:
 
 
 def file_message(d: Delivery) -> Outcome | None:
-    assert d.store_id is not None
-    folder_id = d.batch.stores.folder_id(d.store_id, d.folder)
-    msg_id = messages.file_message(d.batch.conn, d.store_id, folder_id, d.content,
-                                    d.envelope.message, d.envelope.message_id,
-                                    d.envelope.sender, d.now)
-    d.notes.append(f"filed {d.folder} #{msg_id}")
-    return DELIVERED
+    return d.mail.file(d)  # into the store ``mail_store`` names (mail_store.py)
 
 
 STEPS: list[Step] = [
