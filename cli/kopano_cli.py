@@ -19,12 +19,14 @@ from typing import Any, Callable
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from mr_engine.services import availability
 from mr_engine.services.meeting_requests import extend_and_queue
 from mr_engine.store import directory
 from mr_engine.store import stores
 from mr_engine.clock import utcnow
 from mr_engine.config import Settings
-from mr_engine.store.directories import Directory, GroupInfo, NotFound, open_directory
+from mr_engine.store.directories import (Directory, DirectoryError, GroupInfo, NotFound,
+                                         open_directory)
 from mr_engine.store.models import Mailbox
 from mr_engine.store.oof_state import get_oof
 from mr_engine.core.printable import printable_lines
@@ -82,6 +84,7 @@ def user_details(session: Session, mailbox: Mailbox, settings: Settings,
         **{key: _quota(mailbox, settings, key)
            for key in ("quota_warning", "quota_soft", "quota_hard")},
         "groups": source.groups_of(mailbox.email),
+        "calendar_feed": availability.feed_url(settings.public_base, mailbox),
     }
 
 
@@ -124,7 +127,18 @@ def update_user(session: Session, args: argparse.Namespace, ctx: Context) -> str
         # A longer window must hold every booked series' slots at once, not from the next
         # pass of the server on (mr_engine.horizon).
         extend_and_queue(session, mailbox, ctx.settings, ctx.now)
-    return f"User updated: {mailbox.name}"
+    message = f"User updated: {mailbox.name}"
+    if given(args, "calendar_token"):
+        message += "\n" + _calendar_token(mailbox, args.calendar_token, ctx)
+    return message
+
+
+def _calendar_token(mailbox: Mailbox, choice: str, ctx: Context) -> str:
+    """``--calendar-token new|none``: a new secret for the feed (and its URL), or none."""
+    if mailbox.resource_type == "none":
+        raise DirectoryError(f"{mailbox.name} is not a resource: it has no calendar feed")
+    mailbox.calendar_token = availability.new_calendar_token() if choice == "new" else None
+    return f"Calendar feed: {availability.feed_url(ctx.settings.public_base, mailbox)}"
 
 
 def delete_user(session: Session, args: argparse.Namespace, ctx: Context) -> str:
@@ -233,7 +247,8 @@ def _listing(usage: str, run: Callable, render: Callable[[Any], str]) -> Mode:
     return _mode(usage, run, {"json"}, render=render, readonly=True)
 
 
-USER_UPDATES = {"name", *PASSWORD_DESTS, "add_sendas", "remove_sendas", *FIELD_DESTS}
+USER_UPDATES = {"name", *PASSWORD_DESTS, "add_sendas", "remove_sendas", "calendar_token",
+                *FIELD_DESTS}
 GROUP_UPDATES = {"email", "add_user", "remove_user"}
 
 CREATE_USER = _mode("--create --user", create_user,

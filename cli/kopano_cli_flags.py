@@ -107,6 +107,9 @@ ACTIONS = (
     _value("--password", "PASSWORD", "the user's password"),
     _switch("--password-prompt", "ask for the password (or read a line from stdin)"),
     _value("--name", "NAME", "rename the user"),
+    Flag(("--calendar-token",), "calendar_token",
+         "new: give --user's calendar feed a new secret link and print it; none: remove it",
+         {"metavar": "new|none", "choices": ("new", "none")}),
 )
 
 # Columns of a user that flags set directly; dest is update_user's keyword.

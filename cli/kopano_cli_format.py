@@ -66,6 +66,7 @@ _USER_LAYOUT: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("Soft quota", "quota_soft", quota),
     ("Hard quota", "quota_hard", quota),
     ("Groups", "groups", comma_list),
+    ("Calendar feed", "calendar_feed", lambda url: url or "none"),
 )
 
 

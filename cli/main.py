@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import cmd_agenda, cmd_config, cmd_db, cmd_mailbox, cmd_queue, cmd_serve, cmd_status
+from . import (cmd_agenda, cmd_config, cmd_db, cmd_freebusy, cmd_mailbox, cmd_queue, cmd_serve,
+               cmd_status)
 from .common import EXIT_USAGE, add_version_flag, run_guarded
 
-COMMANDS = [cmd_config, cmd_db, cmd_serve, cmd_status, cmd_mailbox, cmd_agenda, cmd_queue]
+COMMANDS = [cmd_config, cmd_db, cmd_serve, cmd_status, cmd_mailbox, cmd_agenda, cmd_freebusy,
+            cmd_queue]
 
 
 def build_parser() -> argparse.ArgumentParser:

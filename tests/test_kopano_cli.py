@@ -128,7 +128,7 @@ def test_create_user_shows_kopano_details_and_json(db_url, local):
         "Booking window (days)": "180", "Max duration (minutes)": "0 (none)",
         "Max conflicting instances": "0", "Conflict percentage": "0%",
         "Calendar details": "busy", "Out-Of-Office": "disabled", "Warning quota": "10.00 MB", "Soft quota": "unlimited",
-        "Hard quota": "unlimited", "Groups": "Everyone"}
+        "Hard quota": "unlimited", "Groups": "Everyone", "Calendar feed": "none"}
     # Values line up at one tab stop, as in Kopano's output.
     assert {len(re.match(r"[^\t]*\t*", line).group().expandtabs())
             for line in text.splitlines() if not line.endswith(":")} == {32}
@@ -139,7 +139,8 @@ def test_create_user_shows_kopano_details_and_json(db_url, local):
         "resource_type": "none", "resource_capacity": 1, "mr_booking_window": 180,
         "mr_max_duration": 0, "mr_max_conflict_instances": 0, "mr_conflict_percentage": 0,
         "mr_calendar_details": "busy", "out_of_office": {"enabled": False, "from": None, "until": None},
-        "quota_warning": 10 * MB, "quota_soft": 0, "quota_hard": 0, "groups": ["Everyone"]}
+        "quota_warning": 10 * MB, "quota_soft": 0, "quota_hard": 0, "groups": ["Everyone"],
+        "calendar_feed": None}
     # Resource settings may be given on creation too.
     local("--create", "--user", "room1", "--email", "room1@example.com", "--resource-type",
           "equipment", "--resource-capacity", "12", "--mr-accept", "yes", "--qh", "100")
@@ -165,7 +166,8 @@ def test_update_user_fields_and_resource_settings_in_one_call(db_url, local):
         "mr_accept": True, "mr_decline_conflict": True, "mr_decline_recurring": True,
         "resource_type": "equipment", "resource_capacity": 20, "mr_booking_window": 30,
         "mr_max_duration": 240, "mr_max_conflict_instances": 2, "mr_conflict_percentage": 50,
-        "mr_calendar_details": "busy", "quota_warning": MB, "quota_soft": 2 * MB, "quota_hard": 3 * MB}
+        "mr_calendar_details": "busy", "quota_warning": MB, "quota_soft": 2 * MB, "quota_hard": 3 * MB,
+        "calendar_feed": "http://127.0.0.1:8080/calendars/boardroom.ics"}
     assert verify_password("b", _stored_password(local, "boardroom"))
     local.expect(1, ["--user", "r1"])
     # "no" and 0 are values, not absent flags; a quota of 0 overrides the default.

@@ -29,6 +29,20 @@ class RangeError(ValueError):
     """A range that cannot be asked for; the message says why, for the person asking."""
 
 
+def parse_instant(text: str) -> dt.datetime:
+    """An ISO 8601 date (midnight UTC) or date-time (UTC when it has no offset), in UTC,
+    as free/busy ranges are given (§3.6.4); ValueError when it is neither."""
+    text = text.strip()
+    if len(text) == 10 or (len(text) == 8 and text.isdigit()):
+        day = dt.date.fromisoformat(text)
+        value = dt.datetime(day.year, day.month, day.day)
+    else:
+        value = dt.datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
+
+
 @dataclass(frozen=True)
 class TimeRange:
     start: dt.datetime  # UTC

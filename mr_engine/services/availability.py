@@ -14,8 +14,10 @@ The store raises the version in the same transaction as any change of the occurr
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import threading
 from typing import NamedTuple
+from urllib.parse import quote
 
 from sqlalchemy.orm import Session
 
@@ -28,8 +30,8 @@ from mr_engine.store import calendar_store
 from mr_engine.store.directories import Directory, DirectoryError
 from mr_engine.store.models import Mailbox
 
-__all__ = ["feed_text", "find_resource", "freebusy_periods", "freebusy_text",
-           "published_agenda", "TIMELINES"]
+__all__ = ["feed_text", "feed_url", "find_resource", "freebusy_periods", "freebusy_text",
+           "new_calendar_token", "published_agenda", "TIMELINES"]
 
 # The statuses an occurrence is published with (anything else is not in the calendar).
 _PUBLISHED = ("booked", "tentative")
@@ -61,6 +63,19 @@ def _plain(address: str) -> str:
     """``user+detail@domain`` as ``user@domain``, lower-cased, as ``resolve`` reads it."""
     local, _, domain = address.lower().rpartition("@")
     return f"{local.split('+', 1)[0]}@{domain}"
+
+
+def feed_url(public_base: str, resource: Mailbox) -> str | None:
+    """Where the resource's ICS feed is, with its token when it has one; None for a user."""
+    if resource.resource_type == "none":
+        return None
+    url = f"{public_base}/calendars/{quote(resource.name, safe='')}.ics"
+    return f"{url}?token={resource.calendar_token}" if resource.calendar_token else url
+
+
+def new_calendar_token() -> str:
+    """A secret for a feed URL: 32 URL-safe characters, 192 random bits."""
+    return secrets.token_urlsafe(24)
 
 
 class _Key(NamedTuple):

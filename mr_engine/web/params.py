@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Mapping
 
-from mr_engine.core.freebusy import RangeError, TimeRange, requested_range
+from mr_engine.core.freebusy import RangeError, TimeRange, parse_instant, requested_range
 
 from .errors import BadRequest
 
@@ -18,19 +18,12 @@ __all__ = ["TimeRange", "instant", "moment", "time_range"]
 
 
 def instant(name: str, text: str) -> dt.datetime:
-    """An ISO 8601 date or date-time as an aware UTC datetime."""
-    text = text.strip()
+    """An ISO 8601 date or date-time as an aware UTC datetime (``freebusy.parse_instant``)."""
     try:
-        if len(text) == 10 or (len(text) == 8 and text.isdigit()):
-            day = dt.date.fromisoformat(text)
-            value = dt.datetime(day.year, day.month, day.day)
-        else:
-            value = dt.datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
+        return parse_instant(text)
     except ValueError:
-        raise BadRequest(f"{name}: not an ISO 8601 date or date-time: {text[:40]!r}") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
+        raise BadRequest(f"{name}: not an ISO 8601 date or date-time: "
+                         f"{text.strip()[:40]!r}") from None
 
 
 def moment(query: Mapping[str, str], now: dt.datetime, name: str = "at") -> dt.datetime:
