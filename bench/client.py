@@ -13,7 +13,7 @@ import asyncio
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Awaitable, Callable
 
 READ_TIMEOUT = 30.0  # seconds for any single reply
 
@@ -22,8 +22,27 @@ class LMTPError(RuntimeError):
     """The server answered something the client cannot go on from."""
 
 
+class Latencies:
+    """What a load result says of its measured ``seconds`` and its ``latencies`` (seconds,
+    one per transaction)."""
+
+    latencies: list[float]
+    seconds: float
+
+    def rate(self, count: int) -> float:
+        """``count`` per second of the measured period."""
+        return count / self.seconds if self.seconds else 0.0
+
+    def percentile_ms(self, q: float) -> float:
+        return percentile(self.latencies, q) * 1000.0
+
+    def latency_figures(self) -> dict:
+        return {"p50_ms": round(self.percentile_ms(50), 2),
+                "p99_ms": round(self.percentile_ms(99), 2)}
+
+
 @dataclass
-class LoadResult:
+class LoadResult(Latencies):
     target: str
     connections: int
     recipients: int  # per message
@@ -36,14 +55,11 @@ class LoadResult:
 
     @property
     def deliveries_per_s(self) -> float:
-        return self.deliveries / self.seconds if self.seconds else 0.0
+        return self.rate(self.deliveries)
 
     @property
     def messages_per_s(self) -> float:
-        return self.messages / self.seconds if self.seconds else 0.0
-
-    def percentile_ms(self, q: float) -> float:
-        return percentile(self.latencies, q) * 1000.0
+        return self.rate(self.messages)
 
     def as_dict(self) -> dict:
         return {"target": self.target, "connections": self.connections,
@@ -52,9 +68,7 @@ class LoadResult:
                 "seconds": round(self.seconds, 3),
                 "deliveries_per_s": round(self.deliveries_per_s, 1),
                 "messages_per_s": round(self.messages_per_s, 1),
-                "p50_ms": round(self.percentile_ms(50), 2),
-                "p99_ms": round(self.percentile_ms(99), 2),
-                "errors": self.errors[:5]}
+                **self.latency_figures(), "errors": self.errors[:5]}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -180,13 +194,22 @@ async def run_load(target: str, host: str, port: int, connections: int, recipien
             seq += 1
 
     tasks = [asyncio.create_task(worker(i, c)) for i, c in enumerate(conns)]
+    result.seconds = await measure(tasks, ready, state, duration + READ_TIMEOUT + 10,
+                                   lambda: asyncio.gather(*(c.close() for c in conns),
+                                                          return_exceptions=True))
+    return result
+
+
+async def measure(tasks: list[asyncio.Task], ready: asyncio.Barrier, state: dict[str, float],
+                  timeout: float, closing: Callable[[], Awaitable]) -> float:
+    """The measured period of a load: once every task has warmed up (``ready``), until all
+    are done; its seconds. The tasks are cancelled and ``closing()`` awaited in any case."""
     try:
-        await ready.wait()
+        await asyncio.wait_for(ready.wait(), timeout)
         start = state.setdefault("start", time.perf_counter())
-        await asyncio.wait_for(asyncio.gather(*tasks), duration + READ_TIMEOUT + 10)
-        result.seconds = time.perf_counter() - start
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout)
+        return time.perf_counter() - start
     finally:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
-    return result
+        await closing()

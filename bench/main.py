@@ -3,7 +3,8 @@
 The order of a run: make the store (users, the resource, its pre-loaded calendar), start the
 SMTP sink the engine relays its replies to, start the engine, run load 1 (8x1 and 8x4) and
 load 2 over LMTP while sampling the engine's memory (load 4), and stop it; then run load 1 against each
-``--compare`` peer with the same client; then load 3 in-process on a store of its own.
+``--compare`` peer with the same client; then load 3 in-process on a store of its own; then
+load 5 (free/busy over HTTP, against Radicale 3) on a store and an engine of its own.
 Everything listens on 127.0.0.1 only, and every load is bounded in messages and seconds.
 """
 
@@ -23,7 +24,7 @@ from typing import Any
 
 from mr_engine.clock import utcnow
 
-from . import loads, report
+from . import freebusy_load, loads, report
 from . import store as bstore
 from .processes import DOVECOT_HINT, Dovecot, Engine, Sink, StartError, dovecot_binary
 
@@ -62,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="calendar sizes of load 3 in occurrences (default 100,1000,10000,100000)")
     p.add_argument("--repetitions", type=int, default=300,
                    help="conflict checks timed per size (default 300)")
+    p.add_argument("--freebusy-occurrences", type=int, default=100000,
+                   help="booked occurrences of load 5's resource, in series of 100 "
+                        "(default 100000)")
+    p.add_argument("--freebusy-duration", type=float, default=10.0,
+                   help="seconds of load 5, per server (default 10)")
+    p.add_argument("--freebusy-clients", type=int, default=8,
+                   help="keep-alive HTTP clients of load 5 (default 8)")
     p.add_argument("--drain-wait", type=float, default=30.0,
                    help="after load 2, wait at most this long for the relay to send the "
                         "queued replies to the sink smarthost (default 30)")
@@ -85,6 +93,7 @@ def _apply_smoke(args: argparse.Namespace) -> None:
     args.warmup, args.bookings, args.repetitions = 1, 200, 20
     args.drain_wait = 5.0
     args.sizes = "100,1000"
+    args.freebusy_occurrences, args.freebusy_duration = 500, 1.0
 
 
 def _on_tmpfs(path: Path) -> bool:
@@ -112,8 +121,11 @@ def main(argv: list[str] | None = None) -> int:
         sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     except ValueError:
         parser.error(f"--sizes wants comma-separated integers, got {args.sizes!r}")
-    if args.connections < 1 or args.connections > 64:
-        parser.error("--connections must be between 1 and 64")
+    if not 1 <= args.connections <= 64 or not 1 <= args.freebusy_clients <= 64:
+        parser.error("--connections and --freebusy-clients must be between 1 and 64")
+    if args.freebusy_occurrences < 100 or args.freebusy_duration <= 0:
+        parser.error("--freebusy-occurrences must be at least 100 (one series), "
+                     "--freebusy-duration positive")
     if min(args.duration, args.messages, args.requests, args.repetitions) <= 0 or \
             args.warmup < 0 or not sizes or sizes[0] <= 0 or args.message_size < 512:
         parser.error("durations, counts and sizes must be positive (--message-size >= 512)")
@@ -162,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace, peers: list[str], sizes: list[int], base_url: str | None,
         workdir: Path) -> dict[str, Any]:
-    """All four loads; the figures as one dict (see ``report``)."""
+    """All five loads; the figures as one dict (see ``report``)."""
     warnings: list[str] = []
     if _on_tmpfs(workdir):
         warnings.append(f"{workdir} is on tmpfs: fsync costs nothing there, durability "
@@ -178,6 +190,9 @@ def run(args: argparse.Namespace, peers: list[str], sizes: list[int], base_url: 
                                                failures)
     figures["load1"]["ratios"] = report.ratios(figures["load1"]["results"])
     figures["load3"] = _calendar_load(base_url, workdir, sizes, args.repetitions)
+    figures["load5"] = freebusy_load.run(base_url, workdir, freebusy_load.Limits(
+        args.freebusy_occurrences, args.freebusy_duration, args.freebusy_clients, 1), utcnow())
+    failures.extend(figures["load5"].pop("failures"))
     warnings.extend(f"FAILED: {f}" for f in failures)
     figures["run"].update({
         "database": store.backend, "mode": "smoke" if args.smoke else "full",

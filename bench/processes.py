@@ -6,6 +6,8 @@
 * ``Dovecot``: Debian's ``dovecot-lmtpd`` with a generated minimal configuration (Maildir,
   static userdb/passdb, fsync at Dovecot's defaults), as root or as the invoking user.
 * ``Sink``: ``python -m bench.sink``, an aiosmtpd LMTP or SMTP server that stores nothing.
+
+Load 5's peer, Radicale, is started by ``bench/radicale.py`` with these helpers.
 """
 
 from __future__ import annotations
@@ -102,7 +104,8 @@ class MemoryWatch:
         return self.peak_kb
 
 
-def _stop(proc: subprocess.Popen, timeout: float = 30.0) -> int:
+def stop_process(proc: subprocess.Popen, timeout: float = 30.0) -> int:
+    """SIGTERM, then SIGKILL after ``timeout`` seconds; the exit code."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -120,8 +123,9 @@ _OURS = ("MR_ENGINE_DATABASE_URL", "MR_ENGINE_LMTP_LISTEN", "MR_ENGINE_SMARTHOST
 class Engine:
     """``mr-engine serve`` on 127.0.0.1 with the given store and smarthost."""
 
-    def __init__(self, database_url: str, smarthost: str, workdir: Path) -> None:
-        self.log = workdir / "mr-engine.log"
+    def __init__(self, database_url: str, smarthost: str, workdir: Path,
+                 label: str = "mr-engine") -> None:
+        self.log = workdir / f"{label}.log"
         env = dict(os.environ)
         self.port = free_port()
         self.http_port = free_port()
@@ -181,7 +185,7 @@ class Engine:
     def stop(self) -> int:
         if hasattr(self, "memory"):
             self.memory.stop()
-        code = _stop(self.proc, 70.0)
+        code = stop_process(self.proc, 70.0)
         self._logfile.close()
         return code
 
@@ -210,7 +214,7 @@ class Sink:
         return f"127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        _stop(self.proc, 10.0)
+        stop_process(self.proc, 10.0)
         self._logfile.close()
 
 
@@ -271,7 +275,7 @@ class Dovecot:
         return me.pw_name, group, me.pw_name, me.pw_name, extra
 
     def stop(self) -> None:
-        _stop(self.proc, 30.0)
+        stop_process(self.proc, 30.0)
         self._stderr.close()
 
 

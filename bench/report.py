@@ -10,6 +10,10 @@ DOVECOT_RATIO = 1.0
 REQUESTS_PER_S = 150.0
 GROWTH_RATIO = 1.5
 MEMORY_MB = 200.0
+# The targets of issue 12 (load 5).
+FREEBUSY_PER_S = 1000.0
+FREEBUSY_P99_MS = 50.0
+RADICALE_RATIO = 10.0
 
 
 def _row(cells: list[str], widths: list[int]) -> str:
@@ -61,10 +65,67 @@ def targets(figures: dict[str, Any]) -> list[dict]:
     found.append({"target": f"load 4: peak resident memory (sum of VmHWM) <= {MEMORY_MB:.0f} MB",
                   "value": f"{mb:.1f} MB" if mb is not None else "unknown",
                   "met": mb is not None and mb <= MEMORY_MB})
+    found += _freebusy_targets(figures["load5"])
     if figures["run"]["mode"] == "smoke":  # sizes too small to judge anything
         for t in found:
             t["met"] = None
     return found
+
+
+def _freebusy_targets(load5: dict[str, Any]) -> list[dict]:
+    ours = next((r for r in load5["results"] if r["target"] == "mr-engine"), None)
+    per_s = ours["requests_per_s"] if ours else None
+    p99 = ours["p99_ms"] if ours else None
+    ratio = load5.get("ratio")
+    return [{"target": f"load 5: >= {FREEBUSY_PER_S:.0f} free/busy requests/s",
+             "value": f"{per_s:.0f}/s" if per_s is not None else "not measured",
+             "met": per_s is not None and per_s >= FREEBUSY_PER_S},
+            {"target": f"load 5: free/busy p99 <= {FREEBUSY_P99_MS:.0f} ms",
+             "value": f"{p99:.1f} ms" if p99 is not None else "not measured",
+             "met": p99 is not None and p99 <= FREEBUSY_P99_MS},
+            {"target": f"load 5: >= {RADICALE_RATIO:.0f}x Radicale's requests/s",
+             "value": f"{ratio:.1f}x" if ratio is not None else "not measured",
+             "met": ratio is not None and ratio >= RADICALE_RATIO}]
+
+
+def _render_freebusy(l5: dict[str, Any]) -> list[str]:
+    cal = l5["calendar"]
+    out = ["", f"5. Free/busy over HTTP: {cal['resource']} (equipment, capacity "
+               f"{cal['capacity']}) with {cal['occurrences']:,} occurrences in {cal['series']} "
+               f"series ({cal['weekday_series']} weekday, the rest weekly), {cal['first'][:10]} "
+               f"to {cal['last'][:10]}, {cal['in_check_range']:,} of them in the checked "
+               f"{l5['window_days']}-day range (pre-loaded in {cal['preload_seconds']:.1f} s); "
+               f"mr-engine GET /freebusy/<address>.vfb vs Radicale "
+               f"{l5.get('radicale_version') or '(not installed)'} free-busy-query REPORT",
+           f"{l5['method']}"]
+    out += table(["target", "clients", "requests", "s", "requests/s", "p50 ms", "p99 ms",
+                  "connections", "wrong"],
+                 [[r["target"], str(r["clients"]), str(r["requests"]), f"{r['seconds']:.1f}",
+                   f"{r['requests_per_s']:.1f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
+                   str(r["connections_opened"]), str(r["failed"])] for r in l5["results"]])
+    if l5.get("ratio") is not None:
+        out.append(f"ratio (mr-engine / Radicale, requests/s): {l5['ratio']:.1f}x")
+    return out + _render_check(l5["check"])
+
+
+def _render_check(check: dict[str, Any]) -> list[str]:
+    """One line per answer to the checked range: its busy time against the plan's."""
+    out = [f"check, {check['start'][:16]} to {check['end'][:16]} UTC:"]
+    for name, what in (("engine", "mr-engine at capacity 2 (busy where both are taken)"),
+                       ("engine_capacity_1", "mr-engine, a capacity-1 twin of the series there"),
+                       ("radicale", "Radicale (no capacity: busy where any event is)")):
+        c = check.get(name)
+        if c is None:
+            continue
+        verdict = "matches the plan" if c["matches_plan"] else "DIFFERS from the plan"
+        found = (f"{c['periods_found']} periods, {c['busy_seconds_found'] / 3600:.1f} h busy"
+                 if c["status"] == 200 else f"status {c['status']}")
+        out.append(f"  {what}: {found}; {verdict} ({c['periods_planned']} periods)")
+    if "radicale_equals_engine_capacity_1" in check:
+        same = check["radicale_equals_engine_capacity_1"]
+        out.append(f"  Radicale's periods {'equal' if same else 'DIFFER from'} the "
+                   f"capacity-1 twin's")
+    return out
 
 
 def render(figures: dict[str, Any]) -> str:
@@ -127,6 +188,8 @@ def render(figures: dict[str, Any]) -> str:
     if mem["pss_peak_kb"] is not None:
         out.append(f"largest total PSS, sampled every 0.1 s (a shared page counted once): "
                    f"{mem['pss_peak_kb']} kB = {mem['pss_peak_mb']:.1f} MB")
+
+    out += _render_freebusy(figures["load5"])
 
     out += ["", "Targets" + (" (smoke run: sizes too small to judge)" if run["mode"] == "smoke"
                              else "")]

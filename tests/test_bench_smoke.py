@@ -1,8 +1,9 @@
 """``python -m bench --smoke`` runs every load end to end and prints its figures.
 
 Only that the benchmark works is checked (the real server as a subprocess, the raw LMTP
-client, the sink peer, the in-process conflict check); the smoke sizes are far too small for
-the figures to mean anything, so no timing is asserted.
+client, the sink peer, the in-process conflict check, load 5's HTTP client against the
+engine's free/busy and Radicale's REPORT, and that both show the planned busy time); the
+smoke sizes are far too small for the figures to mean anything, so no timing is asserted.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def test_smoke_run_exits_0_and_prints_every_load():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     for heading in ("1. Plain delivery over LMTP", "2. Meeting requests over LMTP",
-                    "3. Conflict-check latency", "4. Peak resident memory", "Targets"):
+                    "3. Conflict-check latency", "4. Peak resident memory",
+                    "5. Free/busy over HTTP", "Targets"):
         assert heading in out, out
 
     figures = _figures(out)
@@ -57,3 +59,18 @@ def test_smoke_run_exits_0_and_prints_every_load():
     assert figures["memory"]["vmhwm_kb"] > 0
     assert 0 < figures["memory"]["pss_peak_kb"] <= figures["memory"]["vmhwm_kb"]
     assert figures["run"]["database"] == "sqlite" and not figures["run"]["failures"]
+
+    load5 = figures["load5"]
+    assert load5["calendar"]["occurrences"] == 500 and load5["calendar"]["in_check_range"] > 0
+    results = {r["target"]: r for r in load5["results"]}
+    assert set(results) == {"mr-engine", "radicale"}
+    for result in results.values():
+        assert result["requests"] > 0 and result["failed"] == 0 and not result["errors"]
+    assert results["mr-engine"]["connections_opened"] == 8  # kept alive
+    assert load5["ratio"] > 0
+    check = load5["check"]
+    for name in ("engine", "engine_capacity_1", "radicale"):
+        assert check[name]["matches_plan"] and check[name]["fbtypes"] == ["BUSY"], check
+    # capacity 2 is busy only where both units are taken: less than any-event busy time
+    assert 0 < check["engine"]["busy_seconds_found"] < check["radicale"]["busy_seconds_found"]
+    assert check["radicale_equals_engine_capacity_1"]
