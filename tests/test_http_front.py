@@ -54,3 +54,13 @@ def test_serve_with_workers_answers_http_on_the_flag_address(db_url):
         assert re.search(rf"HTTP on 127\.0\.0\.1:{port}", ready)
         statuses = {get(port, "/missing")[0] for _ in range(6)}
     assert statuses == {404}
+
+
+def test_an_unescaped_plus_in_an_offset_is_read_as_plus():
+    from mr_engine.web.params import instant
+    from mr_engine.web.errors import BadRequest
+    import pytest
+
+    assert instant("at", "2026-03-02T09:00:00 01:00") == instant("at", "2026-03-02T08:00Z")
+    with pytest.raises(BadRequest):
+        instant("at", "2026-03-02 09:00 01:00 x")

@@ -8,6 +8,7 @@ given in UTC (§3.6.4).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Mapping
 
 from mr_engine.core.freebusy import RangeError, TimeRange, parse_instant, requested_range
@@ -17,10 +18,15 @@ from .errors import BadRequest
 __all__ = ["TimeRange", "instant", "moment", "time_range"]
 
 
+# A "+" written unescaped in a query string arrives as a space (form encoding): in a UTC
+# offset after a time, it can only have been a "+".
+_SPACED_OFFSET = re.compile(r"(T\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d:?\d\d)$")
+
+
 def instant(name: str, text: str) -> dt.datetime:
     """An ISO 8601 date or date-time as an aware UTC datetime (``freebusy.parse_instant``)."""
     try:
-        return parse_instant(text)
+        return parse_instant(_SPACED_OFFSET.sub(r"\1+\2", text.strip()))
     except ValueError:
         raise BadRequest(f"{name}: not an ISO 8601 date or date-time: "
                          f"{text.strip()[:40]!r}") from None
