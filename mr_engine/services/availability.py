@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import threading
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from sqlalchemy.orm import Session
@@ -86,36 +86,34 @@ class _Key(NamedTuple):
 class TimelineCache:
     """Per process: each resource's free/busy ``Timeline`` for its calendar version.
 
-    Reads take no lock (a dict lookup); building one takes it, so that concurrent
+    Entries are keyed by the database too (a process, a test run say, may read more than
+    one). Reads take no lock (a dict lookup); building takes it, so that concurrent
     requests after a change sweep the calendar once. At most ``size`` resources are kept.
     """
 
     def __init__(self, size: int = 256) -> None:
         self.size = size
-        self._entries: dict[int, tuple[_Key, Timeline]] = {}
+        self._entries: dict[tuple[Any, int], tuple[_Key, Timeline]] = {}
         self._lock = threading.Lock()
 
     def timeline(self, session: Session, resource: Mailbox) -> Timeline:
         key = _Key(resource.calendar_version, capacity_of(resource))
-        found = self._entries.get(resource.id)
+        where = (session.get_bind().url, resource.id)
+        found = self._entries.get(where)
         if found is not None and found[0] == key:
             return found[1]
         with self._lock:
-            found = self._entries.get(resource.id)
+            found = self._entries.get(where)
             if found is None or found[0] != key:
                 found = (key, _sweep(session, resource, key.capacity))
-                self._keep(resource.id, found)
+                self._keep(where, found)
             return found[1]
 
-    def _keep(self, resource_id: int, entry: tuple[_Key, Timeline]) -> None:
-        self._entries.pop(resource_id, None)
+    def _keep(self, where: tuple[Any, int], entry: tuple[_Key, Timeline]) -> None:
+        self._entries.pop(where, None)
         if len(self._entries) >= self.size:
             del self._entries[next(iter(self._entries))]  # the one kept longest
-        self._entries[resource_id] = entry
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
+        self._entries[where] = entry
 
 
 TIMELINES = TimelineCache()
