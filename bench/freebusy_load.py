@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from . import equipment_plan as plan_
 from . import radicale as rad
 from . import store as bstore
 from .equipment_plan import Period
-from .http_client import Connection, HttpLoadResult, Request, Response, run_http_load
+from .http_client import Connection, Request, Response, run_http_load
 from .processes import Engine, StartError
 from .store import Planned
 
@@ -125,12 +126,18 @@ def _is_vfreebusy(response: Response) -> str | None:
 
 
 def _drive(target: str, port: int, make: Callable[[dt.datetime], Request],
-           base: dt.datetime, limits: Limits) -> HttpLoadResult:
-    """The load on one server: each client its own seeded sequence of range starts."""
+           base: dt.datetime, limits: Limits, failures: list[str]) -> dict[str, Any]:
+    """The load on one server, each client with its own seeded sequence of range starts;
+    its figures, with the machine's load average before it (other work on the cores)."""
     rngs = [random.Random(5000 + index) for index in range(limits.clients)]
-    return asyncio.run(run_http_load(
+    load_before = round(os.getloadavg()[0], 2)
+    result = asyncio.run(run_http_load(
         target, port, limits.clients, lambda index, seq: make(_moved(base, rngs[index])),
         _is_vfreebusy, limits.duration, limits.warmup))
+    if result.failed or result.errors or not result.requests:
+        failures.append(f"load 5 on {target}: {result.requests} answered, "
+                        f"{result.failed} wrong: {result.errors[:3]}")
+    return {**result.as_dict(), "load_average_1min_before": load_before}
 
 
 # --- the two sides --------------------------------------------------------------------------
@@ -144,10 +151,9 @@ def _engine_side(db_url: str, workdir: Path, base: dt.datetime, limits: Limits,
         answers["engine"] = fetch(engine.http_port, freebusy_get(address, base))
         answers["engine_capacity_1"] = fetch(
             engine.http_port, freebusy_get(bstore.resource_address(TWIN), base))
-        result = _drive("mr-engine", engine.http_port,
-                        lambda start: freebusy_get(address, start), base, limits)
-        figures["results"].append(result.as_dict())
-        _note_errors(result, figures["failures"])
+        figures["results"].append(_drive("mr-engine", engine.http_port,
+                                         lambda start: freebusy_get(address, start), base,
+                                         limits, figures["failures"]))
     finally:
         code = engine.stop()
         if code != 0:
@@ -170,10 +176,9 @@ def _radicale_side(workdir: Path, series: list[Planned], base: dt.datetime, limi
         t0 = time.monotonic()  # the first REPORT also builds Radicale's item cache
         answers["radicale"] = fetch(server.port, rad.free_busy_query(base, base + WINDOW))
         figures["radicale_first_report_seconds"] = round(time.monotonic() - t0, 2)
-        result = _drive("radicale", server.port,
-                        lambda start: rad.free_busy_query(start, start + WINDOW), base, limits)
-        figures["results"].append(result.as_dict())
-        _note_errors(result, figures["failures"])
+        figures["results"].append(_drive(
+            "radicale", server.port, lambda start: rad.free_busy_query(start, start + WINDOW),
+            base, limits, figures["failures"]))
     finally:
         server.stop()
 
@@ -186,12 +191,6 @@ def fetch(port: int, request: Request) -> Response:
         finally:
             await conn.close()
     return asyncio.run(once())
-
-
-def _note_errors(result: HttpLoadResult, failures: list[str]) -> None:
-    if result.failed or result.errors or not result.requests:
-        failures.append(f"load 5 on {result.target}: {result.requests} answered, "
-                        f"{result.failed} wrong: {result.errors[:3]}")
 
 
 # --- reading the answers --------------------------------------------------------------------

@@ -196,12 +196,25 @@ def run(args: argparse.Namespace, peers: list[str], sizes: list[int], base_url: 
     warnings.extend(f"FAILED: {f}" for f in failures)
     figures["run"].update({
         "database": store.backend, "mode": "smoke" if args.smoke else "full",
-        "cpus": os.cpu_count(), "python": platform.python_version(),
+        "cpus": os.cpu_count(), "cpu_model": _cpu_model(),
+        "python": platform.python_version(),
         "warnings": warnings, "failures": failures,
         "limits": {"connections": args.connections, "duration_s": args.duration,
                    "max_messages": args.messages, "max_requests": args.requests,
                    "warmup_per_connection": args.warmup}})
     return figures
+
+
+def _cpu_model() -> str:
+    """The processor's name as /proc/cpuinfo gives it (else the platform's guess)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def _prepare(db_url: str, bookings: int) -> tuple[list[str], dict[str, Any]]:

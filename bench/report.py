@@ -14,6 +14,7 @@ MEMORY_MB = 200.0
 FREEBUSY_PER_S = 1000.0
 FREEBUSY_P99_MS = 50.0
 RADICALE_RATIO = 10.0
+BUSY_LOAD = 1.0  # a 1-minute load average above this before a load: the cores were shared
 
 
 def _row(cells: list[str], widths: list[int]) -> str:
@@ -99,12 +100,17 @@ def _render_freebusy(l5: dict[str, Any]) -> list[str]:
                f"{l5.get('radicale_version') or '(not installed)'} free-busy-query REPORT",
            f"{l5['method']}"]
     out += table(["target", "clients", "requests", "s", "requests/s", "p50 ms", "p99 ms",
-                  "connections", "wrong"],
+                  "connections", "wrong", "load avg before"],
                  [[r["target"], str(r["clients"]), str(r["requests"]), f"{r['seconds']:.1f}",
                    f"{r['requests_per_s']:.1f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
-                   str(r["connections_opened"]), str(r["failed"])] for r in l5["results"]])
+                   str(r["connections_opened"]), str(r["failed"]),
+                   f"{r['load_average_1min_before']:.2f}"] for r in l5["results"]])
     if l5.get("ratio") is not None:
         out.append(f"ratio (mr-engine / Radicale, requests/s): {l5['ratio']:.1f}x")
+    busy = [r["target"] for r in l5["results"] if r["load_average_1min_before"] > BUSY_LOAD]
+    if busy:
+        out.append(f"NOTE: the load average was above {BUSY_LOAD} before {', '.join(busy)}: "
+                   "other processes shared the cores, those figures are low")
     return out + _render_check(l5["check"])
 
 
@@ -130,7 +136,8 @@ def _render_check(check: dict[str, Any]) -> list[str]:
 
 def render(figures: dict[str, Any]) -> str:
     run = figures["run"]
-    out = [f"mr-engine benchmark: {run['database']} store, {run['cpus']} CPUs, "
+    out = [f"mr-engine benchmark: {run['database']} store, {run['cpus']} CPUs "
+           f"({run['cpu_model']}), "
            f"Python {run['python']}, {run['mode']} run, {run['total_seconds']:.0f} s",
            f"engine: {' '.join(run['engine_command'])}; settings from the environment: "
            f"{', '.join(f'{k}={v}' for k, v in run['engine_env'].items()) or 'none (defaults)'}"]
