@@ -39,7 +39,8 @@ class _Version(argparse.Action):
                  values: str | Sequence[Any] | None, option_string: str | None = None
                  ) -> NoReturn:
         # "mr-engine serve" is the subcommand's prog: the program is its first word.
-        parser.exit(message=f"{parser.prog.split()[0]} {engine_version()}\n")
+        print(f"{parser.prog.split()[0]} {engine_version()}")  # stdout, as argparse's own does
+        parser.exit()
 
 
 def add_version_flag(parser: argparse.ArgumentParser) -> None:
