@@ -235,6 +235,12 @@ def _parse_lmtp_address(raw: Any) -> str:
     return addresses[0] if addresses else ""
 
 
+def check_mail_store(settings: Settings) -> None:
+    """``mail_store`` with the setting it needs (checked once every setting is read)."""
+    if settings.mail_store == "lmtp" and not settings.store_lmtp:
+        raise ConfigError("mail_store = lmtp needs store_lmtp (host:port or unix:/path)")
+
+
 def _choice(*options: str) -> Callable[[Any], str]:
     """A parser of one word out of ``options`` (case-insensitive)."""
     def parse(raw: Any) -> str:
@@ -483,7 +489,9 @@ def load_settings(
         values[setting.name] = _coerce(setting, raw, origin)
         sources[setting.name] = origin
     _place_home(values, sources, path)
-    return Settings(**values, sources=sources)
+    settings = Settings(**values, sources=sources)
+    check_mail_store(settings)
+    return settings
 
 
 def config_file_in_use(environ: Mapping[str, str], config_file: str | None = None) -> str | None:
