@@ -33,7 +33,8 @@ START_TIMEOUT = 30.0
 
 def missing() -> str | None:
     """Why no Dovecot can be started here, or None."""
-    if not os.path.exists(BINARY) or not os.path.exists("/usr/lib/dovecot/lmtp"):
+    needed = (BINARY, "/usr/lib/dovecot/imap", "/usr/lib/dovecot/lmtp")
+    if not all(os.path.exists(path) for path in needed):
         return "Dovecot is not installed (apt-get install dovecot-imapd dovecot-lmtpd)"
     return None
 
