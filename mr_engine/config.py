@@ -141,6 +141,13 @@ def _parse_str(raw: Any) -> str:
     return str(raw)
 
 
+def _parse_names(raw: Any) -> tuple[str, ...]:
+    """A comma-separated list of names (a TOML list too), lower-cased; empty for none."""
+    items = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
+    names = (str(item).strip().lower() for item in items)
+    return tuple(dict.fromkeys(name for name in names if name))
+
+
 def _parse_optional_str(raw: Any) -> str:
     return "" if raw is None else str(raw)
 
@@ -283,6 +290,9 @@ SCHEMA: tuple[Setting, ...] = (
     Setting("default_domain", _parse_str, "Domain for addresses given without one"),
     Setting("default_timezone", _parse_timezone,
             "IANA zone for floating and all-day times and for kopano-set-oof input"),
+    Setting("trusted_authserv_ids", _parse_names,
+            "Comma-separated authserv-ids whose Authentication-Results headers are believed "
+            "(RFC 8601; the MTA must strip them from outside mail); empty = none"),
     Setting("user_plugin", _parse_user_plugin,
             "Where users, resources and groups come from: db (the store's own tables)"),
     Setting("mail_store", _parse_mail_store,
@@ -364,6 +374,7 @@ class Settings:
     hostname: str = "localhost"
     default_domain: str = "localhost"
     default_timezone: str = "UTC"
+    trusted_authserv_ids: tuple[str, ...] = ()
     user_plugin: str = "db"
     mail_store: str = "db"
     maildir_path: str = "var/mail/%u/Maildir"

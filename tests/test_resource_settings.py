@@ -14,7 +14,7 @@ NAMES = [s.name for s in SETTINGS]
 
 
 def test_the_defaults_are_the_settings_of_a_new_resource() -> None:
-    assert ResourceSettings() == ResourceSettings(**{s.name: s.default for s in SETTINGS})
+    assert ResourceSettings() == ResourceSettings(**{s.name: s.load(s.default) for s in SETTINGS})
     assert defaults()["mr_booking_window_days"] == 180
 
 

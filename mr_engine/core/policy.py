@@ -12,6 +12,12 @@ Two lists, each rule a function returning a reason or None:
   problem. Problem occurrences decline the whole request, unless it is a series and the
   resource's partial-decline thresholds allow declining just those occurrences.
 
+Who may book (``core.who_may_book``): an organizer that the book-in list names is decided
+automatically; one that only the request-in list names gets an accepting decision marked
+``needs_approval`` (the booking service holds it for the resource's delegates); anyone else
+is declined by ``not_permitted``. A request that does not fit is declined all the same,
+with no approval asked.
+
 A new rule is one function and one line in a list. The occurrences of one request are not
 checked against each other: a series does not overlap itself in practice, and a client
 that sends overlapping instances gets what it asked for.
@@ -19,18 +25,22 @@ that sends overlapping instances gets what it asked for.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Callable
 
+from mr_engine.core import who_may_book as access
+from mr_engine.core import working_hours as hours
 from mr_engine.core.busy import Busy, BusyTimes
 from mr_engine.core.recurrence import Instance
 from mr_engine.core.resource_settings import ResourceSettings
 from mr_engine.core.timezones import format_span
 
-__all__ = ["Busy", "Decision", "People", "RequestFacts", "ResourcePolicy", "REQUEST_RULES",
-           "OCCURRENCE_RULES", "decide", "decide_extension", "effective_capacity"]
+__all__ = ["Busy", "Decision", "People", "RequestFacts", "ResourceFacts", "ResourcePolicy",
+           "REQUEST_RULES", "OCCURRENCE_RULES", "decide", "decide_extension",
+           "effective_capacity"]
 
 # The booking rules read the resource's settings as they are declared.
 ResourcePolicy = ResourceSettings
@@ -45,6 +55,23 @@ class People:
     from_address: str = ""  # the From header's address
     sender_address: str = ""  # the Sender header's address; "" without one
     attendees: int = 0  # ATTENDEEs of the meeting, the resource among them
+    # What the directory and the message's checks say of the organizer (``who_asks``):
+    authenticated: bool = False  # a trusted Authentication-Results vouches for it
+    user: str = ""  # its directory user name; "" when its address is no user's
+    groups: frozenset[str] = frozenset()  # its groups, nested ones too, case-folded
+    internal: bool = False  # its domain is a local one
+
+    @property
+    def senders(self) -> tuple[str, str, str]:
+        return (self.from_address, self.sender_address, self.envelope_sender)
+
+
+@dataclass(frozen=True)
+class ResourceFacts:
+    """What the rules know of the resource besides its settings."""
+
+    zone: tzinfo = timezone.utc  # its own zone: working hours are read in it
+    delegates: tuple[str, ...] = ()  # addresses of who approves its requests
 
 
 @dataclass(frozen=True)
@@ -56,17 +83,22 @@ class RequestFacts:
     occurrences: tuple[Instance, ...]  # the live ones: cancelled occurrences are not asked for
     busy: BusyTimes  # the resource's other bookings
     zone: tzinfo  # the zone the reasons show times in
+    resource: ResourceFacts = ResourceFacts()
 
 
 @dataclass(frozen=True)
 class Decision:
     """``declined_instances`` is filled only when a series is accepted with
-    some occurrences declined; a full decline explains itself in ``reasons``."""
+    some occurrences declined; a full decline explains itself in ``reasons``.
+
+    ``needs_approval``: accepted (``booked`` fits), but only the request-in list names the
+    organizer: the booking waits for a delegate's approval. Never set on a decline."""
 
     accepted: bool
     reasons: tuple[str, ...]
     booked: tuple[Instance, ...]
     declined_instances: tuple[tuple[Instance, str], ...]
+    needs_approval: bool = False
 
 
 RequestRule = Callable[[RequestFacts, ResourcePolicy, datetime], "str | None"]
@@ -84,7 +116,52 @@ def _span(instance: Instance, zone: tzinfo) -> str:
     return format_span(instance.start, instance.end, zone)
 
 
+def verified(people: People, policy: ResourcePolicy) -> bool:
+    """Whether the organizer counts as the one asking, at the resource's level."""
+    return access.organizer_verified(policy.verify_organizer, people.organizer,
+                                     people.senders, people.authenticated)
+
+
+def names(listed: Sequence[str], people: People, policy: ResourcePolicy) -> bool:
+    """Whether a book-in or request-in list names the organizer."""
+    return access.matches(listed, verified(people, policy), people.organizer, people.user,
+                          people.groups, people.internal)
+
+
+def needs_approval(facts: RequestFacts, policy: ResourcePolicy) -> bool:
+    """Only the request-in list names the organizer (``not_permitted`` ran first)."""
+    return not names(policy.book_in, facts.people, policy)
+
+
+def _contacts(delegates: Sequence[str]) -> str:
+    return f"; contact {' or '.join(delegates)} to ask for it" if delegates else ""
+
+
+def _unverified(people: People, policy: ResourcePolicy) -> str:
+    """Why a list may not have named the organizer: it is not verified as the sender."""
+    if verified(people, policy):
+        return ""
+    if policy.verify_organizer == "authenticated":
+        return " (the organizer's address is not vouched for by a trusted authentication)"
+    return " (the organizer's address is not the message's From, Sender or envelope sender)"
+
+
 # --- the rules ------------------------------------------------------------------------------
+
+def external_refused(facts: RequestFacts, policy: ResourcePolicy, now: datetime) -> str | None:
+    if policy.allow_external or facts.people.internal:
+        return None
+    return f"organizers outside the local domains may not book this resource " \
+           f"({facts.people.organizer or 'no organizer'})"
+
+
+def not_permitted(facts: RequestFacts, policy: ResourcePolicy, now: datetime) -> str | None:
+    people = facts.people
+    if names(policy.book_in, people, policy) or names(policy.request_in, people, policy):
+        return None
+    return "you are not allowed to book this resource" + _unverified(people, policy) \
+        + _contacts(facts.resource.delegates)
+
 
 def recurring_refused(facts: RequestFacts, policy: ResourcePolicy, now: datetime) -> str | None:
     if facts.recurring and policy.decline_recurring:
@@ -102,12 +179,30 @@ def beyond_booking_window(facts: RequestFacts, policy: ResourcePolicy,
     return f"starts beyond the booking window of {policy.booking_window_days} days"
 
 
+def too_short(occurrence: Instance, facts: RequestFacts, policy: ResourcePolicy,
+              now: datetime) -> str | None:
+    limit = policy.min_duration_minutes  # 0: any
+    if occurrence.end - occurrence.start >= timedelta(minutes=limit):
+        return None
+    return f"shorter than the minimum duration of {limit} minutes " \
+           f"({_span(occurrence, facts.zone)})"
+
+
 def too_long(occurrence: Instance, facts: RequestFacts, policy: ResourcePolicy,
              now: datetime) -> str | None:
     limit = policy.max_duration_minutes  # 0: no limit
     if limit <= 0 or occurrence.end - occurrence.start <= timedelta(minutes=limit):
         return None
     return f"longer than the maximum duration of {limit} minutes ({_span(occurrence, facts.zone)})"
+
+
+def outside_working_hours(occurrence: Instance, facts: RequestFacts, policy: ResourcePolicy,
+                          now: datetime) -> str | None:
+    open_hours = hours.parse(policy.working_hours)
+    zone = facts.resource.zone
+    if hours.inside(open_hours, occurrence.start, occurrence.end, zone):
+        return None
+    return f"outside working hours: {_span(occurrence, zone)} is not within {open_hours}"
 
 
 def conflict(occurrence: Instance, facts: RequestFacts, policy: ResourcePolicy,
@@ -119,19 +214,24 @@ def conflict(occurrence: Instance, facts: RequestFacts, policy: ResourcePolicy,
     return None
 
 
-REQUEST_RULES: tuple[RequestRule, ...] = (recurring_refused, beyond_booking_window)
-OCCURRENCE_RULES: tuple[OccurrenceRule, ...] = (too_long, conflict)
-# Occurrences of an accepted series that became due later: duration and window were
-# judged when the series was accepted; only a slot taken since declines one.
-EXTENSION_RULES: tuple[OccurrenceRule, ...] = (conflict,)
+REQUEST_RULES: tuple[RequestRule, ...] = (external_refused, not_permitted, recurring_refused,
+                                           beyond_booking_window)
+OCCURRENCE_RULES: tuple[OccurrenceRule, ...] = (too_short, too_long, outside_working_hours,
+                                                conflict)
+# Occurrences of an accepted series that became due later: who asks, duration and window
+# were judged when the series was accepted; a slot taken since declines one, and so do the
+# working hours (a series written in UTC moves in local time at a daylight-saving change).
+EXTENSION_RULES: tuple[OccurrenceRule, ...] = (outside_working_hours, conflict)
 
 
 # --- running them ---------------------------------------------------------------------------
 
 def facts_of(instances: Sequence[Instance], recurring: bool, busy: Sequence[Busy],
-             tz_for_display: tzinfo, people: People = People()) -> RequestFacts:
+             tz_for_display: tzinfo, people: People = People(),
+             resource: ResourceFacts = ResourceFacts()) -> RequestFacts:
     live = tuple(i for i in instances if not i.cancelled)
-    return RequestFacts(people, recurring, live, BusyTimes(tuple(busy)), tz_for_display)
+    return RequestFacts(people, recurring, live, BusyTimes(tuple(busy)), tz_for_display,
+                        resource)
 
 
 def _first_reason(rules: Sequence[Callable[..., str | None]], *facts: object) -> str | None:
@@ -160,17 +260,25 @@ def _decline(*reasons: str) -> Decision:
 
 def decide(policy: ResourcePolicy, instances: Sequence[Instance], recurring: bool,
            busy: Sequence[Busy], now: datetime, tz_for_display: tzinfo,
-           people: People = People()) -> Decision:
+           people: People = People(), resource: ResourceFacts = ResourceFacts()) -> Decision:
     """Accept or decline a request for *instances* (cancelled ones are skipped)."""
-    facts = facts_of(instances, recurring, busy, tz_for_display, people)
+    facts = facts_of(instances, recurring, busy, tz_for_display, people, resource)
+    decision = _judge(facts, policy, now)
+    if decision.accepted and needs_approval(facts, policy):
+        return dataclasses.replace(decision, needs_approval=True)
+    return decision
+
+
+def _judge(facts: RequestFacts, policy: ResourcePolicy, now: datetime) -> Decision:
     refused = _first_reason(REQUEST_RULES, facts, policy, now)
     if refused:
         return _decline(refused)
     problems = _problems(OCCURRENCE_RULES, facts, policy, now)
     if not problems:
         return Decision(True, (), facts.occurrences, ())
-    partial = recurring and len(problems) < len(facts.occurrences)
-    if not partial or not _within_thresholds(policy, len(problems), len(facts.occurrences)):
+    total = len(facts.occurrences)
+    partial = facts.recurring and len(problems) < total
+    if not partial or not _within_thresholds(policy, len(problems), total):
         return _decline(*(reason for _, reason in problems))
     return _partly(facts.occurrences, problems)
 
@@ -183,10 +291,11 @@ def _partly(live: Sequence[Instance], problems: list[tuple[Instance, str]]) -> D
 
 
 def decide_extension(policy: ResourcePolicy, instances: Sequence[Instance],
-                     busy: Sequence[Busy], now: datetime, tz_for_display: tzinfo) -> Decision:
+                     busy: Sequence[Busy], now: datetime, tz_for_display: tzinfo,
+                     resource: ResourceFacts = ResourceFacts()) -> Decision:
     """Occurrences of an accepted series that became due as time passed (or the booking
     window grew): the series stays accepted, and each occurrence that ``EXTENSION_RULES``
     refuse (a slot the other bookings already fill) is declined; the earlier booking
     keeps it."""
-    facts = facts_of(instances, True, busy, tz_for_display)
+    facts = facts_of(instances, True, busy, tz_for_display, resource=resource)
     return _partly(facts.occurrences, _problems(EXTENSION_RULES, facts, policy, now))

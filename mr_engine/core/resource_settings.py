@@ -10,7 +10,10 @@ declarations (``store.models``), the directory its defaults and the fields it ac
 booking rules (``core.policy``) get.
 
 A new setting costs a field here, a migration adding its column (with ``server_default``
-so that existing mailboxes get the default), and whatever reads it (a booking rule).
+so that existing mailboxes get the default), and whatever reads it (a booking rule). A
+setting whose text must be checked declares its ``parse`` (the working hours); a list (who
+may book) is ``listed``: a comma list in a text column, a tuple of entries to the rules, a
+list in JSON.
 
 Pure data: no SQLAlchemy, no clock.
 """
@@ -20,6 +23,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, get_type_hints
+
+from mr_engine.core import who_may_book as access
+from mr_engine.core import working_hours as hours
 
 RESOURCE_TYPES = ("none", "room", "equipment")
 # What the calendar feed and the pages show of a booking (``calendar_details``).
@@ -32,6 +38,14 @@ def _none_if_zero(minutes: int) -> str:
 
 def _percent(value: int) -> str:
     return f"{value}%"
+
+
+def _text_or_none(text: str) -> str:
+    return text or "none"
+
+
+LIST_HELP = ("comma-separated: user names or addresses, group:NAME, domain:DOMAIN, internal, "
+             "all, none")
 
 
 def setting(default: Any, **declaration: Any) -> Any:
@@ -88,6 +102,54 @@ class ResourceSettings:
         json="mr_calendar_details", label="Calendar details",
         help="(resource) what the feed and pages show: busy, subject or full",
         choices=CALENDAR_DETAILS, length=16)
+    # Who may book (core.who_may_book): who asks, who books at once, who with approval.
+    verify_organizer: str = setting(
+        "match", column="mr_verify_organizer", flag="--mr-verify-organizer",
+        json="mr_verify_organizer", label="Verify organizer",
+        help="(resource) when the organizer counts as the one asking: none, match (it is "
+             "From, Sender or envelope sender) or authenticated (and a trusted "
+             "Authentication-Results vouches for it)",
+        choices=access.VERIFY_LEVELS, length=16)
+    book_in: tuple[str, ...] = setting(
+        ("all",), column="mr_book_in", flag="--mr-book-in", json="mr_book_in",
+        label="Book-in policy", help=f"(resource) who books automatically; {LIST_HELP}",
+        metavar="LIST", parse=access.normalize, listed=True)
+    request_in: tuple[str, ...] = setting(
+        ("none",), column="mr_request_in", flag="--mr-request-in", json="mr_request_in",
+        label="Request-in policy",
+        help=f"(resource) who books with a delegate's approval; {LIST_HELP}",
+        metavar="LIST", parse=access.normalize, listed=True)
+    allow_external: bool = setting(
+        True, column="mr_allow_external", flag="--mr-allow-external",
+        json="mr_allow_external", label="Allow external organizers",
+        help="(resource) organizers outside the local domains may book: yes/no")
+    # When it may be booked.
+    working_hours: str = setting(
+        hours.ALWAYS, column="mr_working_hours", flag="--mr-working-hours",
+        json="mr_working_hours", label="Working hours",
+        help="(resource) when it may be booked, in its time zone, e.g. 'Mon-Thu 08:00-18:00, "
+             "Fri 08:00-14:00'; none = always", metavar="SPEC",
+        parse=hours.normalize, length=255)
+    min_duration_minutes: int = setting(
+        0, column="mr_min_duration", flag="--mr-min-duration", json="mr_min_duration",
+        label="Min duration (minutes)", help="(resource) shortest meeting in minutes, 0 = any",
+        metavar="MINUTES", minimum=0, show=_none_if_zero)
+    # What the replies say: text appended to every reply's text part.
+    response_text: str = setting(
+        "", column="mr_response_text", flag="--mr-response-text", json="mr_response_text",
+        label="Response text",
+        help="(resource) text added to every reply, read from FILE or - (stdin); none = no text",
+        metavar="FILE|-|none", from_file=True, show=_text_or_none)
+    # Approval by delegates (the delegates themselves: kopano-cli --mr-add-delegate).
+    approval_timeout_hours: int = setting(
+        168, column="mr_approval_timeout", flag="--mr-approval-timeout",
+        json="mr_approval_timeout", label="Approval timeout (hours)",
+        help="(resource) hours a request waits for a delegate's decision, >= 1",
+        metavar="HOURS", minimum=1)
+    notify_delegates: bool = setting(
+        False, column="mr_notify_delegates", flag="--mr-notify-delegates",
+        json="mr_notify_delegates", label="Notify delegates",
+        help="(resource) tell the delegates of each automatic booking: yes/no")
 
 
 @dataclass(frozen=True)
@@ -95,8 +157,8 @@ class Setting:
     """One declaration, as the store and ``kopano-cli`` read it."""
 
     name: str  # the field of ResourceSettings
-    value_type: type  # bool, int or str
-    default: Any
+    value_type: type  # of the column: bool, int or str
+    default: Any  # of the column
     column: str  # mailboxes column and Mailbox attribute
     flag: str  # kopano-cli flag
     json: str  # key in kopano-cli --user --json
@@ -106,14 +168,29 @@ class Setting:
     minimum: int = 0  # bounds of the flag's value (int); no maximum when None
     maximum: int | None = None
     choices: tuple[str, ...] = ()  # the values there are (str); the directory checks them
-    length: int = 0  # of a str column
+    length: int = 0  # of a str column; 0: unbounded text
     show: Callable[[Any], str] | None = None  # the --user display; None: yes/no, or as it is
+    # Text in (the flag's, the directory's) to the stored value; ValueError says why not.
+    parse: Callable[[str], Any] | None = None
+    # A comma list in a str column: the field is the tuple of its entries, JSON a list.
+    listed: bool = False
+    from_file: bool = False  # the flag names a file (- for stdin, none for no text)
+
+    def load(self, stored: Any) -> Any:
+        """The field's value from the column's."""
+        return access.entries(stored) if self.listed else self.value_type(stored)
+
+
+def _declaration(f: dataclasses.Field, value_type: type) -> Setting:
+    declared = f.metadata["setting"]
+    if declared.get("listed"):
+        return Setting(f.name, str, ",".join(f.default), **declared)
+    return Setting(f.name, value_type, f.default, **declared)
 
 
 def _declarations() -> tuple[Setting, ...]:
     types = get_type_hints(ResourceSettings)
-    return tuple(Setting(f.name, types[f.name], f.default, **f.metadata["setting"])
-                 for f in dataclasses.fields(ResourceSettings))
+    return tuple(_declaration(f, types[f.name]) for f in dataclasses.fields(ResourceSettings))
 
 
 SETTINGS: tuple[Setting, ...] = _declarations()
@@ -126,7 +203,7 @@ def defaults() -> dict[str, Any]:
 
 def settings_of(record: Any) -> ResourceSettings:
     """The settings of anything carrying them as column-named attributes (a ``Mailbox``)."""
-    return ResourceSettings(**{s.name: getattr(record, s.column) for s in SETTINGS})
+    return ResourceSettings(**{s.name: s.load(getattr(record, s.column)) for s in SETTINGS})
 
 
 def invalid_choice(column: str, value: Any) -> str | None:
@@ -135,3 +212,15 @@ def invalid_choice(column: str, value: Any) -> str | None:
     if declared is None or not declared.choices or value in declared.choices:
         return None
     return f"{declared.label.lower()} must be one of {', '.join(declared.choices)}"
+
+
+def parsed(column: str, value: Any) -> Any:
+    """``value`` as the setting in ``column`` stores it (a list normalized); ValueError,
+    naming the setting, when it is not one. Values of other columns pass unchanged."""
+    declared = next((s for s in SETTINGS if s.column == column), None)
+    if declared is None or declared.parse is None:
+        return value
+    try:
+        return declared.parse(value)
+    except ValueError as exc:
+        raise ValueError(f"{declared.label.lower()}: {exc}") from None

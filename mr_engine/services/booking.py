@@ -7,6 +7,10 @@ replies commit together or not at all.
 
 Only the organizer who booked a meeting changes or cancels it: anyone else's REQUEST for its
 UID is declined to them, their CANCEL is ignored (and logged), and the booking stays.
+
+Who may book is the rules' (``core.who_may_book``, facts from ``who_asks``). A request that
+only the request-in list allows, and that fits, waits for a delegate's approval: with no
+delegates it is declined (and logged), otherwise it goes to ``hold_for_approval``.
 """
 
 from __future__ import annotations
@@ -23,13 +27,13 @@ from sqlalchemy.orm import Session
 
 from mr_engine.core import booked_calendar
 from mr_engine.store import calendar_store as cal
-from mr_engine.services import horizon
+from mr_engine.services import horizon, who_asks
 from mr_engine.config import Settings
 from mr_engine.store.db import lock_mailbox
 from mr_engine.core.itip import OUT_OF_RANGE, EventData, Invitation, InvitationError, is_attendee
 from mr_engine.store.models import Booking, Mailbox
-from mr_engine.core.headers import first_address
-from mr_engine.core.policy import Decision, People, decide
+from mr_engine.core.headers import first_address, header_text
+from mr_engine.core.policy import Decision, People, ResourceFacts, decide
 from mr_engine.core.recurrence import Instance, RecurrenceError, expand, finished_by
 from mr_engine.services.replies import OutgoingReply, compose, event_for, summarize, wanted
 from mr_engine.core.reply import Answer
@@ -38,6 +42,8 @@ from mr_engine.core.timezones import resolve
 log = logging.getLogger(__name__)
 
 NOT_ORGANIZER = "only the organizer of this meeting can change it"
+NOBODY_CAN_APPROVE = "nobody can approve requests for this resource"
+APPROVAL_NOT_AVAILABLE = "approval is not available yet"
 
 
 @dataclass
@@ -90,6 +96,9 @@ class Request:
     envelope_sender: str = ""
     from_address: str = ""
     sender_address: str = ""
+    auth_results: tuple[str, ...] = ()  # its Authentication-Results fields (RFC 8601)
+    # Trusted authserv-ids, the directory to ask who the organizer is, local domains.
+    settings: Settings = Settings()
 
 
 def read_request(resource: Mailbox, incoming: Incoming, settings: Settings,
@@ -112,7 +121,12 @@ def read_request(resource: Mailbox, incoming: Incoming, settings: Settings,
                    zone=zone, now=now, hostname=settings.hostname,
                    max_occurrences=settings.max_occurrences, envelope_sender=incoming.sender,
                    from_address=first_address(incoming.message, "From"),
-                   sender_address=first_address(incoming.message, "Sender"))
+                   sender_address=first_address(incoming.message, "Sender"),
+                   auth_results=_auth_results(incoming.message), settings=settings)
+
+
+def _auth_results(message: email.message.Message) -> tuple[str, ...]:
+    return tuple(header_text(v) for v in message.get_all("Authentication-Results", []))
 
 
 def _extender(req: Request) -> horizon.Extender:
@@ -194,32 +208,60 @@ def _horizon(req: Request) -> dt.datetime | None:
     return None if finished_by(req.invitation, end) else end
 
 
-def _people(req: Request) -> People:
-    """Who asks for the booking: the meeting's organizer, the message's senders."""
+def _people(session: Session, req: Request) -> People:
+    """Who asks for the booking: the meeting's organizer, the message's senders, and what
+    the directory says of the organizer."""
     event = req.invitation.events[0]  # the master, when there is one
-    return People(organizer=event.organizer, envelope_sender=req.envelope_sender,
-                  from_address=req.from_address, sender_address=req.sender_address,
-                  attendees=len(event.attendees))
+    message = who_asks.Message(organizer=event.organizer, envelope_sender=req.envelope_sender,
+                               from_address=req.from_address, sender_address=req.sender_address,
+                               attendees=len(event.attendees), auth_results=req.auth_results)
+    return who_asks.people(session, req.settings, horizon.policy_of(req.resource), message)
 
 
 def _decide(session: Session, req: Request, instances: list[Instance], recurring: bool,
             exclude: int | None) -> Decision:
     zone = resolve(req.invitation.events[0].tzid, req.zone)
-    return check(session, req.resource, instances, recurring, exclude, req.now, zone,
-                 _people(req))
+    resource = who_asks.resource_facts(session, req.resource, req.zone,
+                                       horizon.policy_of(req.resource))
+    decision = check(session, req.resource, instances, recurring, exclude, req.now, zone,
+                     _people(session, req), resource)
+    if decision.needs_approval and not resource.delegates:
+        log.warning("%s: %s: only the request-in list allows the organizer, and the resource "
+                    "has no delegates: declined", req.resource.name, req.invitation.uid)
+        return Decision(False, (NOBODY_CAN_APPROVE,), (), ())
+    return decision
 
 
 def check(session: Session, resource: Mailbox, instances: list[Instance], recurring: bool,
           exclude: int | None, now: dt.datetime, zone: tzinfo,
-          people: People = People()) -> Decision:
+          people: People = People(), facts: ResourceFacts | None = None) -> Decision:
     """The conflict check: the calendar's busy times around ``instances`` (``exclude``: the
-    meeting's own booking), then the resource's booking rules on them."""
+    meeting's own booking), then the resource's booking rules on them. ``facts``: the
+    resource's zone and delegates (by default its zone is UTC, and it has none)."""
     live = [i for i in instances if not i.cancelled]
     busy = []
     if live:
         busy = cal.busy_intervals(session, resource, min(i.start for i in live),
                                   max(i.end for i in live), exclude)
-    return decide(horizon.policy_of(resource), instances, recurring, busy, now, zone, people)
+    return decide(horizon.policy_of(resource), instances, recurring, busy, now, zone, people,
+                  facts or ResourceFacts())
+
+
+def hold_for_approval(session: Session, req: Request, booking: Booking | None,
+                      decision: Decision) -> BookingResult:
+    """THE APPROVALS HOOK (issue 13): a request that only the request-in list allows, that
+    fits (``decision.booked``, ``decision.declined_instances`` as for an acceptance), for a
+    resource with delegates. ``booking`` is the meeting's current booking, if any; nothing
+    of it has been changed yet. The caller holds the resource's lock and the transaction.
+
+    To be filled by the approvals work: book tentatively, reply TENTATIVE, ask the
+    delegates. Until then the request is declined and nothing in the store changes.
+    """
+    log.warning("%s: %s: needs approval, which is not available yet: declined",
+                req.resource.name, req.invitation.uid)
+    answers = [Answer(e, "DECLINED", APPROVAL_NOT_AVAILABLE, e.recurrence_id)
+               for e in req.invitation.events]
+    return _answer(req, "declined", [APPROVAL_NOT_AVAILABLE], answers)
 
 
 def _series(session: Session, req: Request, booking: Booking | None) -> BookingResult:
@@ -235,6 +277,8 @@ def _series(session: Session, req: Request, booking: Booking | None) -> BookingR
     else:
         decision = _decide(session, req, instances, master.recurring,
                            booking.id if booking else None)
+    if decision.needs_approval:
+        return hold_for_approval(session, req, booking, decision)
     if booking is not None:
         cal.remove_occurrences(session, booking)
     if not decision.accepted:
@@ -266,6 +310,8 @@ def _instances(session: Session, req: Request, booking: Booking | None) -> Booki
                        [Answer(e, "DECLINED", exc.reason, e.recurrence_id)
                         for e in req.invitation.events])
     decision = _decide(session, req, instances, False, booking.id if booking else None)
+    if decision.needs_approval:
+        return hold_for_approval(session, req, booking, decision)
     declined = {i.recurrence_id: reason for i, reason in decision.declined_instances}
     if not decision.accepted:
         declined.update({i.recurrence_id: summarize(decision.reasons) for i in instances})

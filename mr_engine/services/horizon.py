@@ -31,7 +31,7 @@ from mr_engine.store import calendar_store as cal
 from mr_engine.config import Settings
 from mr_engine.core.itip import Invitation, InvitationError
 from mr_engine.store.models import Booking, Mailbox, Occurrence
-from mr_engine.core.policy import ResourcePolicy, decide_extension
+from mr_engine.core.policy import ResourceFacts, ResourcePolicy, decide_extension
 from mr_engine.core.recurrence import Instance, RecurrenceError, expand, finished_by
 from mr_engine.services.replies import OutgoingReply, compose, event_for, wanted
 from mr_engine.core.reply import Answer
@@ -141,13 +141,15 @@ def _book(session: Session, resource: Mailbox, booking: Booking, inv: Invitation
     busy = cal.busy_intervals(session, resource, min(i.start for i in fresh),
                               max(i.end for i in fresh), booking.id)
     zone = resolve(inv.events[0].tzid, ext.zone)
-    decision = decide_extension(policy_of(resource), fresh, busy, ext.now, zone)
+    decision = decide_extension(policy_of(resource), fresh, busy, ext.now, zone,
+                                ResourceFacts(zone=ext.zone))
     cal.add_occurrences(session, resource, booking, decision.booked)
     done.occurrences += len(decision.booked)
     done.declined += len(decision.declined_instances)
     if decision.declined_instances:
-        log.info("%s: series %s: %d new occurrence(s) declined, the slot is taken",
-                 resource.name, booking.uid, len(decision.declined_instances))
+        log.info("%s: series %s: %d new occurrence(s) declined: %s", resource.name,
+                 booking.uid, len(decision.declined_instances),
+                 decision.declined_instances[0][1])
         _decline(inv, resource, decision.declined_instances, ext, done)
 
 

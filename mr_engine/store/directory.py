@@ -11,15 +11,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import delete, select
+from collections.abc import Iterable
+
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from mr_engine.store.directories import (EVERYONE, DirectoryError, Duplicate, GroupInfo,
                                          NotFound)
-from mr_engine.store.models import Group, GroupMember, Mailbox, SendAs
+from mr_engine.store.models import (Group, GroupMember, GroupNesting, Mailbox, ResourceDelegate,
+                                    SendAs)
 from mr_engine.core.addresses import strip_detail
 from mr_engine.core.passwords import hash_password
-from mr_engine.core.resource_settings import SETTINGS, defaults, invalid_choice
+from mr_engine.core.resource_settings import SETTINGS, defaults, invalid_choice, parsed
 
 
 def _check_email(email: str) -> str:
@@ -92,10 +95,15 @@ def _check_capacity(mailbox: Mailbox, changes: dict[str, Any]) -> None:
 
 
 def _check_choices(changes: dict[str, Any]) -> None:
-    """A setting with declared choices (the resource type) takes only one of them."""
+    """A setting with declared choices (the resource type) takes only one of them; one that
+    declares its parser (working hours, who may book) is stored as that parser writes it."""
     for key, value in changes.items():
         if (problem := invalid_choice(key, value)) is not None:
             raise DirectoryError(problem)
+        try:
+            changes[key] = parsed(key, value)
+        except ValueError as exc:
+            raise DirectoryError(str(exc)) from None
 
 
 def update_user(session: Session, mailbox: Mailbox, **changes: Any) -> Mailbox:
@@ -139,15 +147,18 @@ def list_users(session: Session) -> list[Mailbox]:
 
 # --- send-as -------------------------------------------------------------------------------
 
-def _link(session: Session, row: SendAs | GroupMember) -> None:
+LinkRow = SendAs | GroupMember | GroupNesting | ResourceDelegate
+
+
+def _link(session: Session, row: LinkRow) -> None:
     """Add a link row (send-as, membership) unless it is there already."""
     if session.get(type(row), row.key) is None:
         session.add(row)
         session.flush()
 
 
-def _unlink(session: Session, row_type: type[SendAs] | type[GroupMember],
-            key: tuple[int, int], missing: str) -> None:
+def _unlink(session: Session, row_type: type[LinkRow], key: tuple[int, int],
+            missing: str) -> None:
     row = session.get(row_type, key)
     if row is None:
         raise NotFound(missing)
@@ -168,6 +179,24 @@ def sendas_names(session: Session, mailbox: Mailbox) -> list[str]:
     return list(session.scalars(
         select(Mailbox.name).join(SendAs, SendAs.delegate_id == Mailbox.id)
         .where(SendAs.mailbox_id == mailbox.id).order_by(Mailbox.name)))
+
+
+# --- resource delegates --------------------------------------------------------------------
+
+def add_delegate(session: Session, resource: Mailbox, delegate: Mailbox) -> None:
+    _link(session, ResourceDelegate(resource_id=resource.id, delegate_id=delegate.id))
+
+
+def remove_delegate(session: Session, resource: Mailbox, delegate: Mailbox) -> None:
+    _unlink(session, ResourceDelegate, (resource.id, delegate.id),
+            f"{delegate.name} is not a delegate of {resource.name}")
+
+
+def delegates_of(session: Session, resource: Mailbox) -> list[Mailbox]:
+    """Who approves the resource's requests, by name."""
+    return list(session.scalars(
+        select(Mailbox).join(ResourceDelegate, ResourceDelegate.delegate_id == Mailbox.id)
+        .where(ResourceDelegate.resource_id == resource.id).order_by(Mailbox.name)))
 
 
 # --- groups --------------------------------------------------------------------------------
@@ -205,6 +234,8 @@ def set_group_email(session: Session, group: Group, email: str | None) -> None:
 
 def delete_group(session: Session, group: Group) -> None:
     session.execute(delete(GroupMember).where(GroupMember.group_id == group.id))
+    session.execute(delete(GroupNesting).where(
+        (GroupNesting.group_id == group.id) | (GroupNesting.member_id == group.id)))
     session.delete(group)
     session.flush()
 
@@ -216,6 +247,80 @@ def add_member(session: Session, group: Group, mailbox: Mailbox) -> None:
 def remove_member(session: Session, group: Group, mailbox: Mailbox) -> None:
     _unlink(session, GroupMember, (group.id, mailbox.id),
             f"user {mailbox.name!r} is not a member of group {group.name!r}")
+
+
+def add_group_member(session: Session, group: Group, member: Group) -> None:
+    """A group as a member: its members (and its groups') become the group's too."""
+    if member.id == group.id:
+        raise DirectoryError(f"group {group.name!r} cannot be a member of itself")
+    _link(session, GroupNesting(group_id=group.id, member_id=member.id))
+
+
+def remove_group_member(session: Session, group: Group, member: Group) -> None:
+    _unlink(session, GroupNesting, (group.id, member.id),
+            f"group {member.name!r} is not a member of group {group.name!r}")
+
+
+def member_by_name(session: Session, name: str) -> Mailbox | Group:
+    """What ``--add-user NAME`` adds to a group: the user, else the group of that name."""
+    try:
+        return get_user(session, name)
+    except NotFound:
+        group = session.scalar(select(Group).where(Group.name == name))
+    if group is None:
+        raise NotFound(f"there is no user or group named {name!r}")
+    return group
+
+
+def member_groups(session: Session, group: Group) -> list[str]:
+    """Names of the groups that are direct members of ``group``."""
+    return list(session.scalars(
+        select(Group.name).join(GroupNesting, GroupNesting.member_id == Group.id)
+        .where(GroupNesting.group_id == group.id).order_by(Group.name)))
+
+
+def _closure(session: Session, start: Iterable[int], step: Any) -> set[int]:
+    """Group ids reached from ``start`` by repeating the ``step`` query (one level a
+    query); groups already seen are not followed again, so cycles end."""
+    seen, frontier = set(start), set(start)
+    while frontier:
+        frontier = set(session.scalars(step, {"ids": sorted(frontier)})) - seen
+        seen |= frontier
+    return seen
+
+
+_CONTAINED = select(GroupNesting.member_id).where(
+    GroupNesting.group_id.in_(bindparam("ids", expanding=True)))
+_CONTAINING = select(GroupNesting.group_id).where(
+    GroupNesting.member_id.in_(bindparam("ids", expanding=True)))
+
+
+def nested_members(session: Session, group: Group) -> list[Mailbox]:
+    """The group's users and those of every group nested in it, by name."""
+    ids = _closure(session, [group.id], _CONTAINED)
+    return list(session.scalars(
+        select(Mailbox).where(Mailbox.id.in_(
+            select(GroupMember.mailbox_id).where(GroupMember.group_id.in_(ids))))
+        .order_by(Mailbox.name)))
+
+
+def memberships(session: Session, mailbox: Mailbox) -> list[str]:
+    """Names of the groups the mailbox belongs to, directly or through nested groups
+    (``Everyone`` first)."""
+    direct = session.scalars(select(GroupMember.group_id)
+                             .where(GroupMember.mailbox_id == mailbox.id))
+    ids = _closure(session, list(direct), _CONTAINING)
+    names = session.scalars(select(Group.name).where(Group.id.in_(ids)).order_by(Group.name))
+    return [EVERYONE, *names]
+
+
+def has_domain(session: Session, domain: str) -> bool:
+    """Whether a user, resource or group has an address at ``domain`` (case-insensitive)."""
+    pattern = "%@" + domain.lower().replace("\\", "\\\\").replace("%", "\\%") \
+        .replace("_", "\\_")
+    found = select(Mailbox.id).where(Mailbox.email_lower.like(pattern, escape="\\")).limit(1)
+    grouped = select(Group.id).where(Group.email_lower.like(pattern, escape="\\")).limit(1)
+    return session.scalar(found) is not None or session.scalar(grouped) is not None
 
 
 def group_members(session: Session, group: Group) -> list[Mailbox]:
@@ -235,8 +340,12 @@ def list_groups(session: Session) -> list[GroupInfo]:
     """Every group with its members; ``Everyone`` (implicit, all mailboxes) first."""
     everyone = GroupInfo(EVERYONE, None, [m.name for m in list_users(session)])
     groups = session.scalars(select(Group).order_by(Group.name))
-    return [everyone, *(GroupInfo(g.name, g.email, [m.name for m in group_members(session, g)])
-                        for g in groups)]
+    return [everyone, *(group_info(session, g) for g in groups)]
+
+
+def group_info(session: Session, group: Group) -> GroupInfo:
+    return GroupInfo(group.name, group.email, [m.name for m in group_members(session, group)],
+                     member_groups(session, group))
 
 
 # --- address resolution (delivery) ---------------------------------------------------------
@@ -250,6 +359,6 @@ def resolve_address(session: Session, address: str) -> list[Mailbox]:
             return [mailbox]
         group = session.scalar(select(Group).where(Group.email_lower == candidate))
         if group is not None:
-            return group_members(session, group)
+            return nested_members(session, group)
     return []
 

@@ -1,9 +1,9 @@
 """The store's tables as SQLAlchemy 2.0 typed mappings.
 
-Directory (mailboxes, groups, send-as), stores with folders and messages, resource bookings
-with their materialized occurrences, the outbound queue and out-of-office state. The schema
-itself is created by the alembic migrations in ``mr_engine/migrations``; these classes must
-match them (a test compares the two).
+Directory (mailboxes, groups and their nesting, send-as, resource delegates), stores with
+folders and messages, resource bookings with their materialized occurrences, the outbound
+queue and out-of-office state. The schema itself is created by the alembic migrations in
+``mr_engine/migrations``; these classes must match them (a test compares the two).
 """
 
 from __future__ import annotations
@@ -63,8 +63,10 @@ _SQL_TYPES: dict[type, type[TypeEngine[Any]]] = {bool: Boolean, int: Integer}
 
 def _column(declared: Setting) -> Any:
     """The column of a resource setting: not null, its declared default for new rows."""
-    sql_type = String(declared.length) if declared.value_type is str \
-        else _SQL_TYPES[declared.value_type]()
+    if declared.value_type is str:
+        sql_type: TypeEngine[Any] = String(declared.length) if declared.length else Text()
+    else:
+        sql_type = _SQL_TYPES[declared.value_type]()
     return mapped_column(declared.column, sql_type, nullable=False, default=declared.default)
 
 
@@ -144,6 +146,41 @@ class GroupMember(Base):
     @property
     def key(self) -> tuple[int, int]:
         return (self.group_id, self.mailbox_id)
+
+
+class GroupNesting(Base):
+    """Group ``member_id`` is a member of group ``group_id``: its members are that group's
+    too (``kopano-cli --group OUTER --add-user INNER``). Cycles may exist; readers stop at
+    groups already seen."""
+
+    __tablename__ = "group_groups"
+
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"),
+                                           primary_key=True)
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.group_id, self.member_id)
+
+
+class ResourceDelegate(Base):
+    """``delegate`` approves requests for ``resource`` (``kopano-cli --mr-add-delegate``).
+
+    Rows, not a comma list of names: a renamed user stays a delegate, a deleted one goes
+    (cascade), and the approvals find the delegates' addresses with one join."""
+
+    __tablename__ = "resource_delegates"
+
+    resource_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    delegate_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"),
+                                             primary_key=True)
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.resource_id, self.delegate_id)
 
 
 class Store(Base):

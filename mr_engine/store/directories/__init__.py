@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from sqlalchemy.orm import Session
@@ -46,6 +46,7 @@ class GroupInfo:
     name: str
     email: str | None
     members: list[str]  # user names, sorted
+    groups: list[str] = field(default_factory=list)  # names of its member groups, sorted
 
 
 @runtime_checkable
@@ -85,6 +86,21 @@ class Directory(Protocol):
 
     def sendas_of(self, address: str) -> list[str]:
         """Names of the users who may send as the user at ``address``, sorted."""
+        ...
+
+    def user_at(self, address: str) -> Mailbox | None:
+        """The user or resource whose address is exactly ``address`` (no ``+detail``),
+        case-insensitive; None for an address that is no user's."""
+        ...
+
+    def memberships(self, address: str) -> list[str]:
+        """As ``groups_of``, with the groups reached through nested groups too (a group
+        that is a member of another); cycles end. Who-may-book's ``group:NAME``."""
+        ...
+
+    def has_domain(self, domain: str) -> bool:
+        """Whether any user, resource or group has an address at ``domain``: a local
+        domain, for who-may-book's ``internal`` and ``--mr-allow-external no``."""
         ...
 
 

@@ -43,9 +43,7 @@ class SqlDirectory:
     def group(self, name: str) -> GroupInfo:
         if name == EVERYONE:  # not a row: every mailbox
             return GroupInfo(EVERYONE, None, [m.name for m in self.users()])
-        group = directory.get_group(self.session, name)
-        members = directory.group_members(self.session, group)
-        return GroupInfo(group.name, group.email, [m.name for m in members])
+        return directory.group_info(self.session, directory.get_group(self.session, name))
 
     def groups(self) -> list[GroupInfo]:
         return directory.list_groups(self.session)
@@ -57,6 +55,16 @@ class SqlDirectory:
     def sendas_of(self, address: str) -> list[str]:
         mailbox = self._by_address(address)
         return directory.sendas_names(self.session, mailbox) if mailbox else []
+
+    def user_at(self, address: str) -> Mailbox | None:
+        return self._by_address(address)
+
+    def memberships(self, address: str) -> list[str]:
+        mailbox = self._by_address(address)
+        return directory.memberships(self.session, mailbox) if mailbox else []
+
+    def has_domain(self, domain: str) -> bool:
+        return directory.has_domain(self.session, domain)
 
     def _by_address(self, address: str) -> Mailbox | None:
         # The address exactly (no +detail): it names a user, it is no envelope recipient.
