@@ -1,9 +1,11 @@
 """``mr-engine queue``: list, retry, delete and flush the outbound queue.
 
-``queue [--json]`` lists every message; ``queue retry ID|--all`` makes failed or queued
-messages due now; ``queue delete ID`` drops one; ``queue flush`` makes one relay pass right
-away, without a running server, after making every queued message due (as Postfix's
-``postqueue -f`` does), and prints what happened to each.
+``queue [--all] [--json]`` lists the queued and failed messages (``--all`` adds the sent ones
+the hourly upkeep has not pruned yet, see ``queue_keep_sent``; ``--json`` lists every row
+kept); ``queue retry ID|--all`` makes failed or queued messages due now; ``queue delete ID``
+drops one; ``queue flush`` makes one relay pass right away, without a running server, after
+making every queued message due (as Postfix's ``postqueue -f`` does), and prints what
+happened to each.
 """
 
 from __future__ import annotations
@@ -25,11 +27,10 @@ from .common import add_config_flags, fail, iso, open_db, print_json, settings_f
 def add_parser(sub) -> None:
     parser = sub.add_parser("queue", help="the outbound queue: list, retry, delete, flush")
     add_config_flags(parser)
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    _listing_flags(parser, False)  # ``queue --all`` as ``queue list --all``
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
-    listing = actions.add_parser("list", help="list the queue (the default)")
-    listing.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                         help="machine-readable output")
+    _listing_flags(actions.add_parser("list", help="list the queue (the default)"),
+                   argparse.SUPPRESS)
     retry = actions.add_parser("retry", help="make failed or queued messages due now")
     which = retry.add_mutually_exclusive_group(required=True)
     which.add_argument("id", nargs="?", type=int, help="the message")
@@ -40,23 +41,41 @@ def add_parser(sub) -> None:
     parser.set_defaults(func=run)
 
 
+def _listing_flags(parser: argparse.ArgumentParser, default: Any) -> None:
+    # SUPPRESS on ``list``: a flag given before it is kept, not reset by its default.
+    parser.add_argument("--json", action="store_true", default=default,
+                        help="machine-readable output: every message kept, sent ones too")
+    parser.add_argument("--all", action="store_true", default=default,
+                        help="the sent messages too (kept for queue_keep_sent)")
+
+
 def entry_json(e: QueueEntry) -> dict[str, Any]:
     return {"id": e.id, "sender": e.sender, "recipients": e.recipients, "subject": e.subject,
             "status": e.status, "attempts": e.attempts, "next_attempt_at": iso(e.next_attempt_at),
             "last_error": e.last_error}
 
 
-def _print_list(entries: list[QueueEntry], as_json: bool) -> None:
+def _print_list(entries: list[QueueEntry], as_json: bool, show_sent: bool) -> None:
     if as_json:
         print_json([entry_json(e) for e in entries])
         return
-    if not entries:
+    shown = [e for e in entries if show_sent or e.status != outbox.SENT]
+    hidden = len(entries) - len(shown)
+    if shown:
+        _print_rows(shown)
+    elif not hidden:
         print("the queue is empty")
-        return
+    if hidden:
+        print(f"{hidden} sent message(s) not shown: --all lists them")
+
+
+def _print_rows(entries: list[QueueEntry]) -> None:
     print(f"{'ID':>6}  {'Status':<7} {'Tries':>5}  {'Next attempt':<20}  Sender -> Recipients")
     for e in entries:
+        # Only a queued message has a next attempt: a sent or failed one is done.
+        due = iso(e.next_attempt_at) if e.status == outbox.QUEUED else ""
         # Subjects, addresses and the smarthost's answer are the mail's and the peer's text.
-        print(f"{e.id:>6}  {e.status:<7} {e.attempts:>5}  {iso(e.next_attempt_at):<20}  "
+        print(f"{e.id:>6}  {e.status:<7} {e.attempts:>5}  {due:<20}  "
               f"{printable(e.sender or '<>')} -> {_addresses(e.recipients)}")
         print(f"{'':>8}Subject: {printable(e.subject)}")
         if e.last_error:
@@ -114,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.action in (None, "list"):
             with db.read() as session:
-                _print_list(outbox.list_queue(session), args.json)
+                _print_list(outbox.list_queue(session), args.json, args.all)
             return 0
         if args.action == "flush":
             return _flush(args, settings, db)

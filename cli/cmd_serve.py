@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     workers.hold_stop_signals()
     settings = settings_from(args, lmtp_listen=args.lmtp_listen, http_listen=args.http_listen,
                              workers=args.workers)
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format, settings.log_target)
     announce_new_store(settings)
     try:
         return workers.serve(settings)

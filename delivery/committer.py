@@ -32,6 +32,7 @@ from mr_engine.store.models import Mailbox
 from . import pipeline
 from .context import Batch, Delivery, Envelope, Outcome
 from .mail_store import open_mail_store
+from .log_lines import DeliveryLine
 
 log = logging.getLogger(__name__)
 
@@ -123,12 +124,12 @@ class Committer:
             results = self._careful(jobs, now)
         except Exception:
             log.exception("commit of %d deliveries failed; answering 451", len(jobs))
-            results = [_Result(TEMPFAIL, job.recipient, "commit failed") for job in jobs]
+            results = [_Result(TEMPFAIL, "", "commit failed") for job in jobs]
         self.mail.batch_done()  # the answers are final: a next run writes afresh
         # Logged once committed (and outside the write lock): "delivered" is then true.
         for job, result in zip(jobs, results):
-            log.info("%s message-id=%s to %s (%s): %s", result.verb, job.envelope.message_id,
-                     result.mailbox, result.notes, result.outcome.reply())
+            DeliveryLine.after_data(job.envelope, job.recipient, result.outcome, result.mailbox,
+                                    result.notes).log()
             job.loop.call_soon_threadsafe(_resolve, job.future, result.outcome)
         if any(result.queued for result in results):
             self.on_queued()
@@ -142,7 +143,7 @@ class Committer:
                 return results
         except Exception:
             log.exception("commit of %d deliveries failed; answering 451", len(jobs))
-            return [_Result(TEMPFAIL, job.recipient, "commit failed") for job in jobs]
+            return [_Result(TEMPFAIL, "", "commit failed") for job in jobs]
 
     def _deliver_all(self, session: Session, jobs: list[DeliveryJob], now: dt.datetime,
                      careful: bool) -> list["_Result"] | None:
@@ -177,14 +178,14 @@ class Committer:
     def _run(self, session: Session, loaded: Batch, job: DeliveryJob, mailbox: Mailbox | None,
              now: dt.datetime) -> "_Result":
         if mailbox is None:
-            return _Result(Outcome(550, "5.1.1", "Mailbox no longer exists"), job.recipient,
+            return _Result(Outcome(550, "5.1.1", "Mailbox no longer exists"), "",
                            "no such mailbox")
         d = Delivery(session=session, settings=self.settings, now=now, envelope=job.envelope,
                      recipient=job.recipient, mailbox=mailbox, batch=loaded, mail=self.mail)
         outcome = pipeline.run(d, self.steps)
         if outcome.code >= 400:
-            return _Result(outcome, job.recipient, ", ".join(d.notes))
-        return _Result(outcome, mailbox.name, ", ".join(d.notes), d.queued, "delivered")
+            return _Result(outcome, mailbox.name, "; ".join(d.notes))
+        return _Result(outcome, mailbox.name, "; ".join(d.notes), d.queued)
 
     def _deliver_one(self, session: Session, loaded: Batch, job: DeliveryJob,
                      mailbox: Mailbox | None, now: dt.datetime) -> "_Result":
@@ -203,21 +204,20 @@ class Committer:
         except SQLAlchemyError:
             loaded.stores.forget(job.mailbox_id)
             log.exception("store error delivering to %s", job.recipient)
-            return _Result(TEMPFAIL, job.recipient, "store error")
+            return _Result(TEMPFAIL, "", "store error")
         except Exception:
             # A bug must not lose the message: answer 4xx so the MTA keeps it and retries.
             loaded.stores.forget(job.mailbox_id)
             log.exception("unexpected error delivering to %s", job.recipient)
-            return _Result(TEMPFAIL, job.recipient, "internal error")
+            return _Result(TEMPFAIL, "", "internal error")
 
 
 @dataclass(frozen=True)
 class _Result:
     outcome: Outcome
-    mailbox: str  # its name once delivered, else the recipient address
+    mailbox: str  # the name of the mailbox reached, "" when none was
     notes: str
     queued: int = 0  # outbound messages queued (replies, auto-replies)
-    verb: str = "refused"
 
 
 def _resolve(future: asyncio.Future[Outcome], outcome: Outcome) -> None:

@@ -65,6 +65,8 @@ class Envelope:
     message_id: str | None  # Message-ID header, stripped, or None
     peer: str = ""  # client address, for the Received header
     helo: str = ""  # LHLO name
+    client: str = ""  # client address and port (or unix:socket), for the log line
+    received: float = 0.0  # time.monotonic() at the end of DATA: the log line's delay
 
     # Read once a message, not once a resource recipient (see ``invitation``). A plain
     # dict, not functools.cached_property: on Python 3.11 that holds one lock for every

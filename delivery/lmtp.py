@@ -25,6 +25,7 @@ from mr_engine.store.directories import open_directory
 from .committer import TEMPFAIL, Committer
 from .context import Envelope, Outcome, message_id_of, parse_message
 from .listeners import SessionSlots
+from .log_lines import Client, DeliveryLine, parse_reply
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,8 @@ class LMTPProtocol(LMTP):
         # RFC 2033 §4.2: after the data, one reply per accepted recipient. (A too-large
         # SIZE= on MAIL comes before any recipient, so it stays a single reply.)
         if status in _DATA_FAILURES and self.envelope is not None and self.envelope.rcpt_tos:
+            for rcpt in self.envelope.rcpt_tos:
+                DeliveryLine(self.envelope.client, rcpt, parse_reply(status) or TOO_BIG).log()
             status = "\r\n".join([status] * len(self.envelope.rcpt_tos))
         await super().push(status)
 
@@ -144,10 +147,19 @@ class DeliveryHandler:
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         envelope.recipients = Recipients()  # type: ignore[attr-defined]
+        envelope.client = _client(server, session, address)  # type: ignore[attr-defined]
         return "250 2.1.0 Ok"
 
     async def handle_RCPT(self, server, session, envelope: SMTPEnvelope, address: str,
                           rcpt_options: list[str]) -> str:
+        reply = await self._add_recipient(envelope, address, rcpt_options)
+        if not reply.startswith("2"):  # refused before there is a message: no size, no delay
+            DeliveryLine(envelope.client, address,  # type: ignore[attr-defined]
+                         parse_reply(reply) or TEMPFAIL).log()
+        return reply
+
+    async def _add_recipient(self, envelope: SMTPEnvelope, address: str,
+                             rcpt_options: list[str]) -> str:
         recipients: Recipients = envelope.recipients  # type: ignore[attr-defined]
         if len(recipients.addresses) >= self.settings.max_recipients:
             return "452 4.5.3 Too many recipients"
@@ -159,7 +171,6 @@ class DeliveryHandler:
             log.exception("directory lookup failed for %s", address)
             return "451 4.3.0 Directory temporarily unavailable, try again later"
         if not mailbox_ids:
-            log.info("unknown recipient %s", address)
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
@@ -198,6 +209,9 @@ class DeliveryHandler:
             # Never a single 5xx after DATA: the MTA keeps the message and retries.
             log.exception("delivery failed before reaching the store")
             outcomes = [TEMPFAIL] * len(recipients.addresses)
+            for address in recipients.addresses:
+                DeliveryLine(envelope.client, address, TEMPFAIL,  # type: ignore[attr-defined]
+                             size=len(envelope.original_content or b"")).log()
         finally:
             self.in_flight -= 1
         return "\r\n".join(o.reply() for o in outcomes)
@@ -215,17 +229,17 @@ class DeliveryHandler:
 
     async def _deliver(self, session: SMTPSession, envelope: SMTPEnvelope,
                        recipients: Recipients) -> list[Outcome]:
+        received = time.monotonic()  # the end of DATA, where the line's delay starts
         content: bytes = envelope.original_content or b""
         # Parsing is CPU work: a large message (0.35 s for 47 MB) is parsed off the event loop
         # so other sessions go on; a small one in place, cheaper than the thread hop.
         parsed = parse_message(content) if len(content) < PARSE_IN_THREAD else \
             await asyncio.get_running_loop().run_in_executor(None, parse_message, content)
         message_id = message_id_of(parsed)
-        # aiosmtpd keeps the null reverse-path (bounces, RFC 5321 §4.5.5) as "<>".
-        sender = "" if envelope.mail_from in (None, "<>") else envelope.mail_from
-        env = Envelope(sender=sender, content=content, message=parsed,
+        client: Client = envelope.client  # type: ignore[attr-defined]
+        env = Envelope(sender=client.sender, content=content, message=parsed,
                        message_id=message_id, peer=str(session.peer[0]) if session.peer else "",
-                       helo=session.host_name or "")
+                       helo=session.host_name or "", client=client.address, received=received)
         # A calendar too is read here, by the protocol side: the committer then finds it
         # ready instead of reading it inside the write transaction, once per resource.
         if len(content) < CALENDAR_IN_THREAD:
@@ -241,6 +255,21 @@ class DeliveryHandler:
         by_mailbox = dict(zip(targets, delivered))
         return [_worst(by_mailbox[mid] for mid in mailbox_ids)
                 for mailbox_ids in recipients.mailbox_ids]
+
+
+def _client(server: LMTP, session: SMTPSession, mail_from: str) -> Client:
+    """Who hands this transaction over: ``host:port`` (IPv6 in brackets), or ``unix:`` and
+    the listening socket's path (a unix peer has no address of its own)."""
+    # aiosmtpd keeps the null reverse-path (bounces, RFC 5321 §4.5.5) as "<>".
+    sender = "" if mail_from in (None, "<>") else mail_from
+    peer = session.peer
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host = f"[{peer[0]}]" if ":" in str(peer[0]) else str(peer[0])
+        address = f"{host}:{peer[1]}"
+    else:
+        sockname = server.transport.get_extra_info("sockname") if server.transport else ""
+        address = f"unix:{sockname}" if sockname else ""
+    return Client(address, session.host_name or "", sender)
 
 
 def _worst(outcomes) -> Outcome:

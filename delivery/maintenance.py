@@ -1,8 +1,10 @@
-"""Upkeep that ``mr-engine serve`` runs in the background: series horizons and dedupe claims.
+"""Upkeep that ``mr-engine serve`` runs in the background: series horizons, dedupe claims and
+sent mail.
 
 At start and then every ``INTERVAL`` (an hour) a pass extends every resource's due series
-(``mr_engine.horizon``; their declines are queued for the relay) and drops the Message-ID
-claims older than ``dedupe_window``. Series are extended ``CHUNK`` at a time, one short write
+(``mr_engine.horizon``; their declines are queued for the relay), drops the Message-ID
+claims older than ``dedupe_window`` and the sent outbound messages older than
+``queue_keep_sent``. Series are extended ``CHUNK`` at a time, one short write
 transaction each, so deliveries never wait behind a long one. Every worker process runs the
 pass; the resource's lock and the moved horizon leave nothing for a second one to do.
 """
@@ -16,7 +18,7 @@ from typing import Callable
 
 from sqlalchemy import select
 
-from mr_engine.store import messages
+from mr_engine.store import messages, outbox
 from mr_engine.config import Settings
 from mr_engine.store.db import Database
 from mr_engine.store.models import Booking, Mailbox
@@ -58,6 +60,7 @@ class Maintenance:
         for resource_id in resources:
             self._catch_up(resource_id, now)
         self._forget_message_ids(now)
+        self._prune_sent(now)
 
     def _catch_up(self, resource_id: int, now: dt.datetime) -> None:
         while True:
@@ -77,3 +80,11 @@ class Maintenance:
             forgotten = messages.forget_message_ids(session.connection(), before)
         if forgotten:
             log.info("forgot %d Message-ID(s) older than the dedupe window", forgotten)
+
+    def _prune_sent(self, now: dt.datetime) -> None:
+        before = now - dt.timedelta(seconds=self.settings.queue_keep_sent)
+        with self.db.write() as session:
+            pruned = outbox.prune_sent(session, before)
+        if pruned:
+            log.info("pruned %d sent message(s) queued before %s (queue_keep_sent)", pruned,
+                     before.isoformat(timespec="seconds"))

@@ -35,6 +35,8 @@ from mr_engine.store.db import Database
 from mr_engine.store import outbox
 from mr_engine.store.outbox import RelayJob, SendOutcome, AttemptResult
 
+from .log_lines import RelayLine
+
 log = logging.getLogger("delivery.relay")
 
 PASS_BUDGET = 30.0  # seconds a pass goes on claiming messages
@@ -65,17 +67,29 @@ def _reply(code: int, resp: bytes | str) -> str:
 
 
 def _refused(recipients: tuple[str, ...] | list[str],
-             errors: dict[str, tuple[int, bytes]]) -> SendOutcome:
+             errors: dict[str, tuple[int, bytes]], reply: str = "") -> SendOutcome:
     """Split refused recipients by RFC 5321 §4.2.1: 4yz is transient, 5yz permanent."""
     temporary = {r: _reply(c, m) for r, (c, m) in errors.items() if c < 500}
     permanent = {r: _reply(c, m) for r, (c, m) in errors.items() if c >= 500}
     accepted = tuple(r for r in recipients if r not in errors)
-    return SendOutcome(accepted, temporary, permanent)
+    return SendOutcome(accepted, temporary, permanent, reply)
 
 
 def _all(job: RelayJob, code: int, error: str) -> SendOutcome:
     errors = {r: error for r in job.recipients}
     return SendOutcome(permanent=errors) if code >= 500 else SendOutcome(temporary=errors)
+
+
+class _SMTP(smtplib.SMTP):
+    """smtplib.SMTP that keeps the answer to DATA, which ``sendmail`` drops: the next hop's
+    "250 2.0.0 Ok: queued as ..." is what the attempt's log line shows."""
+
+    data_reply = ""
+
+    def data(self, msg):  # type: ignore[no-untyped-def]
+        code, text = super().data(msg)
+        self.data_reply = _reply(code, text)
+        return code, text
 
 
 class SmtpLink:
@@ -92,16 +106,16 @@ class SmtpLink:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.dead: str | None = None
-        self._smtp: smtplib.SMTP | None = None
+        self._smtp: _SMTP | None = None
 
     def close(self) -> None:
         if self._smtp is not None:
             _quit(self._smtp)
             self._smtp = None
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self) -> _SMTP:
         host, port = parse_hostport(self.settings.smarthost)
-        smtp = smtplib.SMTP(host, port, local_hostname=self.settings.hostname,
+        smtp = _SMTP(host, port, local_hostname=self.settings.hostname,
                             timeout=self.settings.smarthost_timeout)
         try:
             smtp.ehlo_or_helo_if_needed()
@@ -138,7 +152,7 @@ class SmtpLink:
             self.close()
             return _all(job, 451, f"SMTP conversation failed: {_describe(exc)}")
 
-    def _transaction(self, smtp: smtplib.SMTP, job: RelayJob) -> SendOutcome:
+    def _transaction(self, smtp: _SMTP, job: RelayJob) -> SendOutcome:
         content = _crlf(job.content)
         utf8 = _needs_smtputf8(job, content)
         if utf8 and not smtp.has_extn("smtputf8"):
@@ -155,7 +169,7 @@ class SmtpLink:
             return _refused(job.recipients, exc.recipients)
         except smtplib.SMTPResponseException as exc:  # MAIL FROM or DATA refused
             return _all(job, exc.smtp_code, _reply(exc.smtp_code, exc.smtp_error))
-        return _refused(job.recipients, refused)
+        return _refused(job.recipients, refused, smtp.data_reply)
 
 
 def _needs_smtputf8(job: RelayJob, content: bytes) -> str | None:
@@ -270,24 +284,52 @@ class Relay:
             if not jobs:
                 done.complete = True
                 break
-            sent = [(job, link.send(job)) for job in jobs]
+            sent = [_Attempt.make(link, job) for job in jobs]
             with self.db.write() as session:
-                recorded = [(job, outbox.record(session, job, self.owner, outcome, now,
-                                                self.lifetime)) for job, outcome in sent]
-            for job, results in recorded:
-                _log_attempt(job, results)
+                recorded = [(a, outbox.record(session, a.job, self.owner, a.outcome, now,
+                                              self.lifetime)) for a in sent]
+            for attempt, results in recorded:
+                attempt.log(results, self.settings.smarthost, now)
                 done.attempts.append(results)
 
 
-def _log_attempt(job: RelayJob, results: list[AttemptResult]) -> None:
-    sender = job.sender or "<>"
-    if not results:
-        log.warning("message %d from %s: lease lost or message deleted during attempt %d",
-                    job.id, sender, job.attempts)
-    for r in results:
-        level = logging.INFO if r.status == outbox.SENT else logging.WARNING
-        log.log(level, "message %d (attempt %d) from %s to %s: %s%s", r.id, job.attempts,
-                sender, ",".join(r.recipients), r.status, f" ({r.error})" if r.error else "")
+@dataclass(frozen=True)
+class _Attempt:
+    """One message sent (or not) in a pass: what the smarthost said, and how long it took."""
+
+    job: RelayJob
+    outcome: SendOutcome
+    seconds: float
+
+    @classmethod
+    def make(cls, link: SmtpLink, job: RelayJob) -> "_Attempt":
+        started = time.monotonic()
+        outcome = link.send(job)
+        return cls(job, outcome, time.monotonic() - started)
+
+    def log(self, results: list[AttemptResult], relay: str, now: dt.datetime) -> None:
+        """One line per recipient once recorded (``log_lines.RelayLine``)."""
+        job = self.job
+        if not results:
+            log.warning("message %d from %s: lease lost or message deleted during attempt %d",
+                        job.id, job.sender or "<>", job.attempts)
+        age = (now - job.created_at).total_seconds()
+        for row in results:
+            for rcpt in row.recipients:
+                outcome, reply = self._fate(row, rcpt)
+                RelayLine(row.id, job.attempts, job.sender, rcpt, relay, outcome, reply,
+                          self.seconds, age).log()
+
+    def _fate(self, row: AttemptResult, rcpt: str) -> tuple[str, str]:
+        """The line's outcome word and the server's answer (or why there was none)."""
+        sent = self.outcome
+        if row.status == outbox.SENT:
+            return "sent", sent.reply
+        if row.status == outbox.QUEUED:
+            return "deferred", sent.temporary.get(rcpt, row.error)
+        if rcpt in sent.permanent:  # RFC 5321 §4.2.1: a 5yz answer, refused for good
+            return "bounced", sent.permanent[rcpt]
+        return "failed", sent.temporary.get(rcpt, row.error)  # given up: lifetime over
 
 
 async def _first_of(stop: asyncio.Event, woken: asyncio.Event, timeout: float) -> None:

@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     # JSON has no tuples: list settings (the *_listen addresses) are tuples again.
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
     settings = Settings(**values)
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format, settings.log_target)
     sockets = _sockets_from(args.listen, args.unix_path)
     try:
         return Supervisor(settings, sockets).run()

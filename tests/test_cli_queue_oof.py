@@ -133,3 +133,29 @@ def test_queue_flush_sends_now_and_reports(db, db_url, now):
         assert "nothing to send" in run(db_url, "mr-engine", "queue", "flush").stdout
     finally:
         host.stop()
+
+
+def test_queue_text_lists_queued_and_failed_and_all_adds_sent(db, db_url, now):
+    with db.write() as session:
+        ids = [outbox.enqueue(session, sender="room@example.com", recipients=[f"{s}@example.org"],
+                              content=b"Subject: x\r\n\r\nx\r\n", subject=s, now=now)
+               for s in ("queued", "failed", "sent")]
+        for message_id, status in zip(ids[1:], ("failed", "sent")):
+            session.get(OutboundMessage, message_id).status = status
+    rows = {}
+    for flags in ((), ("--all",), ("list", "--all")):
+        listing = run(db_url, "mr-engine", "queue", *flags).stdout
+        rows[flags] = {line.split()[1]: line for line in listing.splitlines()
+                       if " -> " in line and line.split()[0].isdigit()}
+    assert set(rows[()]) == {"queued", "failed"}
+    assert "1 sent message(s) not shown: --all lists them" in run(
+        db_url, "mr-engine", "queue").stdout
+    assert set(rows[("--all",)]) == set(rows[("list", "--all")]) == {"queued", "failed", "sent"}
+    # Only a queued message has a next attempt.
+    assert "2026-03-02T08:00:00Z" in rows[("--all",)]["queued"]
+    for status in ("failed", "sent"):
+        assert re.search(rf"{status}\s+0\s+room@example.com -> {status}@example.org",
+                         rows[("--all",)][status])
+    listed = json.loads(run(db_url, "mr-engine", "queue", "--json").stdout)
+    assert [(e["id"], e["status"]) for e in listed] == list(zip(ids, ("queued", "failed", "sent")))
+    assert all(e["next_attempt_at"] == "2026-03-02T08:00:00Z" for e in listed)

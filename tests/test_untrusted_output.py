@@ -235,7 +235,7 @@ def test_serve_logs_a_forged_uid_on_one_line_in_the_worker(db, db_url):
         serve.wait_for("ready", count=2)
         workers = serve.workers()
         deliver(serve.port, hostile_invite())
-        logged = serve.wait_for("delivered message-id=")
+        logged = serve.wait_for("delivered client=")
         assert serve.stop() == 0
     # Whatever the booking decided (the server runs on the real clock), its note names the UID.
     assert "message-id=<h1\\x1b[5m@remote.example>" in logged

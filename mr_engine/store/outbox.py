@@ -17,7 +17,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import delete as delete_rows, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from mr_engine.store.models import OutboundMessage
@@ -133,6 +133,18 @@ def delete(session: Session, message_id: int) -> None:
     session.flush()
 
 
+def prune_sent(session: Session, queued_before: dt.datetime) -> int:
+    """Drop sent messages queued before ``queued_before`` (``queue_keep_sent``); how many.
+
+    Counted from created_at: a row keeps no time of its sending, and the relay gives up
+    after ``queue_lifetime`` anyway, so a row queued that long ago was sent at least
+    ``queue_keep_sent - queue_lifetime`` ago.
+    """
+    result = session.execute(delete_rows(OutboundMessage).where(
+        OutboundMessage.status == SENT, OutboundMessage.created_at < queued_before))
+    return result.rowcount
+
+
 # --- relay side: claim, then record the attempt ------------------------------------------------
 
 @dataclass(frozen=True)
@@ -193,6 +205,7 @@ class SendOutcome:
     accepted: tuple[str, ...] = ()
     temporary: dict[str, str] = field(default_factory=dict)
     permanent: dict[str, str] = field(default_factory=dict)
+    reply: str = ""  # the server's answer to the message of the accepted ones (after DATA)
 
 
 @dataclass(frozen=True)
