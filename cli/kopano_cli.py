@@ -62,8 +62,13 @@ def _quota(mailbox: Mailbox, settings: Settings, key: str) -> int:
 
 
 def resource_details(mailbox: Mailbox) -> dict[str, Any]:
-    """The resource settings under their JSON keys (``core.resource_settings``)."""
-    return {s.json: s.value_type(getattr(mailbox, s.column)) for s in SETTINGS}
+    """The resource settings under their JSON keys (``core.resource_settings``); a list
+    setting as its entries."""
+    return {s.json: _json_value(s.load(getattr(mailbox, s.column))) for s in SETTINGS}
+
+
+def _json_value(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def user_details(session: Session, mailbox: Mailbox, settings: Settings,
@@ -79,7 +84,9 @@ def user_details(session: Session, mailbox: Mailbox, settings: Settings,
         "store": store.guid if store else None,
         "store_size": store.size if store else 0,
         "sendas": source.sendas_of(mailbox.email),
+        "timezone": mailbox.timezone or settings.default_timezone,
         **resource_details(mailbox),
+        "mr_delegates": [d.name for d in directory.delegates_of(session, mailbox)],
         "out_of_office": out_of_office(session, mailbox),
         **{key: _quota(mailbox, settings, key)
            for key in ("quota_warning", "quota_soft", "quota_hard")},
@@ -123,6 +130,10 @@ def update_user(session: Session, args: argparse.Namespace, ctx: Context) -> str
                           **_field_changes(args))
     _link_users(session, args, ctx, mailbox, (("add_sendas", directory.add_sendas),
                                               ("remove_sendas", directory.remove_sendas)))
+    for dest, service in (("mr_add_delegate", directory.add_delegate),
+                          ("mr_remove_delegate", directory.remove_delegate)):
+        for name in getattr(args, dest) or ():
+            service(session, mailbox, ctx.source.user(name))
     if given(args, "mr_booking_window_days"):
         # A longer window must hold every booked series' slots at once, not from the next
         # pass of the server on (mr_engine.horizon).
@@ -158,7 +169,8 @@ def list_users(session: Session, args: argparse.Namespace, ctx: Context) -> list
 
 
 def _group_info(info: GroupInfo) -> dict[str, Any]:
-    return {"name": info.name, "email": info.email, "members": info.members}
+    return {"name": info.name, "email": info.email, "members": info.members,
+            "member_groups": info.groups}
 
 
 def list_groups(session: Session, args: argparse.Namespace, ctx: Context) -> list[dict]:
@@ -178,8 +190,13 @@ def update_group(session: Session, args: argparse.Namespace, ctx: Context) -> st
     group = directory.get_group(session, args.group)
     if args.email is not None:
         directory.set_group_email(session, group, args.email)
-    _link_users(session, args, ctx, group, (("add_user", directory.add_member),
-                                            ("remove_user", directory.remove_member)))
+    # A user of that name, else a group: a group joins another (nesting).
+    for dest, for_user, for_group in (
+            ("add_user", directory.add_member, directory.add_group_member),
+            ("remove_user", directory.remove_member, directory.remove_group_member)):
+        if given(args, dest):
+            member = directory.member_by_name(session, getattr(args, dest))
+            (for_user if isinstance(member, Mailbox) else for_group)(session, group, member)
     return f"Group updated: {args.group}"
 
 
@@ -248,7 +265,7 @@ def _listing(usage: str, run: Callable, render: Callable[[Any], str]) -> Mode:
 
 
 USER_UPDATES = {"name", *PASSWORD_DESTS, "add_sendas", "remove_sendas", "calendar_token",
-                *FIELD_DESTS}
+                "mr_add_delegate", "mr_remove_delegate", *FIELD_DESTS}
 GROUP_UPDATES = {"email", "add_user", "remove_user"}
 
 CREATE_USER = _mode("--create --user", create_user,

@@ -6,7 +6,10 @@ Kept apart from the modes (``kopano_cli.py``) so that the tables read as Kopano'
 from __future__ import annotations
 
 import argparse
+import sys
+import zoneinfo
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from mr_engine.core.resource_settings import SETTINGS, Setting
@@ -45,6 +48,41 @@ def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+def time_zone(text: str) -> str:
+    """An IANA zone name; "" (no zone of its own) clears it."""
+    name = text.strip()
+    if not name:
+        return ""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(f"unknown IANA time zone {name!r}") from None
+    return name
+
+
+def text_file(text: str) -> str:
+    """The text of a file, of stdin for ``-``; ``none`` is no text."""
+    if text.strip().lower() == "none":
+        return ""
+    try:
+        raw = sys.stdin.buffer.read() if text == "-" else Path(text).read_bytes()
+        return raw.decode("utf-8").replace("\r\n", "\n").strip()
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {text}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise argparse.ArgumentTypeError(f"{text} is not UTF-8 text") from None
+
+
+def checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type from a setting's parser (its ValueError says what is wrong)."""
+    def read(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return read
+
+
 def megabytes(text: str) -> int:
     """Quota flags take MB, as in Kopano; the store keeps bytes."""
     return int_in(0)(text) * 1024 * 1024
@@ -72,6 +110,10 @@ def _setting_value(declared: Setting) -> dict[str, Any]:
     """How a resource setting's flag reads its value, from the setting's type."""
     if declared.value_type is bool:
         return {"metavar": "yes|no", "type": yes_no}
+    if declared.from_file:
+        return {"metavar": declared.metavar, "type": text_file}
+    if declared.parse is not None:
+        return {"metavar": declared.metavar, "type": checked(declared.parse)}
     if declared.choices:
         return {"choices": declared.choices}
     if declared.value_type is int:
@@ -102,8 +144,14 @@ ACTIONS = (
     _switch("--purge-softdelete", "purge soft-deleted stores for good"),
     _value("--add-sendas", "NAME", "let NAME send as --user"),
     _value("--remove-sendas", "NAME", "no longer let NAME send as --user"),
-    _value("--add-user", "NAME", "add user NAME to --group"),
-    _value("--remove-user", "NAME", "remove user NAME from --group"),
+    Flag(("--mr-add-delegate",), "mr_add_delegate",
+         "(resource) let user NAME approve requests for --user (repeatable)",
+         {"metavar": "NAME", "action": "append"}),
+    Flag(("--mr-remove-delegate",), "mr_remove_delegate",
+         "(resource) no longer let user NAME approve requests for --user (repeatable)",
+         {"metavar": "NAME", "action": "append"}),
+    _value("--add-user", "NAME", "add user (or group) NAME to --group"),
+    _value("--remove-user", "NAME", "remove user (or group) NAME from --group"),
     _value("--password", "PASSWORD", "the user's password"),
     _switch("--password-prompt", "ask for the password (or read a line from stdin)"),
     _value("--name", "NAME", "rename the user"),
@@ -121,6 +169,9 @@ USER_FIELDS = (
          {"metavar": "yes|no", "type": yes_no}),
     Flag(("--admin-level",), "admin_level", "0 = user, 1 = admin, 2 = system admin",
          {"metavar": "0|1|2", "type": int_in(0, 2)}),
+    Flag(("--timezone",), "timezone",
+         "IANA time zone of the user or resource (working hours, floating times); "
+         "'' = the default_timezone", {"metavar": "ZONE", "type": time_zone}),
     *(_setting_flag(declared) for declared in SETTINGS),
     Flag(("--quota-warn", "--qw"), "quota_warning", "warning quota in MB, 0 = unlimited",
          {"metavar": "MB", "type": megabytes}),

@@ -46,7 +46,10 @@ def out_of_office(oof: Mapping[str, Any]) -> str:
 
 
 def _shown(declared: Setting) -> Callable[[Any], str]:
-    """How ``--user`` shows a resource setting: as declared, else yes/no or as it is."""
+    """How ``--user`` shows a resource setting: as declared, else yes/no, a list's entries
+    or as it is."""
+    if declared.listed:
+        return comma_list
     return declared.show or (yes_no if declared.value_type is bool else str)
 
 
@@ -60,7 +63,9 @@ _USER_LAYOUT: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("Store", "store", lambda guid: guid or "none"),
     ("Store size", "store_size", human_size),
     ("Send-as", "sendas", comma_list),
+    ("Time zone", "timezone", str),
     *((s.label, s.json, _shown(s)) for s in SETTINGS),
+    ("Delegates", "mr_delegates", comma_list),
     ("Out-Of-Office", "out_of_office", out_of_office),
     ("Warning quota", "quota_warning", quota),
     ("Soft quota", "quota_soft", quota),
@@ -90,7 +95,8 @@ def user_details(details: Mapping[str, Any]) -> str:
 
 def group_details(group: Mapping[str, Any]) -> str:
     return labelled([("Name", group["name"]), ("Email address", group["email"] or ""),
-                     ("Members", comma_list(group["members"]))])
+                     ("Members", comma_list(group["members"])),
+                     ("Member groups", comma_list(group["member_groups"]))])
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -204,6 +204,18 @@ def test_lmtp_mail_is_stored_by_dovecot_and_answers_passed_on(db, db_url, doveco
     assert _imap_messages(dovecot, "room") == []
 
 
+def test_lmtp_over_a_unix_socket_reuses_one_connection(db, db_url, dovecot):
+    add_users(db, "alice", "bob")
+    with server_at(db_url, NOW, mail_store="lmtp", store_lmtp=dovecot.lmtp_socket) as server:
+        for n in range(3):
+            answers = _lmtp(server.port, ["alice@example.com", "bob@example.com"],
+                            msg(f"m{n}", f"<u{n}@x>"))
+            assert all(a.startswith("250 2.0.0") for a in answers), answers
+    assert [m["Subject"] for m in _imap_messages(dovecot, "bob")] == ["m0", "m1", "m2"]
+    # Six deliveries, one connection on the socket (LHLO once).
+    assert dovecot.log.read_text().count("Info: Connect from local") == 1
+
+
 class _LmtpStub(Controller):
     """An aiosmtpd LMTP server answering what its Sink is told to."""
 

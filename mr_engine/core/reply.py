@@ -161,13 +161,24 @@ def _answer_lines(answer: Answer) -> list[str]:
     return lines
 
 
-def _text(answers: Sequence[Answer], resource_name: str, summary: str) -> str:
+def _text(answers: Sequence[Answer], resource_name: str, summary: str,
+          note: str = "") -> str:
     verdict = "accepted" if all(a.partstat == "ACCEPTED" for a in answers) else "declined"
     lines = _wrapped(f'{_clean(resource_name)} has {verdict} your meeting request "{summary}".')
     lines.append("")
     for answer in answers:
         lines += _answer_lines(answer)
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _note_lines(note)) + "\n"
+
+
+def _note_lines(note: str) -> list[str]:
+    """The resource's own text (``--mr-response-text``) after a blank line, wrapped."""
+    if not note.strip():
+        return []
+    lines = [""]
+    for line in note.splitlines():
+        lines += _wrapped(_clean(line, _MAX_REASON)) if line.strip() else [""]
+    return lines
 
 
 def _mailbox(address: str, role: str) -> ParsedAddress:
@@ -179,8 +190,10 @@ def _mailbox(address: str, role: str) -> ParsedAddress:
 
 
 def build_reply(inv: Invitation, answers: Sequence[Answer], resource_address: str, resource_name: str,
-                request_message_id: str | None, now: datetime, hostname: str) -> bytes:
-    """The complete REPLY message (CRLF line ends) to send to the organizer.
+                request_message_id: str | None, now: datetime, hostname: str,
+                note: str = "") -> bytes:
+    """The complete REPLY message (CRLF line ends) to send to the organizer; ``note``: text
+    the resource adds to every reply (Exchange's AdditionalResponse), after the answers.
 
     Raises ValueError when there is nothing to answer, and its subclass
     ``outgoing.AddressError`` (message "organizer: unusable e-mail address '…': why") when
@@ -201,5 +214,5 @@ def build_reply(inv: Invitation, answers: Sequence[Answer], resource_address: st
         *thread_headers(parent, [parent] if parent else []),
         *AUTO_REPLY_HEADERS]
     calendar = _calendar(answers, resource_address, resource_name, now)
-    return message(headers, [text_part(_text(answers, resource_name, summary)),
+    return message(headers, [text_part(_text(answers, resource_name, summary, note)),
                              calendar_part(calendar, "REPLY")])

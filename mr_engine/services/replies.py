@@ -49,7 +49,7 @@ def compose(inv: Invitation, event: EventData, resource: Mailbox, answers: list[
             message_id: str | None, now: dt.datetime, hostname: str) -> OutgoingReply:
     """One REPLY carrying *answers*; raises ValueError for an unusable organizer address."""
     content = build_reply(inv, answers, resource.email, resource.fullname or resource.name,
-                          message_id, now, hostname)
+                          message_id, now, hostname, resource.mr_response_text)
     verb = "Accepted" if all(a.partstat == "ACCEPTED" for a in answers) else "Declined"
     return OutgoingReply(resource.email, event.organizer, f"{verb}: {event.summary}", content)
 

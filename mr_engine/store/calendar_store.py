@@ -100,11 +100,11 @@ def delete_booking(session: Session, booking: Booking) -> None:
     session.delete(booking)
 
 
-def opaque_occurrences(session: Session, resource: Mailbox) -> tuple[list[Busy], list[Busy]]:
+def opaque_occurrences(session: Session, resource_id: int) -> tuple[list[Busy], list[Busy]]:
     """All the resource's occurrences that take capacity: (booked, tentative)."""
     booked: list[Busy] = []
     tentative: list[Busy] = []
-    for start, end, status in session.execute(_OPAQUE, {"resource": resource.id}):
+    for start, end, status in session.execute(_OPAQUE, {"resource": resource_id}):
         (booked if status == "booked" else tentative).append(Busy(start, end))
     return booked, tentative
 

@@ -54,7 +54,11 @@ class Maildir:
                 _make_maildir(directory, folder_marker=True)
             temporary = _write(directory / "tmp" / name, content)
         final = directory / "new" / name
-        os.rename(temporary, final)
+        try:
+            os.rename(temporary, final)
+        except OSError:
+            temporary.unlink(missing_ok=True)
+            raise
         _fsync_dir(directory / "new")
         return final
 

@@ -73,6 +73,11 @@ class Dovecot:
         """The engine's ``store_lmtp`` for this Dovecot."""
         return f"127.0.0.1:{self.lmtp_port}"
 
+    @property
+    def lmtp_socket(self) -> str:
+        """``store_lmtp`` for the same LMTP service on its unix socket (Dovecot's default)."""
+        return f"unix:{self.root}/run/lmtp"
+
     def imap(self, user: str) -> imaplib.IMAP4:
         """A logged-in IMAP session of ``user`` (log out when done)."""
         session = imaplib.IMAP4("127.0.0.1", self.imap_port, timeout=30)
