@@ -13,7 +13,6 @@ import datetime as dt
 from mr_engine.clock import utcnow
 from mr_engine.core.freebusy import Period, RangeError, parse_instant, requested_range
 from mr_engine.services import availability
-from mr_engine.store.directories import open_directory
 
 from .common import EXIT_USAGE, add_config_flags, fail, iso, open_db, print_json, settings_from
 
@@ -44,10 +43,10 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(exc), EXIT_USAGE)
     settings = settings_from(args)
     with open_db(settings).read() as session:
-        resource = availability.find_resource(open_directory(settings, session), args.resource)
-        if resource is None:
+        owner = availability.published_owner(session, args.resource)
+        if owner is None:
             return fail(f"no resource {args.resource!r}")
-        periods = availability.freebusy_periods(session, resource, span)
+        periods = availability.freebusy_periods(session, owner, span)
     _print(periods, args.json)
     return 0
 

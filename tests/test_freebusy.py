@@ -61,8 +61,8 @@ def test_timeline_slices_and_clips_to_the_range():
         Period(at(1), at(2), BUSY), Period(at(4), at(5), BUSY)]
     assert timeline.between(at(2), at(4)) == []  # half-open: touching is not overlapping
     assert timeline.lines_between(at(1), at(4.5)) == [
-        "FREEBUSY;FBTYPE=BUSY:20260310T100000Z/20260310T110000Z",
-        "FREEBUSY;FBTYPE=BUSY:20260310T130000Z/20260310T133000Z"]
+        "FREEBUSY;FBTYPE=BUSY:20260310T100000Z/20260310T110000Z\r\n",
+        "FREEBUSY;FBTYPE=BUSY:20260310T130000Z/20260310T133000Z\r\n"]
 
 
 def test_range_defaults_and_limits():
@@ -79,7 +79,7 @@ def test_range_defaults_and_limits():
 def test_vfreebusy_is_rfc_5545_with_long_lines_folded():
     who = freebusy.Publisher("r@example.com", "A very long name, " * 6)
     text = freebusy.vfreebusy(who, freebusy.requested_range(None, None, NOW), NOW,
-                              ["FREEBUSY;FBTYPE=BUSY:20260310T100000Z/20260310T110000Z"])
+                              ["FREEBUSY;FBTYPE=BUSY:20260310T100000Z/20260310T110000Z\r\n"])
     assert all(len(line.encode()) <= 75 for line in text.split("\r\n"))
     assert text.endswith("END:VFREEBUSY\r\nEND:VCALENDAR\r\n")
     component = freebusy_of(text)

@@ -103,14 +103,15 @@ def _without(spans: Sequence[Busy], holes: Sequence[Busy]) -> list[Busy]:
 
 
 def freebusy_line(period: Period) -> str:
-    """One FREEBUSY property (§3.8.2.6), a PERIOD in UTC: one period a line, so none is
-    longer than 75 octets and none needs folding."""
-    return f"FREEBUSY;FBTYPE={period.kind}:{utc_text(period.start)}/{utc_text(period.end)}"
+    """One FREEBUSY property (§3.8.2.6), a PERIOD in UTC, with its CRLF: one period a line,
+    so none is longer than 75 octets and none needs folding."""
+    return f"FREEBUSY;FBTYPE={period.kind}:{utc_text(period.start)}/{utc_text(period.end)}\r\n"
 
 
 @dataclass(frozen=True)
 class Timeline:
-    """A calendar's periods with their FREEBUSY lines, made once, sliced by range."""
+    """A calendar's periods with their FREEBUSY lines (CRLF-ended, ready to join), made
+    once, sliced by range."""
 
     periods: tuple[Period, ...]
     lines: tuple[str, ...] = field(init=False, repr=False, compare=False)
@@ -162,11 +163,10 @@ def vfreebusy(who: Publisher, span: TimeRange, stamp: dt.datetime,
     """A VCALENDAR with one VFREEBUSY (RFC 5545 §3.6.4, published as RFC 5546 §3.4.1 asks:
     DTSTAMP, DTSTART, DTEND, ORGANIZER, UID, FREEBUSY), as iCalendar text.
 
-    The FREEBUSY lines are joined as they are: ``freebusy_line`` needs no folding."""
+    The FREEBUSY lines (``freebusy_line``) are joined as they are: they need no folding."""
     start, end = utc_text(span.start), utc_text(span.end)
     head = stream([*calendar_head(), "BEGIN:VFREEBUSY",
                    f"UID:{escape_text(f'freebusy-{start}-{end}-{who.address}')}",
                    f"DTSTAMP:{utc_text(stamp)}", f"DTSTART:{start}", f"DTEND:{end}",
                    address_line("ORGANIZER", who.address, who.name)])
-    periods = "".join(f"{line}\r\n" for line in lines)
-    return f"{head}{periods}END:VFREEBUSY\r\n{CALENDAR_END}\r\n"
+    return f"{head}{''.join(lines)}END:VFREEBUSY\r\n{CALENDAR_END}\r\n"

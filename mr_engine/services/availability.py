@@ -7,7 +7,8 @@ end, the pages for people and ``mr-engine freebusy`` all use these.
 Free/busy is asked for often (every organizer's client polls it) and a resource may hold
 100,000 occurrences, so each process keeps every resource's ``Timeline`` (its periods, made
 once by a sweep over the whole calendar) keyed by the resource's ``calendar_version`` and
-capacity: a request costs the resource's row, which carries the version, and a bisect.
+capacity: a request costs the resource's row (``store.calendar_owners``, one small
+indexed query that carries the version) and a bisect.
 The store raises the version in the same transaction as any change of the occurrences.
 """
 
@@ -26,12 +27,14 @@ from mr_engine.core.feed import Published
 from mr_engine.core.freebusy import Period, Publisher, TimeRange, Timeline
 from mr_engine.core.ical_text import stream
 from mr_engine.core.policy import effective_capacity
-from mr_engine.store import calendar_store
+from mr_engine.core.resource_settings import ResourceSettings
+from mr_engine.store import calendar_owners, calendar_store
+from mr_engine.store.calendar_owners import CalendarOwner
 from mr_engine.store.directories import Directory, DirectoryError
 from mr_engine.store.models import Mailbox
 
 __all__ = ["feed_text", "feed_url", "find_resource", "freebusy_periods", "freebusy_text",
-           "new_calendar_token", "published_agenda", "TIMELINES"]
+           "new_calendar_token", "published_agenda", "published_owner", "TIMELINES"]
 
 # The statuses an occurrence is published with (anything else is not in the calendar).
 _PUBLISHED = ("booked", "tentative")
@@ -96,16 +99,16 @@ class TimelineCache:
         self._entries: dict[tuple[Any, int], tuple[_Key, Timeline]] = {}
         self._lock = threading.Lock()
 
-    def timeline(self, session: Session, resource: Mailbox) -> Timeline:
-        key = _Key(resource.calendar_version, capacity_of(resource))
-        where = (session.get_bind().url, resource.id)
+    def timeline(self, session: Session, owner: CalendarOwner) -> Timeline:
+        key = _Key(owner.version, capacity_of(owner))
+        where = (session.get_bind().url, owner.id)
         found = self._entries.get(where)
         if found is not None and found[0] == key:
             return found[1]
         with self._lock:
             found = self._entries.get(where)
             if found is None or found[0] != key:
-                found = (key, _sweep(session, resource, key.capacity))
+                found = (key, _sweep(session, owner.id, key.capacity))
                 self._keep(where, found)
             return found[1]
 
@@ -119,27 +122,34 @@ class TimelineCache:
 TIMELINES = TimelineCache()
 
 
-def capacity_of(resource: Mailbox) -> int:
+def capacity_of(owner: CalendarOwner) -> int:
     """How many bookings at once make the resource busy: as booking counts them."""
-    return effective_capacity(resource.resource_settings)
+    return effective_capacity(ResourceSettings(kind=owner.resource_type,
+                                               capacity=owner.capacity))
 
 
-def _sweep(session: Session, resource: Mailbox, capacity: int) -> Timeline:
-    booked, tentative = calendar_store.opaque_occurrences(session, resource)
+def _sweep(session: Session, resource_id: int, capacity: int) -> Timeline:
+    booked, tentative = calendar_store.opaque_occurrences(session, resource_id)
     return Timeline(tuple(freebusy.periods(booked, tentative, capacity)))
 
 
-def freebusy_periods(session: Session, resource: Mailbox, span: TimeRange) -> list[Period]:
+def published_owner(session: Session, name: str) -> CalendarOwner | None:
+    """The resource whose free/busy ``name`` (an address or a user name) asks for; None
+    when it names no resource (a user, a group, nobody)."""
+    owner = calendar_owners.calendar_owner(session, name)
+    return None if owner is None or owner.resource_type == "none" else owner
+
+
+def freebusy_periods(session: Session, owner: CalendarOwner, span: TimeRange) -> list[Period]:
     """The resource's BUSY and BUSY-TENTATIVE periods in ``span``, clipped to it."""
-    return TIMELINES.timeline(session, resource).between(span.start, span.end)
+    return TIMELINES.timeline(session, owner).between(span.start, span.end)
 
 
-def freebusy_text(session: Session, resource: Mailbox, span: TimeRange,
+def freebusy_text(session: Session, owner: CalendarOwner, span: TimeRange,
                   now: dt.datetime) -> str:
     """The resource's VFREEBUSY for ``span`` (RFC 5545 §3.6.4), as iCalendar text."""
-    lines = TIMELINES.timeline(session, resource).lines_between(span.start, span.end)
-    who = Publisher(resource.email, resource.fullname)
-    return freebusy.vfreebusy(who, span, now, lines)
+    lines = TIMELINES.timeline(session, owner).lines_between(span.start, span.end)
+    return freebusy.vfreebusy(Publisher(owner.email, owner.fullname), span, now, lines)
 
 
 def published_agenda(session: Session, resource: Mailbox, span: TimeRange) -> list[Published]:

@@ -20,7 +20,7 @@ from mr_engine.store.directories import Directory
 from .context import context_of
 from .ics import calendar_answer
 from .params import time_range
-from .resources import find_resource
+from .resources import no_resource
 
 routes = web.RouteTableDef()
 
@@ -47,5 +47,8 @@ async def freebusy(request: web.Request) -> web.Response:
 
 def _freebusy(session: Session, directory: Directory, name: str, span: TimeRange,
               now: dt.datetime) -> str:
-    resource = find_resource(directory, name)
-    return availability.freebusy_text(session, resource, span, now)
+    # Not through the Directory: free/busy's own one-query lookup (store.calendar_owners).
+    owner = availability.published_owner(session, name)
+    if owner is None:
+        raise no_resource(name)
+    return availability.freebusy_text(session, owner, span, now)

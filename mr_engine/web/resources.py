@@ -22,8 +22,12 @@ def find_resource(directory: Directory, name: str) -> Mailbox:
     """The resource whose address or user name is ``name``, else NotFound."""
     found = availability.find_resource(directory, name)
     if found is None:
-        raise NotFound(f"no resource {name[:100]!r}")
+        raise no_resource(name)
     return found
+
+
+def no_resource(name: str) -> NotFound:
+    return NotFound(f"no resource {name[:100]!r}")
 
 
 def require_token(query: Mapping[str, str], resource: Mailbox) -> None:
