@@ -169,8 +169,9 @@ def list_users(session: Session, args: argparse.Namespace, ctx: Context) -> list
 
 
 def _group_info(info: GroupInfo) -> dict[str, Any]:
-    return {"name": info.name, "email": info.email, "members": info.members,
-            "member_groups": info.groups}
+    # Member groups only where there are any: a group without nesting reads as before.
+    nested = {"member_groups": info.groups} if info.groups else {}
+    return {"name": info.name, "email": info.email, "members": info.members, **nested}
 
 
 def list_groups(session: Session, args: argparse.Namespace, ctx: Context) -> list[dict]:

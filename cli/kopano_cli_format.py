@@ -94,9 +94,10 @@ def user_details(details: Mapping[str, Any]) -> str:
 
 
 def group_details(group: Mapping[str, Any]) -> str:
+    nested = [("Member groups", comma_list(group["member_groups"]))] \
+        if "member_groups" in group else []
     return labelled([("Name", group["name"]), ("Email address", group["email"] or ""),
-                     ("Members", comma_list(group["members"])),
-                     ("Member groups", comma_list(group["member_groups"]))])
+                     ("Members", comma_list(group["members"])), *nested])
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

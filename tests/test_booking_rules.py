@@ -195,3 +195,145 @@ def test_kopano_mr_accept_has_no_envelope_sender(db, db_url, seen, monkeypatch,
     assert capsys.readouterr().out == "accepted\n"
     assert [(p.envelope_sender, p.sender_address) for p in seen] == \
         [("", "assistant@remote.example")]
+
+
+# --- who may book -----------------------------------------------------------------------------
+
+ALICE = People(organizer="alice@example.com", from_address="alice@example.com",
+               user="alice", groups=frozenset({"everyone", "staff", "all-staff"}),
+               internal=True)
+FORGED = replace(ALICE, from_address="mallory@evil.example")  # organizer is not the sender
+OUTSIDER = People(organizer="olga@partner.example", envelope_sender="olga@partner.example")
+NOT_ALLOWED = "you are not allowed to book this resource"
+NOT_MATCHED = (" (the organizer's address is not the message's From, Sender or envelope "
+               "sender)")
+NOT_VOUCHED = " (the organizer's address is not vouched for by a trusted authentication)"
+EXTERNAL = "organizers outside the local domains may not book this resource ({})"
+
+
+def who(people: People, delegates: tuple[str, ...] = ()) -> RequestFacts:
+    return facts_of((occurrence(10),), False, (), BERLIN, people,
+                    policy.ResourceFacts(delegates=delegates))
+
+
+@pytest.mark.parametrize(("rule", "request_facts", "settings", "reason"), [
+    (policy.external_refused, who(OUTSIDER), {}, None),  # allowed by default
+    (policy.external_refused, who(OUTSIDER), {"allow_external": False},
+     EXTERNAL.format("olga@partner.example")),
+    (policy.external_refused, who(ALICE), {"allow_external": False}, None),
+    (policy.external_refused, who(People()), {"allow_external": False},
+     EXTERNAL.format("no organizer")),
+    # the defaults: everyone, verified or not
+    (policy.not_permitted, who(FORGED), {}, None),
+    (policy.not_permitted, who(OUTSIDER), {}, None),
+    # each kind of entry
+    (policy.not_permitted, who(ALICE), {"book_in": ("alice",)}, None),
+    (policy.not_permitted, who(ALICE), {"book_in": ("bob",)}, NOT_ALLOWED),
+    (policy.not_permitted, who(ALICE), {"book_in": ("alice@example.com",)}, None),
+    (policy.not_permitted, who(ALICE), {"book_in": ("group:Staff",)}, None),
+    (policy.not_permitted, who(ALICE), {"book_in": ("group:all-staff",)}, None),  # nested
+    (policy.not_permitted, who(ALICE), {"book_in": ("group:board",)}, NOT_ALLOWED),
+    (policy.not_permitted, who(ALICE), {"book_in": ("domain:example.com",)}, None),
+    (policy.not_permitted, who(ALICE), {"book_in": ("domain:ample.com",)}, NOT_ALLOWED),
+    (policy.not_permitted, who(ALICE), {"book_in": ("internal",)}, None),
+    (policy.not_permitted, who(OUTSIDER), {"book_in": ("internal",)}, NOT_ALLOWED),
+    (policy.not_permitted, who(ALICE), {"book_in": ("none",)}, NOT_ALLOWED),
+    # the request-in list allows too (with approval: see needs_approval below)
+    (policy.not_permitted, who(OUTSIDER), {"book_in": ("internal",),
+                                           "request_in": ("domain:partner.example",)}, None),
+    # an unverified organizer is named only by all
+    (policy.not_permitted, who(FORGED), {"book_in": ("alice",)}, NOT_ALLOWED + NOT_MATCHED),
+    (policy.not_permitted, who(FORGED), {"book_in": ("alice",), "request_in": ("all",)}, None),
+    (policy.not_permitted, who(FORGED), {"book_in": ("alice",), "verify_organizer": "none"},
+     None),
+    # authenticated: the match and a trusted Authentication-Results
+    (policy.not_permitted, who(ALICE), {"book_in": ("alice",),
+                                        "verify_organizer": "authenticated"},
+     NOT_ALLOWED + NOT_VOUCHED),
+    (policy.not_permitted, who(replace(ALICE, authenticated=True)),
+     {"book_in": ("alice",), "verify_organizer": "authenticated"}, None),
+    (policy.not_permitted, who(replace(FORGED, authenticated=True)),
+     {"book_in": ("alice",), "verify_organizer": "authenticated"}, NOT_ALLOWED + NOT_VOUCHED),
+    # the decline names whom to ask
+    (policy.not_permitted, who(OUTSIDER, ("boss@example.com", "deputy@example.com")),
+     {"book_in": ("internal",)},
+     NOT_ALLOWED + "; contact boss@example.com or deputy@example.com to ask for it"),
+])
+def test_who_may_book_rule_alone(rule, request_facts: RequestFacts, settings: dict,
+                                 reason: str | None) -> None:
+    assert rule(request_facts, replace(ROOM_POLICY, **settings), NOW) == reason
+
+
+@pytest.mark.parametrize(("settings", "people", "accepted", "approval"), [
+    ({}, OUTSIDER, True, False),
+    ({"book_in": ("internal",), "request_in": ("all",)}, ALICE, True, False),
+    ({"book_in": ("internal",), "request_in": ("all",)}, OUTSIDER, True, True),
+    ({"book_in": ("internal",), "request_in": ("all",)}, FORGED, True, True),
+    ({"book_in": ("none",), "request_in": ("group:staff",)}, ALICE, True, True),
+    ({"book_in": ("none",), "request_in": ("group:staff",)}, OUTSIDER, False, False),
+])
+def test_only_the_request_in_list_means_the_decision_needs_approval(
+        settings: dict, people: People, accepted: bool, approval: bool) -> None:
+    decision = decide(replace(ROOM_POLICY, **settings), [occurrence(10)], False, [], NOW,
+                      BERLIN, people)
+    assert (decision.accepted, decision.needs_approval) == (accepted, approval)
+
+
+def test_a_request_that_needs_approval_but_does_not_fit_is_declined_without_it() -> None:
+    settings = replace(ROOM_POLICY, book_in=("none",), request_in=("all",))
+    decision = decide(settings, [occurrence(10)], False, [busy_at(10)], NOW, BERLIN, OUTSIDER)
+    assert decision == Decision(False, ("conflict on 2026-03-17 11:00-12:00 (Europe/Berlin)",), (), ())
+
+
+# --- when it may be booked -------------------------------------------------------------------
+
+SHORT = "shorter than the minimum duration of 30 minutes (2026-03-17 11:00-11:29 (Europe/Berlin))"
+HOURS = "Mon-Fri 08:00-18:00"
+OUTSIDE = "outside working hours: {} (Europe/Berlin) is not within Mon-Fri 08:00-18:00"
+
+
+def in_berlin(asked: Instance) -> RequestFacts:
+    return facts_of((asked,), False, (), BERLIN, People(), policy.ResourceFacts(zone=BERLIN))
+
+
+@pytest.mark.parametrize(("rule", "asked", "settings", "reason"), [
+    (policy.too_short, occurrence(10, 29 / 60), {"min_duration_minutes": 30}, SHORT),
+    (policy.too_short, occurrence(10, 0.5), {"min_duration_minutes": 30}, None),
+    (policy.too_short, occurrence(10, 0), {}, None),  # 0: any
+    # DAY is a Tuesday; 10:00 UTC is 11:00 in Berlin
+    (policy.outside_working_hours, occurrence(7, 10), {"working_hours": HOURS}, None),
+    (policy.outside_working_hours, occurrence(6.5, 1), {"working_hours": HOURS},
+     OUTSIDE.format("2026-03-17 07:30-08:30")),
+    (policy.outside_working_hours, occurrence(16.5, 1), {"working_hours": HOURS},
+     OUTSIDE.format("2026-03-17 17:30-18:30")),
+    (policy.outside_working_hours, occurrence(10, day=DAY + timedelta(days=4)),
+     {"working_hours": HOURS}, OUTSIDE.format("2026-03-21 11:00-12:00")),  # a Saturday
+    (policy.outside_working_hours, occurrence(2), {}, None),  # none: always
+])
+def test_when_rule_alone(rule, asked: Instance, settings: dict, reason: str | None) -> None:
+    assert rule(asked, in_berlin(asked), replace(ROOM_POLICY, **settings), NOW) == reason
+
+
+# 16:30 UTC weekly from Tuesday 24 March: 17:30 CET, then 18:30 CEST once Berlin moved its
+# clocks on 29 March (and back on 25 October).
+def _weekly(start: datetime, weeks: int, hours: float = 0.5) -> list[Instance]:
+    return [occurrence(0, hours, start + timedelta(weeks=k)) for k in range(weeks)]
+
+
+@pytest.mark.parametrize(("first", "settings", "booked"), [
+    # inside in March's winter time, outside once summer time began
+    (datetime(2026, 3, 24, 16, 30, tzinfo=UTC), {"max_conflict_instances": 1}, [0]),
+    # outside in October's summer time, inside once it ended
+    (datetime(2026, 10, 20, 16, 30, tzinfo=UTC), {"max_conflict_instances": 1}, [1]),
+    (datetime(2026, 3, 24, 16, 30, tzinfo=UTC), {}, []),  # no partial acceptance: declined
+])
+def test_working_hours_count_like_conflicts_for_a_series_across_a_dst_change(
+        first: datetime, settings: dict, booked: list[int]) -> None:
+    series = _weekly(first, 2)
+    rules = replace(ROOM_POLICY, working_hours="Mon-Fri 08:00-18:00", booking_window_days=0,
+                    **settings)
+    decision = decide(rules, series, True, [], NOW, BERLIN, People(),
+                      policy.ResourceFacts(zone=BERLIN))
+    assert decision.booked == tuple(series[k] for k in booked)
+    assert decision.accepted == bool(booked)
+    assert len(decision.reasons) == 1 and decision.reasons[0].startswith("outside working hours: ")

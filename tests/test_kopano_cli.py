@@ -102,6 +102,18 @@ def labelled(text: str) -> dict[str, str]:
 
 
 
+# The who-may-book settings of a new user, as --user shows them and as --json gives them.
+WHO_MAY_BOOK_LABELS = {
+    "Verify organizer": "match", "Book-in policy": "all", "Request-in policy": "none",
+    "Allow external organizers": "yes", "Working hours": "none",
+    "Min duration (minutes)": "0 (none)", "Response text": "none",
+    "Approval timeout (hours)": "168", "Notify delegates": "no"}
+WHO_MAY_BOOK_JSON = {
+    "mr_verify_organizer": "match", "mr_book_in": ["all"], "mr_request_in": ["none"],
+    "mr_allow_external": True, "mr_working_hours": "none", "mr_min_duration": 0,
+    "mr_response_text": "", "mr_approval_timeout": 168, "mr_notify_delegates": False}
+
+
 def _stored_password(local: InProcess, name: str) -> str:
     db = open_database(local.db_url)
     try:
@@ -123,11 +135,13 @@ def test_create_user_shows_kopano_details_and_json(db_url, local):
     assert labelled(text) == {
         "Name": "alice", "Full name": "Alice Adams", "Email address": "Alice@Example.com",
         "Active": "yes", "Administrator": "yes", "Store": guid, "Store size": "0 B",
-        "Send-as": "", "Auto-accept meeting requests": "no", "Decline conflicting": "no",
+        "Send-as": "", "Time zone": "UTC", "Auto-accept meeting requests": "no",
+        "Decline conflicting": "no",
         "Decline recurring": "no", "Resource type": "none", "Resource capacity": "1",
         "Booking window (days)": "180", "Max duration (minutes)": "0 (none)",
         "Max conflicting instances": "0", "Conflict percentage": "0%",
-        "Calendar details": "busy", "Out-Of-Office": "disabled", "Warning quota": "10.00 MB", "Soft quota": "unlimited",
+        "Calendar details": "busy", **WHO_MAY_BOOK_LABELS, "Delegates": "",
+        "Out-Of-Office": "disabled", "Warning quota": "10.00 MB", "Soft quota": "unlimited",
         "Hard quota": "unlimited", "Groups": "Everyone", "Calendar feed": "none"}
     # Values line up at one tab stop, as in Kopano's output.
     assert {len(re.match(r"[^\t]*\t*", line).group().expandtabs())
@@ -135,10 +149,11 @@ def test_create_user_shows_kopano_details_and_json(db_url, local):
     assert as_json(db_url, "--user", "alice", env=defaults) == {
         "name": "alice", "fullname": "Alice Adams", "email": "Alice@Example.com",
         "active": True, "admin_level": 1, "store": guid, "store_size": 0, "sendas": [],
-        "mr_accept": False, "mr_decline_conflict": False, "mr_decline_recurring": False,
+        "timezone": "UTC", "mr_accept": False, "mr_decline_conflict": False, "mr_decline_recurring": False,
         "resource_type": "none", "resource_capacity": 1, "mr_booking_window": 180,
         "mr_max_duration": 0, "mr_max_conflict_instances": 0, "mr_conflict_percentage": 0,
-        "mr_calendar_details": "busy", "out_of_office": {"enabled": False, "from": None, "until": None},
+        "mr_calendar_details": "busy", **WHO_MAY_BOOK_JSON, "mr_delegates": [],
+        "out_of_office": {"enabled": False, "from": None, "until": None},
         "quota_warning": 10 * MB, "quota_soft": 0, "quota_hard": 0, "groups": ["Everyone"],
         "calendar_feed": None}
     # Resource settings may be given on creation too.
@@ -166,7 +181,8 @@ def test_update_user_fields_and_resource_settings_in_one_call(db_url, local):
         "mr_accept": True, "mr_decline_conflict": True, "mr_decline_recurring": True,
         "resource_type": "equipment", "resource_capacity": 20, "mr_booking_window": 30,
         "mr_max_duration": 240, "mr_max_conflict_instances": 2, "mr_conflict_percentage": 50,
-        "mr_calendar_details": "busy", "quota_warning": MB, "quota_soft": 2 * MB, "quota_hard": 3 * MB,
+        "mr_calendar_details": "busy", **WHO_MAY_BOOK_JSON, "mr_delegates": [],
+        "timezone": "UTC", "quota_warning": MB, "quota_soft": 2 * MB, "quota_hard": 3 * MB,
         "calendar_feed": "http://127.0.0.1:8080/calendars/boardroom.ics"}
     assert verify_password("b", _stored_password(local, "boardroom"))
     local.expect(1, ["--user", "r1"])
