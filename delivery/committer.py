@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from mr_engine.config import Settings
+from mr_engine.metrics import Count
 from mr_engine.store.db import Database
 from mr_engine.store.directories import open_directory
 from mr_engine.store.models import Mailbox
@@ -130,6 +131,8 @@ class Committer:
         for job, result in zip(jobs, results):
             DeliveryLine.after_data(job.envelope, job.recipient, result.outcome, result.mailbox,
                                     result.notes).log()
+            for count in result.counts:
+                count.record()
             job.loop.call_soon_threadsafe(_resolve, job.future, result.outcome)
         if any(result.queued for result in results):
             self.on_queued()
@@ -185,7 +188,7 @@ class Committer:
         outcome = pipeline.run(d, self.steps)
         if outcome.code >= 400:
             return _Result(outcome, mailbox.name, "; ".join(d.notes))
-        return _Result(outcome, mailbox.name, "; ".join(d.notes), d.queued)
+        return _Result(outcome, mailbox.name, "; ".join(d.notes), d.queued, tuple(d.counts))
 
     def _deliver_one(self, session: Session, loaded: Batch, job: DeliveryJob,
                      mailbox: Mailbox | None, now: dt.datetime) -> "_Result":
@@ -218,6 +221,7 @@ class _Result:
     mailbox: str  # the name of the mailbox reached, "" when none was
     notes: str
     queued: int = 0  # outbound messages queued (replies, auto-replies)
+    counts: tuple[Count, ...] = ()  # a refused delivery's were rolled back with it
 
 
 def _resolve(future: asyncio.Future[Outcome], outcome: Outcome) -> None:

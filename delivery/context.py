@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from mr_engine.services.booking import BookingResult
 from mr_engine.config import Settings
+from mr_engine.metrics import Count
 from mr_engine.core.itip import Invitation, InvitationError, invitation_in, read_calendar
 from mr_engine.store.models import Mailbox
 from mr_engine.store.oof_state import OofState, get_oof_many
@@ -140,6 +141,7 @@ class Delivery:
     # Outbound messages queued in this transaction; the relay is woken after commit.
     queued: int = 0
     notes: list[str] = field(default_factory=list)  # what steps did, for the log line
+    counts: list[Count] = field(default_factory=list)  # metrics, recorded once committed
     # Where the message is filed (``mail_store``); the committer passes its own.
     mail: MailStore = field(default_factory=lambda: _db_store())
 

@@ -18,6 +18,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import Envelope as SMTPEnvelope
 from aiosmtpd.smtp import Session as SMTPSession
 
+from mr_engine import metrics
 from mr_engine.config import Settings
 from mr_engine.store.db import Database
 from mr_engine.store.directories import open_directory
@@ -25,7 +26,7 @@ from mr_engine.store.directories import open_directory
 from .committer import TEMPFAIL, Committer
 from .context import Envelope, Outcome, message_id_of, parse_message
 from .listeners import SessionSlots
-from .log_lines import Client, DeliveryLine, parse_reply
+from .log_lines import Client, DeliveryLine, delivery_outcome, parse_reply
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,8 @@ class LMTPProtocol(LMTP):
             transport.close()
             return
         self.counted = True
+        metrics.LMTP_SESSIONS.inc()
+        metrics.LMTP_SESSIONS_OPEN.inc()
         self._handler.connections.add(self)
         super().connection_made(transport)
 
@@ -83,6 +86,7 @@ class LMTPProtocol(LMTP):
         if self.counted:
             self.counted = False
             self._handler.slots.release()
+            metrics.LMTP_SESSIONS_OPEN.dec()
         self._handler.connections.discard(self)
         super().connection_lost(exc)
 
@@ -113,6 +117,7 @@ class LMTPProtocol(LMTP):
         # RFC 2033 §4.2: after the data, one reply per accepted recipient. (A too-large
         # SIZE= on MAIL comes before any recipient, so it stays a single reply.)
         if status in _DATA_FAILURES and self.envelope is not None and self.envelope.rcpt_tos:
+            metrics.DELIVERIES.labels("refused").inc(len(self.envelope.rcpt_tos))
             for rcpt in self.envelope.rcpt_tos:
                 DeliveryLine(self.envelope.client, rcpt, parse_reply(status) or TOO_BIG).log()
             status = "\r\n".join([status] * len(self.envelope.rcpt_tos))
@@ -162,6 +167,7 @@ class DeliveryHandler:
                              rcpt_options: list[str]) -> str:
         recipients: Recipients = envelope.recipients  # type: ignore[attr-defined]
         if len(recipients.addresses) >= self.settings.max_recipients:
+            metrics.DELIVERIES.labels("temporary_failure").inc()
             return "452 4.5.3 Too many recipients"
         try:
             # A bare local part (Postfix's local transport sends them) is in default_domain.
@@ -169,8 +175,10 @@ class DeliveryHandler:
                 address if "@" in address else f"{address}@{self.settings.default_domain}")
         except Exception:  # SQLAlchemyError above all; never a 5xx for our own fault
             log.exception("directory lookup failed for %s", address)
+            metrics.DELIVERIES.labels("temporary_failure").inc()
             return "451 4.3.0 Directory temporarily unavailable, try again later"
         if not mailbox_ids:
+            metrics.DELIVERIES.labels("refused").inc()
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
@@ -203,6 +211,7 @@ class DeliveryHandler:
     async def handle_DATA(self, server, session: SMTPSession, envelope: SMTPEnvelope) -> str:
         recipients: Recipients = envelope.recipients  # type: ignore[attr-defined]
         self.in_flight += 1
+        started = time.monotonic()
         try:
             outcomes = await self._deliver(session, envelope, recipients)
         except Exception:
@@ -214,6 +223,7 @@ class DeliveryHandler:
                              size=len(envelope.original_content or b"")).log()
         finally:
             self.in_flight -= 1
+        _count(outcomes, time.monotonic() - started)
         return "\r\n".join(o.reply() for o in outcomes)
 
     def _read_calendar(self, env: Envelope) -> None:
@@ -255,6 +265,18 @@ class DeliveryHandler:
         by_mailbox = dict(zip(targets, delivered))
         return [_worst(by_mailbox[mid] for mid in mailbox_ids)
                 for mailbox_ids in recipients.mailbox_ids]
+
+
+# The ``outcome`` label of an answer (metrics.DELIVERY_OUTCOMES): the log line's word, but
+# "temporary_failure" for its "deferred", as the metric's documentation names it.
+_METRIC_OUTCOME = {"deferred": "temporary_failure"}
+
+
+def _count(outcomes: list[Outcome], seconds: float) -> None:
+    metrics.DELIVERY_SECONDS.observe(seconds)
+    for outcome in outcomes:
+        word = delivery_outcome(outcome)
+        metrics.DELIVERIES.labels(_METRIC_OUTCOME.get(word, word)).inc()
 
 
 def _client(server: LMTP, session: SMTPSession, mail_from: str) -> Client:

@@ -10,6 +10,7 @@ import logging
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from mr_engine import metrics
 from mr_engine.services import booking
 from mr_engine.services.meeting_requests import book_and_queue
 from mr_engine.store.stores import PROCESSED
@@ -34,10 +35,12 @@ def process_meeting_request(d: Delivery) -> Outcome | None:
     except Exception:
         log.exception("%s: meeting request processing failed; delivering as mail",
                       d.mailbox.name)
+        d.counts.append(metrics.Count(metrics.MEETING_REQUESTS, ("failed",)))
         return None
     d.queued += len(result.replies)
     d.meeting_request = True
     d.meeting = result
+    d.counts.append(metrics.Count(metrics.MEETING_REQUESTS, (result.outcome,)))
     d.folder = PROCESSED
     d.notes.append(f"meeting request {req.invitation.uid}: {result.describe()}")
     d.notes.extend(result.problems)

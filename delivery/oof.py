@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from mr_engine.services.oof import Received, decide, queue_reply
+from mr_engine import metrics
+from mr_engine.services.oof import Received, decide, queue_reply, suppression_kind
 from mr_engine.store.oof_state import OofState
 
 from .context import Delivery
@@ -19,6 +20,7 @@ def out_of_office(d: Delivery) -> None:
         return
     if d.meeting_request:
         d.notes.append("no oof reply: meeting request")
+        _suppressed(d, "meeting_request")
         return
     received = Received(d.envelope.message, d.envelope.sender, d.recipient)
     try:
@@ -27,11 +29,19 @@ def out_of_office(d: Delivery) -> None:
         log.warning("%s: no out-of-office reply to %r: unusable headers", d.mailbox.name,
                     d.envelope.sender, exc_info=True)
         d.notes.append("no oof reply: unusable headers")
+        _suppressed(d, "unusable_headers")
         return
     if reason:
         d.notes.append(f"no oof reply: {reason}")
+        _suppressed(d, suppression_kind(reason))
     elif queue_reply(d.session, d.mailbox, state, received, content, d.settings, d.now):
         d.queued += 1
         d.notes.append(f"oof reply queued to {received.sender.strip()}")
+        d.counts.append(metrics.Count(metrics.OOF_SENT))
     else:
         d.notes.append("no oof reply: already replied within oof_interval")
+        _suppressed(d, "interval")
+
+
+def _suppressed(d: Delivery, reason: str) -> None:
+    d.counts.append(metrics.Count(metrics.OOF_SUPPRESSED, (reason,)))

@@ -28,6 +28,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
+from mr_engine import metrics
 from mr_engine.clock import utcnow
 from mr_engine.config import Settings
 from mr_engine.store.db import Database
@@ -39,6 +40,8 @@ from .log_lines import RelayLine
 
 log = logging.getLogger("delivery.relay")
 
+# The ``result`` label of mr_engine_relay_attempts_total, by the row's status after it.
+ATTEMPT_RESULTS = {outbox.SENT: "sent", outbox.QUEUED: "deferred", outbox.FAILED: "failed"}
 PASS_BUDGET = 30.0  # seconds a pass goes on claiming messages
 CLAIM_BATCH = 20  # messages claimed (and recorded) per write transaction
 
@@ -290,6 +293,7 @@ class Relay:
                                               self.lifetime)) for a in sent]
             for attempt, results in recorded:
                 attempt.log(results, self.settings.smarthost, now)
+                _count_attempt(results)
                 done.attempts.append(results)
 
 
@@ -330,6 +334,12 @@ class _Attempt:
         if rcpt in sent.permanent:  # RFC 5321 §4.2.1: a 5yz answer, refused for good
             return "bounced", sent.permanent[rcpt]
         return "failed", sent.temporary.get(rcpt, row.error)  # given up: lifetime over
+
+
+def _count_attempt(results: list[AttemptResult]) -> None:
+    """Once committed; no rows: the lease was lost (another worker records that attempt)."""
+    for label in [ATTEMPT_RESULTS[r.status] for r in results] or ["lost"]:
+        metrics.RELAY_ATTEMPTS.labels(label).inc()
 
 
 async def _first_of(stop: asyncio.Event, woken: asyncio.Event, timeout: float) -> None:

@@ -45,6 +45,7 @@ from mr_engine.config import SCHEMA, Settings
 from mr_engine.logs import setup_logging
 
 from . import frontends, listeners, server_state
+from .metric_files import MetricFiles
 
 if TYPE_CHECKING:
     from mr_engine.store.db import Database
@@ -163,17 +164,21 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(**values)
     setup_logging(settings.log_level, settings.log_format, settings.log_target)
     sockets = _sockets_from(args.listen, args.unix_path)
+    metric_files = MetricFiles()  # before the first fork: see metric_files.py
     try:
-        return Supervisor(settings, sockets).run()
+        return Supervisor(settings, sockets, metric_files).run()
     finally:
+        metric_files.remove()
         frontends.close_all(sockets)
         server_state.remove(settings)
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, sockets: frontends.Bound) -> None:
+    def __init__(self, settings: Settings, sockets: frontends.Bound,
+                 metric_files: MetricFiles) -> None:
         self.settings = settings
         self.sockets = sockets
+        self.metric_files = metric_files
         self.count = settings.worker_count
         self.slots = listeners.SessionSlots(settings.max_sessions, self.count)
         self.children: dict[int, tuple[int, float]] = {}  # pid -> (worker index, started)
@@ -200,6 +205,7 @@ class Supervisor:
                 continue
             index, started = self.children.pop(pid)
             code = os.waitstatus_to_exitcode(status)
+            self.metric_files.worker_died(pid)
             self.slots.clear(index)
             if self.stopping:
                 # A worker stopped by the signal before its server could catch it had not

@@ -17,6 +17,29 @@ from mr_engine.store.oof_state import OofState, claim_reply
 from mr_engine.store.outbox import enqueue
 
 
+# The ``reason`` label of mr_engine_oof_replies_suppressed_total: a short name for each of
+# core.oof_rules' reasons (which quote header values, too many to be label values), by the
+# words they start with. The delivery step adds its own (meeting_request, interval, ...).
+_SUPPRESSION_KINDS = (
+    ("null envelope sender", "null_sender"),
+    ("invalid envelope sender", "invalid_sender"),
+    ("sender is the user's own", "own_address"),
+    ("system or list sender", "system_sender"),
+    ("Auto-Submitted:", "auto_submitted"),
+    ("Precedence:", "precedence"),
+    ("mailing list", "mailing_list"),
+    ("X-Auto-Response-Suppress:", "auto_response_suppress"),
+    ("X-Spam-Flag:", "spam"),
+    ("the user is not in To or Cc", "not_addressed"),
+)
+
+
+def suppression_kind(reason: str) -> str:
+    """The short name of a suppression reason of ``decide`` ("other" for one unknown)."""
+    return next((kind for start, kind in _SUPPRESSION_KINDS if reason.startswith(start)),
+                "other")
+
+
 @dataclass(frozen=True)
 class Received:
     """What the answer depends on: the message, its envelope sender, the recipient used."""

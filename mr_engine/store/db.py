@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from sqlalchemy import Engine, bindparam, create_engine, event, select
+from sqlalchemy import Engine, bindparam, create_engine, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -98,6 +98,13 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def probe(session: Session) -> str | None:
+    """``SELECT 1``, then the schema's revision, read from alembic's table directly
+    (``current_revision`` imports alembic, which a serve worker does not)."""
+    session.execute(text("SELECT 1"))
+    return session.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 class FairLock:

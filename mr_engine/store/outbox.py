@@ -17,7 +17,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from sqlalchemy import delete as delete_rows, insert, or_, select, update
+from sqlalchemy import delete as delete_rows, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from mr_engine.store.models import OutboundMessage
@@ -92,6 +92,14 @@ def list_queue(session: Session, status: str | None = None) -> list[QueueEntry]:
     if status:
         stmt = stmt.where(OutboundMessage.status == status)
     return [QueueEntry.of(row) for row in session.scalars(stmt)]
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    """How many messages the queue holds in each status (every status, zero included)."""
+    counts = dict.fromkeys((QUEUED, SENT, FAILED), 0)
+    stmt = select(OutboundMessage.status, func.count()).group_by(OutboundMessage.status)
+    counts.update({status: count for status, count in session.execute(stmt)})
+    return counts
 
 
 def _get(session: Session, message_id: int) -> OutboundMessage:

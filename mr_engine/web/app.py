@@ -15,6 +15,7 @@ from .context import CONTEXT, WebContext
 from .errors import answer_failures
 
 ROUTE_MODULES: tuple[str, ...] = (
+    "mr_engine.web.health",
     "mr_engine.web.pages",
     "mr_engine.web.freebusy",
     "mr_engine.web.feeds",
