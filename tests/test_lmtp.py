@@ -206,7 +206,7 @@ def test_shutdown_finishes_a_delivery_in_flight(db, db_url, monkeypatch):
 def test_serve_logs_ready_and_exits_0_on_sigterm(db, db_url, tmp_path):
     add_users(db, "alice")
     env = {"MR_ENGINE_DATABASE_URL": db_url, "MR_ENGINE_LMTP_LISTEN": "127.0.0.1:0",
-           "MR_ENGINE_SMARTHOST": "127.0.0.1:9", "PATH": str(BIN)}
+           "MR_ENGINE_SMARTHOST": "127.0.0.1:9", "MR_ENGINE_HTTP_LISTEN": "", "PATH": str(BIN)}
     proc = subprocess.Popen([str(BIN / "mr-engine"), "serve"], env=env,
                             stderr=subprocess.PIPE, text=True)
     try:
