@@ -1,11 +1,12 @@
-"""Upkeep that ``mr-engine serve`` runs in the background: series horizons, dedupe claims and
-sent mail.
+"""Upkeep that ``mr-engine serve`` runs in the background: series horizons, dedupe claims,
+sent mail and approvals nobody decided.
 
 At start and then every ``INTERVAL`` (an hour) a pass extends every resource's due series
 (``mr_engine.horizon``; their declines are queued for the relay), drops the Message-ID
 claims older than ``dedupe_window`` and the sent outbound messages older than
-``queue_keep_sent``. Series are extended ``CHUNK`` at a time, one short write
-transaction each, so deliveries never wait behind a long one. Every worker process runs the
+``queue_keep_sent``, and declines the requests whose approval waited longer than their
+resource's ``mr_approval_timeout`` (one transaction each). Series are extended ``CHUNK`` at
+a time, one short write transaction each, so deliveries never wait behind a long one. Every worker process runs the
 pass; the resource's lock and the moved horizon leave nothing for a second one to do.
 """
 
@@ -18,6 +19,9 @@ from typing import Callable
 
 from sqlalchemy import select
 
+from mr_engine.services import approvals
+from mr_engine.services.meeting_requests import queue_replies
+from mr_engine.store import approvals as approval_store
 from mr_engine.store import messages, outbox
 from mr_engine.config import Settings
 from mr_engine.store.db import Database
@@ -61,6 +65,7 @@ class Maintenance:
             self._catch_up(resource_id, now)
         self._forget_message_ids(now)
         self._prune_sent(now)
+        self._expire_approvals(now)
 
     def _catch_up(self, resource_id: int, now: dt.datetime) -> None:
         while True:
@@ -88,3 +93,14 @@ class Maintenance:
         if pruned:
             log.info("pruned %d sent message(s) queued before %s (queue_keep_sent)", pruned,
                      before.isoformat(timespec="seconds"))
+
+    def _expire_approvals(self, now: dt.datetime) -> None:
+        with self.db.read() as session:
+            due = approval_store.due(session, now)
+        for approval_id in due:
+            with self.db.write() as session:
+                done = approvals.expire(session, approval_id, self.settings, now)
+                if done is not None:
+                    queue_replies(session, done.replies, now)
+            if done is not None and done.replies:
+                self.on_queued()

@@ -14,6 +14,7 @@ from typing import Callable
 from mr_engine.store import messages
 
 from . import trace
+from .approval_mail import decide_by_mail
 from .context import Delivery, Outcome
 from .mail_store import DELIVERED
 from .meeting import process_meeting_request
@@ -75,6 +76,7 @@ STEPS: list[Step] = [
     skip_duplicate,
     add_trace_headers,
     check_quota,
+    decide_by_mail,
     process_meeting_request,
     out_of_office,
     file_message,

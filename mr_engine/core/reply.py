@@ -29,7 +29,7 @@ from mr_engine.core.outgoing import (AUTO_REPLY_HEADERS, LINE, AddressError, Par
                                 thread_headers)
 from mr_engine.core.timezones import format_span
 
-__all__ = ["Answer", "PRODID", "build_reply"]
+__all__ = ["Answer", "PRODID", "build_reply", "verb"]
 
 PRODID = "-//mr-engine//mr-engine 0.1//EN"
 # All but TAB and LF; and lone surrogates, which cannot be encoded as UTF-8.
@@ -48,8 +48,8 @@ class Answer:
     """
 
     event: EventData
-    partstat: str  # "ACCEPTED" | "DECLINED"
-    reason: str
+    partstat: str  # "ACCEPTED" | "TENTATIVE" (held for approval) | "DECLINED"
+    reason: str  # why declined; what a tentative acceptance waits for; a delegate's comment
     recurrence_id: datetime | None
     start: datetime | None = None
     end: datetime | None = None
@@ -111,7 +111,7 @@ def _vevent(answer: Answer, resource_address: str, resource_name: str, now: date
     vevent.add("DTSTART", _ical_time(start, event))
     vevent.add("DTEND", _ical_time(end, event))
     vevent.add("SUMMARY", _ical_text(event.summary))
-    if answer.partstat == "DECLINED" and answer.reason:
+    if answer.reason:  # RFC 5546 §3.2.3: COMMENT may say why, whatever the PARTSTAT
         vevent.add("COMMENT", _ical_text(answer.reason))
     return vevent
 
@@ -152,18 +152,33 @@ def _reason(text: str) -> str:
     return reason if len(reason) <= _MAX_REASON else reason[:_MAX_REASON] + " …"
 
 
+# Per PARTSTAT: how an answer's line begins, and the label of its reason.
+_WORDS = {"ACCEPTED": ("Accepted", "Comment: "), "TENTATIVE": ("Tentatively accepted", ""),
+          "DECLINED": ("Declined", "Reason: ")}
+_VERDICTS = {"Accepted": "accepted", "Tentative": "tentatively accepted",
+             "Declined": "declined"}
+
+
+def verb(answers: Sequence[Answer]) -> str:
+    """The subject's verb: Accepted, or Tentative (held for approval), else Declined."""
+    kinds = {a.partstat for a in answers}
+    if kinds == {"ACCEPTED"}:
+        return "Accepted"
+    return "Tentative" if kinds == {"TENTATIVE"} else "Declined"
+
+
 def _answer_lines(answer: Answer) -> list[str]:
-    what = "Accepted" if answer.partstat == "ACCEPTED" else "Declined"
+    what, label = _WORDS[answer.partstat]
     scope = "occurrence" if answer.recurrence_id is not None else "meeting"
     lines = _wrapped(f"{what} {scope}: {_when(answer)}", "  ")
-    if answer.partstat != "ACCEPTED" and answer.reason:
-        lines += _wrapped(f"  Reason: {_reason(answer.reason)}", "    ")
+    if answer.reason:
+        lines += _wrapped(f"  {label}{_reason(answer.reason)}", "    ")
     return lines
 
 
 def _text(answers: Sequence[Answer], resource_name: str, summary: str,
           note: str = "") -> str:
-    verdict = "accepted" if all(a.partstat == "ACCEPTED" for a in answers) else "declined"
+    verdict = _VERDICTS[verb(answers)]
     lines = _wrapped(f'{_clean(resource_name)} has {verdict} your meeting request "{summary}".')
     lines.append("")
     for answer in answers:
@@ -203,12 +218,11 @@ def build_reply(inv: Invitation, answers: Sequence[Answer], resource_address: st
         raise ValueError("no answers to send")
     first = answers[0].event
     summary = _clean(first.summary or inv.events[0].summary)
-    verb = "Accepted" if all(a.partstat == "ACCEPTED" for a in answers) else "Declined"
     parent = next(iter(message_ids(request_message_id or "")), None)
     headers = [
         address_header("From", resource_name, _mailbox(resource_address, "resource")),
         address_header("To", first.organizer_cn, _mailbox(first.organizer, "organizer")),
-        text_header("Subject", f"{verb}: {summary}"),
+        text_header("Subject", f"{verb(answers)}: {summary}"),
         date_header(now),
         field("Message-ID", new_message_id(hostname)),
         *thread_headers(parent, [parent] if parent else []),

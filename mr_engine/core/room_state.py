@@ -35,8 +35,8 @@ class Entry:
     end: datetime  # UTC
     title: str  # "Busy" when the setting shows no subject
     organizer_name: str = ""
-    blocks: bool = True  # takes capacity: booked and opaque, as booking counts it
-    note: str = ""  # why it does not block ("tentative", "shown as free")
+    blocks: bool = True  # takes capacity: booked or tentative, opaque, as booking counts it
+    note: str = ""  # "tentative" (awaiting approval), or why it does not block ("shown as free")
 
 
 @dataclass(frozen=True)

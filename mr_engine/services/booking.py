@@ -10,7 +10,10 @@ UID is declined to them, their CANCEL is ignored (and logged), and the booking s
 
 Who may book is the rules' (``core.who_may_book``, facts from ``who_asks``). A request that
 only the request-in list allows, and that fits, waits for a delegate's approval: with no
-delegates it is declined (and logged), otherwise it goes to ``hold_for_approval``.
+delegates it is declined (and logged), otherwise it goes to ``hold_for_approval``, which
+books it as an acceptance is booked, but tentatively, answers TENTATIVE and asks the
+delegates (``services.approvals``). A later revision of a held request replaces its
+approval; a CANCEL withdraws it.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from mr_engine.core import booked_calendar
 from mr_engine.store import calendar_store as cal
-from mr_engine.services import horizon, who_asks
+from mr_engine.services import approvals, horizon, who_asks
 from mr_engine.config import Settings
 from mr_engine.store.db import lock_mailbox
 from mr_engine.core.itip import OUT_OF_RANGE, EventData, Invitation, InvitationError, is_attendee
@@ -43,7 +46,21 @@ log = logging.getLogger(__name__)
 
 NOT_ORGANIZER = "only the organizer of this meeting can change it"
 NOBODY_CAN_APPROVE = "nobody can approve requests for this resource"
-APPROVAL_NOT_AVAILABLE = "approval is not available yet"
+CHANGED_WHY = "the organizer changed the request, and the resource's rules decided it at once"
+CANCELLED_WHY = "the organizer cancelled the meeting"
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """How a request that fits is answered: at once (FIRM), or tentatively while it waits
+    for approval (RFC 5546 §3.2.3: PARTSTAT=TENTATIVE), ``note`` saying for whom."""
+
+    partstat: str = "ACCEPTED"
+    note: str = ""
+    outcome: str = "accepted"
+
+
+FIRM = Acceptance()
 
 
 @dataclass
@@ -54,7 +71,7 @@ class BookingResult:
     delivery and an error exit of ``kopano-mr-accept``.
     """
 
-    outcome: str  # "accepted" | "declined" | "ignored" | "cancelled"
+    outcome: str  # "accepted" | "tentative" | "declined" | "ignored" | "cancelled"
     reasons: list[str] = field(default_factory=list)
     replies: list[OutgoingReply] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -157,7 +174,25 @@ def _apply(session: Session, req: Request, booking: Booking | None) -> BookingRe
         else _series(session, req, booking)
     if any(e.out_of_range for e in req.invitation.events):
         result.problems.append(OUT_OF_RANGE)  # declined, and the input was not usable
+    if result.outcome == "accepted" and req.resource.resource_settings.notify_delegates:
+        result.replies += _notices(session, req)
     return result
+
+
+def _notices(session: Session, req: Request) -> list[OutgoingReply]:
+    """Kolab's accept-and-notify: the delegates hear of each automatic booking."""
+    booked = cal.find_booking(session, req.resource.id, req.invitation.uid)
+    return [] if booked is None else approvals.notify(session, req.resource, booked,
+                                                      req.settings, req.now)
+
+
+def _withdraw(session: Session, req: Request, booking: Booking | None, status: str,
+              why: str) -> list[OutgoingReply]:
+    """The booking's pending approval, if any, is over: the delegates are told ``why``."""
+    if booking is None:
+        return []
+    return approvals.withdraw(session, req.resource, booking, status, why, req.settings,
+                              req.now)
 
 
 def _by_organizer(booking: Booking, inv: Invitation) -> bool:
@@ -248,20 +283,31 @@ def check(session: Session, resource: Mailbox, instances: list[Instance], recurr
 
 
 def hold_for_approval(session: Session, req: Request, booking: Booking | None,
-                      decision: Decision) -> BookingResult:
+                      decision: Decision, instances: list[Instance] | None = None
+                      ) -> BookingResult:
     """THE APPROVALS HOOK (issue 13): a request that only the request-in list allows, that
     fits (``decision.booked``, ``decision.declined_instances`` as for an acceptance), for a
     resource with delegates. ``booking`` is the meeting's current booking, if any; nothing
     of it has been changed yet. The caller holds the resource's lock and the transaction.
 
-    To be filled by the approvals work: book tentatively, reply TENTATIVE, ask the
-    delegates. Until then the request is declined and nothing in the store changes.
+    Booked as an acceptance would be (``instances``: those an overrides-only request
+    asked for), then made tentative: it holds its slot in conflict checks while it waits.
+    The organizer gets TENTATIVE "awaiting approval by …", each delegate the request.
     """
-    log.warning("%s: %s: needs approval, which is not available yet: declined",
-                req.resource.name, req.invitation.uid)
-    answers = [Answer(e, "DECLINED", APPROVAL_NOT_AVAILABLE, e.recurrence_id)
-               for e in req.invitation.events]
-    return _answer(req, "declined", [APPROVAL_NOT_AVAILABLE], answers)
+    people = approvals.delegates(session, req.resource)
+    held = Acceptance("TENTATIVE", approvals.awaiting(people), "tentative")
+    if req.invitation.master is not None:
+        result = _settle_series(session, req, booking, decision, held)
+    else:
+        result = _settle_instances(session, req, booking, instances or [], decision, held)
+    booked = cal.find_booking(session, req.resource.id, req.invitation.uid)
+    if booked is None or result.outcome != "tentative":
+        return result
+    cal.set_status(session, booked, cal.TENTATIVE)
+    hold = approvals.Hold(booked, req.invitation, req.message_id,
+                          len(decision.declined_instances), req.now)
+    result.replies += approvals.ask(session, req.resource, hold, req.settings, people)
+    return result
 
 
 def _series(session: Session, req: Request, booking: Booking | None) -> BookingResult:
@@ -279,6 +325,17 @@ def _series(session: Session, req: Request, booking: Booking | None) -> BookingR
                            booking.id if booking else None)
     if decision.needs_approval:
         return hold_for_approval(session, req, booking, decision)
+    withdrawn = _withdraw(session, req, booking, approvals.REPLACED, CHANGED_WHY)
+    result = _settle_series(session, req, booking, decision)
+    result.replies += withdrawn
+    return result
+
+
+def _settle_series(session: Session, req: Request, booking: Booking | None,
+                   decision: Decision, acceptance: Acceptance = FIRM) -> BookingResult:
+    """The series booked as ``decision`` says (replacing ``booking``'s occurrences)."""
+    master = req.invitation.master
+    assert master is not None
     if booking is not None:
         cal.remove_occurrences(session, booking)
     if not decision.accepted:
@@ -289,13 +346,13 @@ def _series(session: Session, req: Request, booking: Booking | None) -> BookingR
     booking = _save_booking(session, req, booking, master)
     booking.horizon = _horizon(req) if master.recurring else None
     cal.add_occurrences(session, req.resource, booking, decision.booked)
-    answers = [Answer(master, "ACCEPTED", "", None)]
+    answers = [Answer(master, acceptance.partstat, acceptance.note, None)]
     answers += [Answer(event_for(req.invitation, inst), "DECLINED", reason, inst.recurrence_id,
                        inst.start, inst.end)
                 for inst, reason in decision.declined_instances]
     reasons = [f"declined {len(decision.declined_instances)} conflicting occurrence(s)"] \
         if decision.declined_instances else []
-    return _answer(req, "accepted", reasons, answers)
+    return _answer(req, acceptance.outcome, reasons, answers)
 
 
 def _instances(session: Session, req: Request, booking: Booking | None) -> BookingResult:
@@ -311,7 +368,20 @@ def _instances(session: Session, req: Request, booking: Booking | None) -> Booki
                         for e in req.invitation.events])
     decision = _decide(session, req, instances, False, booking.id if booking else None)
     if decision.needs_approval:
-        return hold_for_approval(session, req, booking, decision)
+        return hold_for_approval(session, req, booking, decision, instances)
+    withdrawn = _withdraw(session, req, booking, approvals.REPLACED, CHANGED_WHY)
+    if booking is not None and booking.status == cal.TENTATIVE:
+        cal.set_status(session, booking, cal.BOOKED)  # no approval waits for it any more
+    result = _settle_instances(session, req, booking, instances, decision)
+    result.replies += withdrawn
+    return result
+
+
+def _settle_instances(session: Session, req: Request, booking: Booking | None,
+                      instances: list[Instance], decision: Decision,
+                      acceptance: Acceptance = FIRM) -> BookingResult:
+    """The overrides booked (or moved, or declined) as ``decision`` says."""
+    first = req.invitation.events[0]
     declined = {i.recurrence_id: reason for i, reason in decision.declined_instances}
     if not decision.accepted:
         declined.update({i.recurrence_id: summarize(decision.reasons) for i in instances})
@@ -320,12 +390,13 @@ def _instances(session: Session, req: Request, booking: Booking | None) -> Booki
         cal.add_occurrences(session, req.resource, booking, decision.booked)
     elif booking is not None:
         _move_instances(session, req, booking, instances, decision, declined)
-    answers = [Answer(e, "DECLINED" if e.recurrence_id in declined else "ACCEPTED",
-                      declined.get(e.recurrence_id, ""), e.recurrence_id)
+    answers = [Answer(e, "DECLINED", declined[e.recurrence_id], e.recurrence_id)
+               if e.recurrence_id in declined
+               else Answer(e, acceptance.partstat, acceptance.note, e.recurrence_id)
                for e in req.invitation.events]
     if declined:
         return _answer(req, "declined", sorted(set(declined.values())), answers)
-    return _answer(req, "accepted", [], answers)
+    return _answer(req, acceptance.outcome, [], answers)
 
 
 def _move_instances(session: Session, req: Request, booking: Booking,
@@ -351,8 +422,9 @@ def _cancel(session: Session, req: Request, booking: Booking | None) -> BookingR
         return BookingResult("ignored", ["cancel for a meeting that is not booked"])
     events = req.invitation.events
     if any(e.recurrence_id is None for e in events):
+        withdrawn = _withdraw(session, req, booking, approvals.CANCELLED, CANCELLED_WHY)
         cal.delete_booking(session, booking)
-        return BookingResult("cancelled")
+        return BookingResult("cancelled", replies=withdrawn)
     removed = sum(cal.remove_occurrences(session, booking, e.recurrence_id,
                                          and_future=e.this_and_future) for e in events)
     booking.calendar = booked_calendar.with_overrides(booking.calendar, events, req.zone,
@@ -390,7 +462,7 @@ def _answer(req: Request, outcome: str, reasons: list[str], answers: list[Answer
     # RECURRENCE-ID) per declined occurrence. One message for all of them, not one each:
     # the ORGANIZER is not verified, and a thousand replies per request would make the
     # resource a mail cannon.
-    groups = [answers] if outcome != "accepted" or len(answers) == 1 \
+    groups = [answers] if outcome not in ("accepted", "tentative") or len(answers) == 1 \
         else [answers[:1], answers[1:]]
     event = req.invitation.events[0]
     try:

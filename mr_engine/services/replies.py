@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from mr_engine.core.itip import EventData, Invitation, is_attendee
 from mr_engine.core.recurrence import Instance
 from mr_engine.store.models import Mailbox
-from mr_engine.core.reply import Answer, build_reply
+from mr_engine.core.reply import Answer, build_reply, verb
 
 __all__ = ["OutgoingReply", "compose", "event_for", "summarize", "wanted"]
 
@@ -50,8 +50,8 @@ def compose(inv: Invitation, event: EventData, resource: Mailbox, answers: list[
     """One REPLY carrying *answers*; raises ValueError for an unusable organizer address."""
     content = build_reply(inv, answers, resource.email, resource.fullname or resource.name,
                           message_id, now, hostname, resource.mr_response_text)
-    verb = "Accepted" if all(a.partstat == "ACCEPTED" for a in answers) else "Declined"
-    return OutgoingReply(resource.email, event.organizer, f"{verb}: {event.summary}", content)
+    return OutgoingReply(resource.email, event.organizer, f"{verb(answers)}: {event.summary}",
+                         content)
 
 
 def event_for(inv: Invitation, inst: Instance) -> EventData:

@@ -73,19 +73,19 @@ class ResourcePage:
 
 def entry_of(found: AgendaEntry, level: str) -> Entry:
     """A stored occurrence as ``level`` shows it; blocking as booking counts it
-    (``calendar_store.busy_intervals``: booked and opaque)."""
+    (``calendar_store.busy_intervals``: booked or tentative, and opaque)."""
     view = shown(level, found.summary, found.organizer_name, found.organizer,
                  found.attendee_count)
-    note = _why_not_blocking(found)
     return Entry(found.start, found.end, view.title, view.organizer_name,
-                 blocks=not note, note=note)
+                 blocks=not found.transparent and found.status in cal.HOLDING,
+                 note=_note(found))
 
 
-def _why_not_blocking(found: AgendaEntry) -> str:
-    """"" for a booking that takes capacity; else why not (its status while not booked)."""
+def _note(found: AgendaEntry) -> str:
+    """"" for a firm booking; else what it is ("tentative": held, awaiting approval)."""
     if found.transparent:
         return "shown as free"
-    return "" if found.status == "booked" else found.status
+    return "" if found.status == cal.BOOKED else found.status
 
 
 def page_of(session: Session, resource: Mailbox, settings: Settings, at: dt.datetime,

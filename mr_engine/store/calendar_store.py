@@ -16,13 +16,18 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Iterable
 
-from sqlalchemy import and_, bindparam, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from mr_engine.store.models import Booking, Mailbox, Occurrence
 from mr_engine.core.policy import Busy
 from mr_engine.core.recurrence import Instance
 
+
+BOOKED, TENTATIVE = "booked", "tentative"
+# The statuses that hold a slot: a tentative booking (pending approval) holds it as firmly
+# as a booked one, as Exchange's TentativePendingApproval does.
+HOLDING = (BOOKED, TENTATIVE)
 
 # Built once: both run for every meeting request (statement construction is costly).
 _FIND = select(Booking).where(Booking.resource_id == bindparam("resource"),
@@ -31,7 +36,7 @@ _FIND = select(Booking).where(Booking.resource_id == bindparam("resource"),
 _BUSY = select(Occurrence.start, Occurrence.end).where(
     Occurrence.resource_id == bindparam("resource"),
     Occurrence.start >= bindparam("lower"), Occurrence.start < bindparam("end"),
-    Occurrence.end > bindparam("start"), Occurrence.status == "booked",
+    Occurrence.end > bindparam("start"), Occurrence.status.in_(HOLDING),
     Occurrence.transparent.is_(False), Occurrence.booking_id != bindparam("exclude"))
 _INSERT = insert(Occurrence)
 # A SQL increment, not the ORM attribute: concurrent writers and a stale loaded row
@@ -41,7 +46,7 @@ _TOUCH = update(Mailbox.__table__).where(Mailbox.__table__.c.id == bindparam("re
 # Every opaque occurrence that counts against capacity, with its status.
 _OPAQUE = select(Occurrence.start, Occurrence.end, Occurrence.status).where(
     Occurrence.resource_id == bindparam("resource"), Occurrence.transparent.is_(False),
-    Occurrence.status.in_(("booked", "tentative")))
+    Occurrence.status.in_(HOLDING))
 
 
 def find_booking(session: Session, resource_id: int, uid: str) -> Booking | None:
@@ -50,7 +55,7 @@ def find_booking(session: Session, resource_id: int, uid: str) -> Booking | None
 
 def busy_intervals(session: Session, resource: Mailbox, start: dt.datetime, end: dt.datetime,
                    exclude_booking: int | None) -> list[Busy]:
-    """Other bookings' opaque occurrences that overlap [start, end)."""
+    """Other bookings' opaque occurrences that overlap [start, end), booked or tentative."""
     params = {"resource": resource.id, "start": start, "end": end,
               "lower": start - dt.timedelta(seconds=resource.longest_occurrence),
               "exclude": -1 if exclude_booking is None else exclude_booking}
@@ -72,12 +77,41 @@ def add_occurrences(session: Session, resource: Mailbox, booking: Booking,
                     instances: Iterable[Instance]) -> None:
     rows = [{"booking_id": booking.id, "resource_id": resource.id,
              "recurrence_id": i.recurrence_id, "start": i.start, "end": i.end,
-             "summary": i.summary, "transparent": i.transparent, "status": "booked"}
+             "summary": i.summary, "transparent": i.transparent, "status": booking.status}
             for i in instances if not i.cancelled]
     if rows:
         session.connection().execute(_INSERT, rows)
         touch(session, resource.id)
         _note_longest(resource, [i for i in instances if not i.cancelled])
+
+
+def set_status(session: Session, booking: Booking, status: str) -> None:
+    """The booking and all its occurrences become ``status`` (tentative or booked)."""
+    booking.status = status
+    session.execute(update(Occurrence).where(Occurrence.booking_id == booking.id)
+                    .values(status=status))
+    touch(session, booking.resource_id)
+
+
+@dataclass(frozen=True)
+class Extent:
+    """A booking's occurrences at a glance: the first one, and how many there are."""
+
+    start: dt.datetime
+    end: dt.datetime
+    count: int
+
+
+def extent(session: Session, booking: Booking) -> Extent | None:
+    """The booking's first occurrence and its number of occurrences; None without any."""
+    first = session.execute(select(Occurrence.start, Occurrence.end)
+                            .where(Occurrence.booking_id == booking.id)
+                            .order_by(Occurrence.start).limit(1)).first()
+    if first is None:
+        return None
+    count = session.scalar(select(func.count()).select_from(Occurrence)
+                           .where(Occurrence.booking_id == booking.id)) or 0
+    return Extent(first[0], first[1], count)
 
 
 def remove_occurrences(session: Session, booking: Booking,
@@ -105,7 +139,7 @@ def opaque_occurrences(session: Session, resource_id: int) -> tuple[list[Busy], 
     booked: list[Busy] = []
     tentative: list[Busy] = []
     for start, end, status in session.execute(_OPAQUE, {"resource": resource_id}):
-        (booked if status == "booked" else tentative).append(Busy(start, end))
+        (booked if status == BOOKED else tentative).append(Busy(start, end))
     return booked, tentative
 
 

@@ -335,3 +335,46 @@ class OutOfOfficeLog(Base):
                                             primary_key=True)
     sender: Mapped[str] = mapped_column(String(320), primary_key=True)  # lower-cased
     last_sent_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class Approval(Base):
+    """A request held for a delegate's approval (``services.approvals``), and its fate.
+
+    The row outlives its decision, so that a token used again is told apart from a forged
+    one; ``booking_id`` is cleared when a decline or a cancel deletes the booking."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (Index("ix_approvals_status_expires", "status", "expires_at"),
+                      Index("ix_approvals_booking", "booking_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    resource_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    booking_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("bookings.id", ondelete="SET NULL"), nullable=True)
+    uid: Mapped[str] = mapped_column(String(512))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    organizer: Mapped[str] = mapped_column(String(320), default="")
+    # The first occurrence held: what a delegate is asked about, what the list shows.
+    start: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    end: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    nonce: Mapped[str] = mapped_column(String(32))  # in the token's HMAC: ids may recur
+    request_message_id: Mapped[Optional[str]] = mapped_column(String(998), nullable=True)
+    # pending | accepted | declined | expired | replaced | cancelled
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    decided_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime, nullable=True)
+    decided_by: Mapped[str] = mapped_column(String(320), default="")
+    comment: Mapped[str] = mapped_column(Text, default="")
+
+    resource: Mapped[Mailbox] = relationship()
+    booking: Mapped[Optional[Booking]] = relationship()
+
+
+class Secret(Base):
+    """A key the engine keeps in its store (the approval tokens' HMAC key)."""
+
+    __tablename__ = "secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary)

@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from mr_engine.store.db import MIGRATIONS, current_revision, make_engine, sqlite_file
+from mr_engine.store import approvals
 from mr_engine.store.models import Mailbox, OutboundMessage
-from mr_engine.store.outbox import FAILED, QUEUED, SENT
+from mr_engine.store.outbox import QUEUED, SENT, count_by_status
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,7 @@ class StoreProbe:
     mailboxes: int | None = None
     resources: int | None = None
     queue: QueueSummary | None = None
-    # Approvals of bookings have not landed yet: no table to count, reported as null.
-    pending_approvals: int | None = None
+    pending_approvals: int | None = None  # requests waiting for a delegate
 
     @property
     def answers(self) -> bool:
@@ -76,7 +76,8 @@ def _read(engine: Engine) -> StoreProbe:
     with Session(engine.execution_options(sqlite_begin="DEFERRED")) as session:
         return StoreProbe(revision=revision, mailboxes=_count(session),
                           resources=_count(session, Mailbox.resource_type != "none"),
-                          queue=queue_summary(session))
+                          queue=queue_summary(session),
+                          pending_approvals=approvals.count_pending(session))
 
 
 def _count(session: Session, *where: ColumnElement[bool]) -> int:
@@ -84,10 +85,7 @@ def _count(session: Session, *where: ColumnElement[bool]) -> int:
 
 
 def queue_summary(session: Session) -> QueueSummary:
-    counts = dict.fromkeys((QUEUED, SENT, FAILED), 0)
-    rows = session.execute(select(OutboundMessage.status, func.count())
-                           .group_by(OutboundMessage.status))
-    counts.update({status: count for status, count in rows})
+    counts = count_by_status(session)
     oldest = session.scalar(select(func.min(OutboundMessage.created_at))
                             .where(OutboundMessage.status == QUEUED))
     error = session.scalar(select(OutboundMessage.last_error)
