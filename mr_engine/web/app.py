@@ -19,6 +19,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "mr_engine.web.pages",
     "mr_engine.web.freebusy",
     "mr_engine.web.feeds",
+    "mr_engine.web.approvals",
 )
 
 

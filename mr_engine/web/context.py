@@ -53,6 +53,15 @@ class WebContext:
         with self.db.read() as session:
             return work(session, self.directory(session), *args)
 
+    async def write(self, work: Callable[[Session], T]) -> T:
+        """``work(session)`` in a write transaction, off the event loop (the approval page's
+        buttons: the one page that changes the store)."""
+        return await asyncio.get_running_loop().run_in_executor(None, self._write, work)
+
+    def _write(self, work: Callable[[Session], T]) -> T:
+        with self.db.write() as session:
+            return work(session)
+
     def directory(self, session: Session) -> Directory:
         return open_directory(self.settings, session)
 
