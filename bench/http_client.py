@@ -131,7 +131,7 @@ class HttpLoadResult(Latencies):
     def as_dict(self) -> dict:
         return {"target": self.target, "clients": self.clients, "requests": self.requests,
                 "failed": self.failed, "seconds": round(self.seconds, 3),
-                "requests_per_s": round(self.rate(self.requests), 1), **self.latency_figures(),
+                "requests_per_s": round(self.rate(self.requests), 2), **self.latency_figures(),
                 "connections_opened": self.connections_opened, "errors": self.errors[:5]}
 
 

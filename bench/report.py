@@ -102,7 +102,7 @@ def _render_freebusy(l5: dict[str, Any]) -> list[str]:
     out += table(["target", "clients", "requests", "s", "requests/s", "p50 ms", "p99 ms",
                   "connections", "wrong", "load avg before"],
                  [[r["target"], str(r["clients"]), str(r["requests"]), f"{r['seconds']:.1f}",
-                   f"{r['requests_per_s']:.1f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
+                   f"{r['requests_per_s']:.2f}" if r['requests_per_s'] < 10 else f"{r['requests_per_s']:.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
                    str(r["connections_opened"]), str(r["failed"]),
                    f"{r['load_average_1min_before']:.2f}"] for r in l5["results"]])
     if l5.get("ratio") is not None:
