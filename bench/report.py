@@ -102,7 +102,7 @@ def _render_freebusy(l5: dict[str, Any]) -> list[str]:
     out += table(["target", "clients", "requests", "s", "requests/s", "p50 ms", "p99 ms",
                   "connections", "wrong", "load avg before"],
                  [[r["target"], str(r["clients"]), str(r["requests"]), f"{r['seconds']:.1f}",
-                   f"{r['requests_per_s']:.2f}" if r['requests_per_s'] < 10 else f"{r['requests_per_s']:.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
+                   _rate(r["requests_per_s"]), f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
                    str(r["connections_opened"]), str(r["failed"]),
                    f"{r['load_average_1min_before']:.2f}"] for r in l5["results"]])
     if l5.get("ratio") is not None:
@@ -112,6 +112,11 @@ def _render_freebusy(l5: dict[str, Any]) -> list[str]:
         out.append(f"NOTE: the load average was above {BUSY_LOAD} before {', '.join(busy)}: "
                    "other processes shared the cores, those figures are low")
     return out + _render_check(l5["check"])
+
+
+def _rate(per_s: float) -> str:
+    """Two decimals below 10/s (Radicale's rate), none above."""
+    return f"{per_s:.2f}" if per_s < 10 else f"{per_s:.0f}"
 
 
 def _render_check(check: dict[str, Any]) -> list[str]:
