@@ -441,3 +441,80 @@ def test_there_is_only_one_public_store(db_url, local):
         f"Store hooked: {dave_store} as the public store\n"
     assert local.json("--list-orphans")["stores"] == []
     local.expect(1, ["--create-store"])
+
+
+def test_who_may_book_settings_delegates_and_time_zone(db_url, local, tmp_path):
+    for name in ("room", "alice", "bob"):
+        local("--create", "--user", name, "--email", f"{name}@example.com")
+    text = tmp_path / "response.txt"
+    text.write_text("Keys at the desk.\r\nThanks!\r\n")
+    ok(db_url, "--user", "room", "--mr-verify-organizer", "authenticated", "--mr-book-in",
+       "group:Staff, Domain:Example.ORG,alice", "--mr-request-in", "internal",
+       "--mr-allow-external", "no", "--mr-working-hours", "mon-thu 8:00-18:00,Fri 08:00-14:00",
+       "--mr-min-duration", "15", "--mr-response-text", str(text), "--mr-approval-timeout",
+       "48", "--mr-notify-delegates", "yes", "--mr-add-delegate", "bob",
+       "--mr-add-delegate", "alice", "--timezone", "Europe/Berlin")
+    data = as_json(db_url, "--user", "room")
+    assert {k: data[k] for k in (*WHO_MAY_BOOK_JSON, "mr_delegates", "timezone")} == {
+        "timezone": "Europe/Berlin", "mr_verify_organizer": "authenticated",
+        "mr_book_in": ["group:Staff", "domain:example.org", "alice"],
+        "mr_request_in": ["internal"], "mr_allow_external": False,
+        "mr_working_hours": "Mon-Thu 08:00-18:00, Fri 08:00-14:00", "mr_min_duration": 15,
+        "mr_response_text": "Keys at the desk.\nThanks!", "mr_approval_timeout": 48,
+        "mr_notify_delegates": True, "mr_delegates": ["alice", "bob"]}
+    details = labelled(ok(db_url, "--user", "room"))
+    assert {k: details[k] for k in (*WHO_MAY_BOOK_LABELS, "Delegates", "Time zone")} == {
+        "Verify organizer": "authenticated",
+        "Book-in policy": "group:Staff, domain:example.org, alice",
+        "Request-in policy": "internal", "Allow external organizers": "no",
+        "Working hours": "Mon-Thu 08:00-18:00, Fri 08:00-14:00",
+        "Min duration (minutes)": "15", "Response text": "Keys at the desk.\\nThanks!",
+        "Approval timeout (hours)": "48", "Notify delegates": "yes",
+        "Delegates": "alice, bob", "Time zone": "Europe/Berlin"}
+    # From stdin, and cleared again; a delegate removed; the default zone again.
+    ok(db_url, "--user", "room", "--mr-response-text", "-", stdin="From stdin.\n")
+    assert local.json("--user", "room")["mr_response_text"] == "From stdin."
+    local("--user", "room", "--mr-response-text", "none", "--mr-remove-delegate", "alice",
+          "--timezone", "")
+    room = local.json("--user", "room")
+    assert (room["mr_response_text"], room["mr_delegates"], room["timezone"]) == \
+        ("", ["bob"], "UTC")
+
+
+@pytest.mark.parametrize(("args", "why"), [
+    (["--mr-book-in", "none,alice"], "none cannot be combined with other entries"),
+    (["--mr-request-in", "role:x"], "not an entry: 'role:x'"),
+    (["--mr-working-hours", "Mon 18:00-08:00"], "the end must be after the start"),
+    (["--mr-verify-organizer", "maybe"], "invalid choice: 'maybe'"),
+    (["--mr-approval-timeout", "0"], "must be at least 1"),
+    (["--mr-response-text", "/nonexistent/file"], "cannot read /nonexistent/file"),
+    (["--timezone", "Mars/Olympus"], "unknown IANA time zone 'Mars/Olympus'"),
+])
+def test_bad_who_may_book_values_are_usage_errors(db_url, local, args, why):
+    local("--create", "--user", "room", "--email", "room@example.com")
+    [message] = local.expect(2, ["--user", "room", *args])
+    assert why in message
+    assert "Traceback" not in message
+
+
+def test_delegates_must_be_users_and_groups_nest(db_url, local):
+    for name in ("room", "alice"):
+        local("--create", "--user", name, "--email", f"{name}@example.com")
+    assert "user 'nobody' does not exist" in fails(db_url, 1, "--user", "room",
+                                                   "--mr-add-delegate", "nobody")
+    assert "alice is not a delegate of room" in fails(db_url, 1, "--user", "room",
+                                                      "--mr-remove-delegate", "alice")
+    for group in ("staff", "all-staff"):
+        local("--create", "--group", group)
+    local("--group", "staff", "--add-user", "alice")
+    assert ok(db_url, "--group", "all-staff", "--add-user", "staff") == \
+        "Group updated: all-staff\n"
+    assert as_json(db_url, "--group", "all-staff") == {
+        "name": "all-staff", "email": None, "members": [], "member_groups": ["staff"]}
+    assert labelled(ok(db_url, "--group", "all-staff"))["Member groups"] == "staff"
+    assert "cannot be a member of itself" in fails(db_url, 1, "--group", "staff",
+                                                   "--add-user", "staff")
+    assert "no user or group named 'nobody'" in fails(db_url, 1, "--group", "staff",
+                                                      "--add-user", "nobody")
+    local("--group", "all-staff", "--remove-user", "staff")
+    assert "member_groups" not in local.json("--group", "all-staff")
