@@ -15,6 +15,7 @@ The store raises the version in the same transaction as any change of the occurr
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 import threading
 from typing import Any, NamedTuple
@@ -124,8 +125,13 @@ TIMELINES = TimelineCache()
 
 def capacity_of(owner: CalendarOwner) -> int:
     """How many bookings at once make the resource busy: as booking counts them."""
-    return effective_capacity(ResourceSettings(kind=owner.resource_type,
-                                               capacity=owner.capacity))
+    return _capacity(owner.resource_type, owner.capacity)
+
+
+@functools.lru_cache(maxsize=64)
+def _capacity(kind: str, capacity: int) -> int:
+    # Remembered: building the settings costs more than the rest of a cached answer.
+    return effective_capacity(ResourceSettings(kind=kind, capacity=capacity))
 
 
 def _sweep(session: Session, resource_id: int, capacity: int) -> Timeline:
