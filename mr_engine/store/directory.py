@@ -176,9 +176,17 @@ def remove_sendas(session: Session, mailbox: Mailbox, delegate: Mailbox) -> None
 
 
 def sendas_names(session: Session, mailbox: Mailbox) -> list[str]:
-    return list(session.scalars(
-        select(Mailbox.name).join(SendAs, SendAs.delegate_id == Mailbox.id)
-        .where(SendAs.mailbox_id == mailbox.id).order_by(Mailbox.name)))
+    return [m.name for m in _linked(session, SendAs.mailbox_id, SendAs.delegate_id, mailbox)]
+
+
+def _linked(session: Session, owner_column: Any, member_column: Any,
+            owner: Mailbox) -> list[Mailbox]:
+    """The mailboxes a link table (send-as, resource delegates) links to ``owner``, by name."""
+    members = select(member_column).where(owner_column == owner.id)
+    return list(session.scalars(select(Mailbox).where(Mailbox.id.in_(members))
+                                .order_by(Mailbox.name)))
+
+
 
 
 # --- resource delegates --------------------------------------------------------------------
@@ -194,9 +202,7 @@ def remove_delegate(session: Session, resource: Mailbox, delegate: Mailbox) -> N
 
 def delegates_of(session: Session, resource: Mailbox) -> list[Mailbox]:
     """Who approves the resource's requests, by name."""
-    return list(session.scalars(
-        select(Mailbox).join(ResourceDelegate, ResourceDelegate.delegate_id == Mailbox.id)
-        .where(ResourceDelegate.resource_id == resource.id).order_by(Mailbox.name)))
+    return _linked(session, ResourceDelegate.resource_id, ResourceDelegate.delegate_id, resource)
 
 
 # --- groups --------------------------------------------------------------------------------
