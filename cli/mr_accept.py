@@ -3,8 +3,8 @@
 The message runs through the delivery pipeline itself (``mr_engine.delivery.pipeline``): deduplicated
 by Message-ID, booked (or declined, updated, cancelled) with its reply queued, and filed in
 Processed Requests, or in the Inbox when it is not processed, all in one transaction. Then
-the outcome is printed: ``accepted``, ``declined: <reasons>``, ``ignored: <reason>`` or
-``cancelled``. Exit 0 when processed; 1 when the message is not a meeting request for USER
+the outcome is printed: ``accepted``, ``tentative`` (held for a delegate's approval),
+``declined: <reasons>``, ``ignored: <reason>`` or ``cancelled``. Exit 0 when processed; 1 when the message is not a meeting request for USER
 (it is filed in the Inbox all the same), when no reply could be sent, or when it was refused.
 """
 
@@ -92,8 +92,8 @@ def _report(d: Delivery, user: str) -> int:
     if result.outcome in ("declined", "ignored"):
         print(printable(result.describe()))
     else:
-        # "accepted" (a partially declined series too) and "cancelled" stand alone on
-        # stdout; what else happened goes to stderr.
+        # "accepted" (a partially declined series too), "tentative" and "cancelled" stand
+        # alone on stdout; what else happened goes to stderr.
         print(result.outcome)
         if result.reasons:
             print(printable(result.describe()), file=sys.stderr)

@@ -46,6 +46,7 @@ def test_a_token_is_bound_to_its_approval_and_nonce() -> None:
     assert not tokens.genuine(b"x" * 32, token, 17, "n1")  # another store's secret
     assert not tokens.genuine(b"k" * 32, token, 18, "n1")
     assert tokens.parse("17-short") is None and tokens.parse("x-" + "a" * 20) is None
+    assert tokens.parse("9" * 10 + "-" + "a" * 20) is None  # beyond any id the store has
 
 
 @pytest.mark.parametrize("recipient, ask", [
@@ -234,6 +235,23 @@ def test_forged_reused_and_foreign_tokens_and_strangers_change_nothing(db, db_ur
                  decision_mail(token))
     assert wait_mails(smarthost, 4)[3]["Subject"] == "Declined: Planning"
     assert statuses(db_url) == [] and len(messages_of(db, "room", "Inbox")) == 4
+
+
+def test_a_token_of_another_resource_changes_nothing_there(db, db_url, smarthost):
+    approving_room(db)
+    add_resource(db, "hall", "hall@example.com", mr_book_in="none", mr_request_in="all")
+    with db.write() as session:
+        add_delegate(session, get_user(session, "hall"), get_user(session, "alice"))
+    with server_at(db_url, NOW, smarthost=f"127.0.0.1:{smarthost.port}") as server:
+        deliver(server.port, invite("h1", T9, T9 + HOUR, "hall@example.com"),
+                "hall@example.com")
+        ask = next(m for m in wait_mails(smarthost, 2) if to(m) == "alice@example.com")
+        hall = re.search(r"hall\+approve-(\S+)@example\.com", text_of(ask)).group(1)
+        deliver_from(server.port, "alice@example.com", f"room+approve-{hall}@example.com",
+                     decision_mail(hall))
+        wait_mails(smarthost, 2)
+    assert len(pending(db_url)) == 1 and len(messages_of(db, "room", "Inbox")) == 1
+    assert [e["status"] for e in agenda(db_url, "hall")] == ["tentative"]
 
 
 def test_with_authenticated_verification_a_delegate_needs_a_trusted_result(db, db_url,

@@ -49,7 +49,7 @@ def make(secret: bytes, approval_id: int, nonce: str) -> str:
 def parse(token: str) -> int | None:
     """The approval id a token claims, or None when it is not shaped like one."""
     number, dash, mac = token.strip().lower().partition("-")
-    if not dash or not number.isdigit() or len(number) > 18 or len(mac) != _MAC_CHARS:
+    if not dash or not number.isdigit() or len(number) > 9 or len(mac) != _MAC_CHARS:
         return None
     return int(number)
 

@@ -20,6 +20,7 @@ import datetime as dt
 import email.message
 import logging
 from dataclasses import dataclass, field
+from typing import Callable
 
 from sqlalchemy.orm import Session
 
@@ -86,7 +87,7 @@ def _asked(session: Session, approval: Approval, settings: Settings, token: str 
 
 
 def _to_each(resource: Mailbox, people: list[mail.Person], subject: str,
-             build) -> list[OutgoingReply]:
+             build: Callable[[mail.Person], bytes]) -> list[OutgoingReply]:
     return [OutgoingReply(resource.email, p.email, subject, build(p)) for p in people]
 
 
