@@ -107,6 +107,9 @@ def _render_freebusy(l5: dict[str, Any]) -> list[str]:
                    f"{r['load_average_1min_before']:.2f}"] for r in l5["results"]])
     if l5.get("ratio") is not None:
         out.append(f"ratio (mr-engine / Radicale, requests/s): {l5['ratio']:.1f}x")
+    if l5.get("radicale_first_report_seconds") is not None:
+        out.append(f"Radicale's first REPORT, not measured (it builds its item cache): "
+                   f"{l5['radicale_first_report_seconds']:.1f} s")
     busy = [r["target"] for r in l5["results"] if r["load_average_1min_before"] > BUSY_LOAD]
     if busy:
         out.append(f"NOTE: the load average was above {BUSY_LOAD} before {', '.join(busy)}: "
