@@ -313,6 +313,20 @@ def test_an_update_replaces_the_approval_and_a_cancel_withdraws_it(db, db_url, s
     assert statuses(db_url) == [] and pending(db_url) == []
 
 
+def test_a_held_series_names_its_recurrence_and_becomes_firm_as_a_whole(db, db_url):
+    approving_room(db, timezone="Europe/Berlin")
+    with server_at(db_url, NOW) as server:  # the smarthost is down: the mail stays queued
+        deliver(server.port, invite("s1", T9, T9 + HOUR, ROOM, rrule="FREQ=WEEKLY;COUNT=3"))
+    asks = [r for r in outbox_rows(db) if r.subject == "Approval needed: Planning"]
+    text = text_of(email.message_from_bytes(asks[0].content))
+    assert "FREQ=WEEKLY;COUNT=3 (3 occurrence(s) held)" in text
+    assert "2026-03-10 10:00-11:00 (Europe/Berlin)" in text  # the resource's zone
+    assert statuses(db_url) == ["tentative"] * 3
+    [row] = pending(db_url)
+    assert cli(db_url, "approvals", "accept", str(row["id"])).returncode == 0
+    assert statuses(db_url) == ["booked"] * 3
+
+
 def test_a_tentative_booking_holds_its_slot_and_is_busy_tentative(db, db_url, smarthost,
                                                                    holding):
     server, _, _ = holding
