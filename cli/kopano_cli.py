@@ -29,6 +29,7 @@ from mr_engine.store.directories import (Directory, DirectoryError, GroupInfo, N
                                          open_directory)
 from mr_engine.store.models import Mailbox
 from mr_engine.store.oof_state import get_oof
+from mr_engine.core import who_may_book
 from mr_engine.core.printable import printable_lines
 from mr_engine.core.resource_settings import SETTINGS
 
@@ -99,12 +100,29 @@ def _field_changes(args: argparse.Namespace) -> dict[str, Any]:
     return {dest: getattr(args, dest) for dest in FIELD_DESTS if given(args, dest)}
 
 
+def _check_named(ctx: Context, changes: dict[str, Any]) -> None:
+    """The users and groups a book-in or request-in list names exist: a mistyped name
+    would otherwise name nobody, silently."""
+    for column in ("mr_book_in", "mr_request_in"):
+        for kind, name in who_may_book.named(who_may_book.entries(changes.get(column, ""))):
+            if not _exists(ctx, kind, name):
+                raise NotFound(f"{FLAG_NAMES[column]}: {kind} {name!r} does not exist")
+
+
+def _exists(ctx: Context, kind: str, name: str) -> bool:
+    """A user of that name; a group in any letter case, as booking compares groups."""
+    if kind == "group":
+        return name.casefold() in {g.name.casefold() for g in ctx.source.groups()}
+    return name in {m.name for m in ctx.source.users()}
+
+
 def show_user(session: Session, args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     return user_details(session, ctx.source.user(args.user), ctx.settings, ctx.source)
 
 
 def create_user(session: Session, args: argparse.Namespace, ctx: Context) -> str:
     changes = _field_changes(args)
+    _check_named(ctx, changes)
     basics = {key: changes.pop(key) for key in ("email", "fullname", "active", "admin_level")
               if key in changes}
     mailbox = directory.create_user(session, name=args.user, password=args.password,
@@ -126,8 +144,9 @@ def _link_users(session: Session, args: argparse.Namespace, ctx: Context, target
 
 def update_user(session: Session, args: argparse.Namespace, ctx: Context) -> str:
     mailbox = ctx.source.user(args.user)
-    directory.update_user(session, mailbox, name=args.name, password=args.password,
-                          **_field_changes(args))
+    changes = _field_changes(args)
+    _check_named(ctx, changes)
+    directory.update_user(session, mailbox, name=args.name, password=args.password, **changes)
     _link_users(session, args, ctx, mailbox, (("add_sendas", directory.add_sendas),
                                               ("remove_sendas", directory.remove_sendas)))
     for dest, service in (("mr_add_delegate", directory.add_delegate),

@@ -446,6 +446,7 @@ def test_there_is_only_one_public_store(db_url, local):
 def test_who_may_book_settings_delegates_and_time_zone(db_url, local, tmp_path):
     for name in ("room", "alice", "bob"):
         local("--create", "--user", name, "--email", f"{name}@example.com")
+    local("--create", "--group", "staff")
     text = tmp_path / "response.txt"
     text.write_text("Keys at the desk.\r\nThanks!\r\n")
     ok(db_url, "--user", "room", "--mr-verify-organizer", "authenticated", "--mr-book-in",
@@ -504,8 +505,14 @@ def test_delegates_must_be_users_and_groups_nest(db_url, local):
                                                    "--mr-add-delegate", "nobody")
     assert "alice is not a delegate of room" in fails(db_url, 1, "--user", "room",
                                                       "--mr-remove-delegate", "alice")
+    # The users and groups a list names must exist (groups in any letter case).
+    assert fails(db_url, 1, "--user", "room", "--mr-book-in", "group:staff") == \
+        "error: --mr-book-in: group 'staff' does not exist\n"
+    assert fails(db_url, 1, "--user", "room", "--mr-request-in", "alice,bobby") == \
+        "error: --mr-request-in: user 'bobby' does not exist\n"
     for group in ("staff", "all-staff"):
         local("--create", "--group", group)
+    local("--user", "room", "--mr-book-in", "group:STAFF,alice,domain:example.org")
     local("--group", "staff", "--add-user", "alice")
     assert ok(db_url, "--group", "all-staff", "--add-user", "staff") == \
         "Group updated: all-staff\n"

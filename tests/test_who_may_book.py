@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mr_engine.core.who_may_book import entries, matches, normalize, organizer_verified
+from mr_engine.core.who_may_book import entries, matches, named, normalize, organizer_verified
 
 
 @pytest.mark.parametrize(("text", "stored"), [
@@ -78,3 +78,8 @@ STAFF = frozenset({"staff", "everyone"})
 ])
 def test_matches(listed: tuple[str, ...], verified: bool, expected: bool) -> None:
     assert matches(listed, verified, "Alice@Example.com", "alice", STAFF, True) is expected
+
+
+def test_named_gives_what_the_directory_must_have() -> None:
+    listed = entries(normalize("alice,group:staff,bob@example.com,domain:x.org,internal,all"))
+    assert list(named(listed)) == [("user", "alice"), ("group", "staff")]

@@ -23,10 +23,10 @@ in as facts.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
-__all__ = ["ALL", "NONE", "VERIFY_LEVELS", "domain_of", "entries", "matches", "normalize",
-           "organizer_verified"]
+__all__ = ["ALL", "NONE", "VERIFY_LEVELS", "domain_of", "entries", "matches", "named",
+           "normalize", "organizer_verified"]
 
 VERIFY_LEVELS = ("none", "match", "authenticated")
 ALL, NONE, INTERNAL = "all", "none", "internal"
@@ -76,6 +76,16 @@ def normalize(text: str) -> str:
 def entries(stored: str) -> tuple[str, ...]:
     """The entries of a stored list."""
     return tuple(part for part in stored.split(",") if part)
+
+
+def named(listed: Sequence[str]) -> Iterator[tuple[str, str]]:
+    """What a list names in the directory: ("user", NAME) and ("group", NAME) pairs."""
+    for entry in listed:
+        if entry.startswith(GROUP):
+            yield "group", entry[len(GROUP):]
+        elif entry not in (ALL, NONE, INTERNAL) and not entry.startswith(DOMAIN) \
+                and "@" not in entry:
+            yield "user", entry
 
 
 def organizer_verified(level: str, organizer: str, senders: Iterable[str],
