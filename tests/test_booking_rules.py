@@ -221,6 +221,8 @@ def who(people: People, delegates: tuple[str, ...] = ()) -> RequestFacts:
     (policy.external_refused, who(OUTSIDER), {"allow_external": False},
      EXTERNAL.format("olga@partner.example")),
     (policy.external_refused, who(ALICE), {"allow_external": False}, None),
+    (policy.external_refused, who(FORGED), {"allow_external": False},
+     EXTERNAL.format("alice@example.com") + NOT_MATCHED),  # a local address, but unverified
     (policy.external_refused, who(People()), {"allow_external": False},
      EXTERNAL.format("no organizer")),
     # the defaults: everyone, verified or not

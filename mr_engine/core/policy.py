@@ -139,7 +139,7 @@ def _contacts(delegates: Sequence[str]) -> str:
 
 def _unverified(people: People, policy: ResourcePolicy) -> str:
     """Why a list may not have named the organizer: it is not verified as the sender."""
-    if verified(people, policy):
+    if not people.organizer or verified(people, policy):
         return ""
     if policy.verify_organizer == "authenticated":
         return " (the organizer's address is not vouched for by a trusted authentication)"
@@ -149,10 +149,12 @@ def _unverified(people: People, policy: ResourcePolicy) -> str:
 # --- the rules ------------------------------------------------------------------------------
 
 def external_refused(facts: RequestFacts, policy: ResourcePolicy, now: datetime) -> str | None:
-    if policy.allow_external or facts.people.internal:
+    # An address of a local domain counts only when verified: anyone can write one.
+    people = facts.people
+    if policy.allow_external or (people.internal and verified(people, policy)):
         return None
     return f"organizers outside the local domains may not book this resource " \
-           f"({facts.people.organizer or 'no organizer'})"
+           f"({people.organizer or 'no organizer'})" + _unverified(people, policy)
 
 
 def not_permitted(facts: RequestFacts, policy: ResourcePolicy, now: datetime) -> str | None:
