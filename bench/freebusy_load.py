@@ -34,7 +34,7 @@ from . import equipment_plan as plan_
 from . import radicale as rad
 from . import store as bstore
 from .equipment_plan import Period
-from .http_client import Connection, Request, Response, run_http_load
+from .http_client import READ_TIMEOUT, Connection, Request, Response, run_http_load
 from .processes import Engine, StartError
 from .store import Planned
 
@@ -145,7 +145,8 @@ def _drive(target: str, port: int, make: Callable[[dt.datetime], Request],
 def _engine_side(db_url: str, workdir: Path, base: dt.datetime, limits: Limits,
                  figures: dict[str, Any], answers: dict[str, Response]) -> None:
     # Load 5 queues no mail: the smarthost is a free port nothing listens on.
-    engine = Engine(db_url, f"127.0.0.1:{free_port()}", workdir, "mr-engine-freebusy")
+    engine = Engine(db_url, f"127.0.0.1:{free_port()}", workdir, "mr-engine-freebusy",
+                    watch_memory=False)  # reading smaps would take the client's CPU
     try:
         address = bstore.resource_address(RESOURCE)
         answers["engine"] = fetch(engine.http_port, freebusy_get(address, base))
@@ -187,7 +188,7 @@ def fetch(port: int, request: Request) -> Response:
     async def once() -> Response:
         conn = Connection("127.0.0.1", port)
         try:
-            return await conn.send(request)
+            return await asyncio.wait_for(conn.send(request), READ_TIMEOUT)
         finally:
             await conn.close()
     return asyncio.run(once())

@@ -124,7 +124,7 @@ class Engine:
     """``mr-engine serve`` on 127.0.0.1 with the given store and smarthost."""
 
     def __init__(self, database_url: str, smarthost: str, workdir: Path,
-                 label: str = "mr-engine") -> None:
+                 label: str = "mr-engine", watch_memory: bool = True) -> None:
         self.log = workdir / f"{label}.log"
         env = dict(os.environ)
         self.port = free_port()
@@ -149,7 +149,7 @@ class Engine:
         except BaseException:
             self.stop()
             raise
-        self.memory = MemoryWatch(self.proc.pid)
+        self.memory = MemoryWatch(self.proc.pid) if watch_memory else None
 
     def _wait_ready(self) -> None:
         """Until ``mr-engine serve`` logs its ``ready`` line with our listen address."""
@@ -180,10 +180,10 @@ class Engine:
     def peak_pss_kb(self) -> int | None:
         """The largest total PSS of ``serve`` and its workers seen so far (pages shared
         after ``fork`` counted once, unlike a sum of VmHWM)."""
-        return self.memory.stop()
+        return self.memory.stop() if self.memory is not None else None
 
     def stop(self) -> int:
-        if hasattr(self, "memory"):
+        if getattr(self, "memory", None) is not None:
             self.memory.stop()
         code = stop_process(self.proc, 70.0)
         self._logfile.close()
