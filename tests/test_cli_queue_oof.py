@@ -63,10 +63,13 @@ def test_set_oof_sets_reads_and_changes_only_what_is_given(db, db_url, alice, tm
     state = json.loads(done.stdout)
     assert (state["set"], state["active"], state["until"], state["subject"],
             state["message"]) == (False, False, None, "Away", "Grüße aus dem Urlaub\n")
-    dumped = run(db_url, "kopano-set-oof", "-u", "alice", "--dump-json")
-    assert json.loads(dumped.stdout) == state
-    changed = run(db_url, "kopano-set-oof", "-u", "alice", "-t", "Gone", "--dump-json")
-    assert json.loads(changed.stdout) == {**state, "subject": "Gone"}
+    # --json (and no flag, above) print ISO 8601 in UTC; --dump-json the real tool's form,
+    # in the user's zone (tests/test_kopano_dropin.py).
+    assert json.loads(run(db_url, "kopano-set-oof", "-u", "alice", "--json").stdout) == state
+    changed = run(db_url, "kopano-set-oof", "-u", "alice", "-t", "Gone", "--dump-json", **tz)
+    assert json.loads(changed.stdout) == {**state, "subject": "Gone", "until": "infinite",
+                                          "from": start.astimezone(BERLIN).strftime(
+                                              "%Y-%m-%d %H:%M:%S")}
     with db.read() as session:
         stored = get_oof(session, get_user(session, "alice"))
     assert (stored.enabled, stored.start, stored.until) == (False, start, None)
@@ -79,9 +82,14 @@ def test_set_oof_errors(db, db_url, alice):
     assert bad_time.returncode == 2 and "YYYY-mm-dd HH:MM" in bad_time.stderr
 
 
-def test_set_oof_without_arguments_prints_help(tmp_path):
+def test_set_oof_without_arguments_says_so_with_its_usage(tmp_path):
+    # As Kopano's tool: "No username specified." and the usage, exit 1; --help is help.
     done = run(f"sqlite:///{tmp_path}/unused.db", "kopano-set-oof")
-    assert done.returncode == 0 and "--dump-json" in done.stdout
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith("No username specified.\nusage: kopano-set-oof")
+    helped = run(f"sqlite:///{tmp_path}/unused.db", "kopano-set-oof", "--help")
+    assert helped.returncode == 0 and "--dump-json" in helped.stdout
+    assert not (tmp_path / "unused.db").exists()
 
 
 def test_queue_list_retry_delete(db, db_url, now):

@@ -165,9 +165,14 @@ def not_permitted(facts: RequestFacts, policy: ResourcePolicy, now: datetime) ->
         + _contacts(facts.resource.delegates)
 
 
+# Two reasons the decline texts reword as Kopano does (core.decline_texts).
+RECURRING_REFUSED = "recurring meetings are not allowed"
+CONFLICT_ON = "conflict on "
+
+
 def recurring_refused(facts: RequestFacts, policy: ResourcePolicy, now: datetime) -> str | None:
     if facts.recurring and policy.decline_recurring:
-        return "recurring meetings are not allowed"
+        return RECURRING_REFUSED
     return None
 
 
@@ -212,7 +217,7 @@ def conflict(occurrence: Instance, facts: RequestFacts, policy: ResourcePolicy,
     # With decline_conflict off, conflicts are ignored (as in Kopano).
     if policy.decline_conflict and facts.busy.full_during(
             occurrence.start, occurrence.end, effective_capacity(policy)):
-        return f"conflict on {_span(occurrence, facts.zone)}"
+        return f"{CONFLICT_ON}{_span(occurrence, facts.zone)}"
     return None
 
 

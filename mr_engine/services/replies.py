@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mr_engine.core.decline_texts import worded
 from mr_engine.core.itip import EventData, Invitation, is_attendee
 from mr_engine.core.recurrence import Instance
 from mr_engine.store.models import Mailbox
@@ -31,14 +32,17 @@ class OutgoingReply:
 
 
 def summarize(reasons: Sequence[str], shown: int = SHOWN_REASONS) -> str:
-    """``a; b; c`` for a few reasons, ``a; …; e and 995 more`` for many."""
-    text = "; ".join(reasons[:shown])
-    return f"{text} and {len(reasons) - shown} more" if len(reasons) > shown else text
+    """The reasons in Kopano's words first (``core.decline_texts``); a few spelled out,
+    ``a; …; e and 995 more`` for many."""
+    return worded(reasons, shown)
 
 
 def wanted(inv: Invitation, resource: Mailbox) -> bool:
-    """Whether the organizer expects an answer: there is one, it is not the resource
-    itself, and the resource's ATTENDEE did not say RSVP=FALSE."""
+    """Whether the organizer gets an answer: there is one, it is not the resource itself,
+    the resource's ATTENDEE did not say RSVP=FALSE, and the resource replies (it
+    auto-accepts; with ``mr_process`` alone it books and files without replying)."""
+    if resource.mr_process and not resource.mr_accept:
+        return False
     organizer = inv.events[0].organizer
     me = is_attendee(inv, [resource.email])
     return bool(organizer) and organizer != resource.email_lower \
