@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 
 
 def process_meeting_request(d: Delivery) -> Outcome | None:
-    if not d.mailbox.mr_accept:
+    # Kopano's autoaccept books and replies; its autoprocess (mr_process) books and files
+    # without a reply (services.replies.wanted).
+    if not (d.mailbox.mr_accept or d.mailbox.mr_process):
         return None
     try:
         # A savepoint of its own: a failure here undoes the booking, not the delivery.

@@ -69,6 +69,12 @@ class ResourceSettings:
         False, column="mr_decline_recurring", flag="--mr-decline-recurring",
         json="mr_decline_recurring", label="Decline recurring",
         help="(resource) decline recurring meeting requests: yes/no")
+    # Kopano's --mr-process: book and file the request, but send no reply (an
+    # auto-accepting resource replies whatever this says).
+    process: bool = setting(
+        False, column="mr_process", flag="--mr-process", json="mr_process",
+        label="Auto-process meeting requests",
+        help="(resource) book meeting requests and file them without replying: yes/no")
     kind: str = setting(
         "none", column="resource_type", flag="--resource-type", json="resource_type",
         label="Resource type", help="room, equipment or none (a user)",

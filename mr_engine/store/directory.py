@@ -187,6 +187,33 @@ def _linked(session: Session, owner_column: Any, member_column: Any,
                                 .order_by(Mailbox.name)))
 
 
+# --- features --------------------------------------------------------------------------------
+
+def features_of(mailbox: Mailbox) -> list[str]:
+    """The features a user has (Kopano's imap, pop3, ...), sorted."""
+    return sorted(f for f in (mailbox.features or "").split(",") if f)
+
+
+def _check_feature(name: str) -> str:
+    feature = name.strip().lower()
+    if not feature or not all(c.isalnum() or c in "-_" for c in feature):
+        raise DirectoryError(f"invalid feature name {name!r}")
+    return feature
+
+
+def add_feature(session: Session, mailbox: Mailbox, name: str) -> None:
+    """Give the user a feature (twice is harmless, as for send-as)."""
+    features = set(features_of(mailbox)) | {_check_feature(name)}
+    mailbox.features = ",".join(sorted(features))
+    session.flush()
+
+
+def remove_feature(session: Session, mailbox: Mailbox, name: str) -> None:
+    feature = _check_feature(name)
+    if feature not in features_of(mailbox):
+        raise NotFound(f"{mailbox.name} does not have the feature {feature}")
+    mailbox.features = ",".join(f for f in features_of(mailbox) if f != feature)
+    session.flush()
 
 
 # --- resource delegates --------------------------------------------------------------------

@@ -90,6 +90,8 @@ class Mailbox(ResourceColumns, Base):  # type: ignore[misc, valid-type]
     admin_level: Mapped[int] = mapped_column(Integer, default=0)
     password_hash: Mapped[str] = mapped_column(String(255), default="")
     timezone: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    # Kopano's features (imap, pop3, ...), as a comma list (kopano-cli --add-feature).
+    features: Mapped[str] = mapped_column(Text, default="")
     # The resource settings (resource_type, mr_accept, ...) are ResourceColumns'.
     # Longest occurrence ever booked here, in seconds. Bounds the conflict query's index range
     # scan from below (start >= req_start - longest), so it reads only nearby occurrences.
