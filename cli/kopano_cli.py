@@ -10,6 +10,7 @@ message always describes a durable change.
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime as dt
 import getpass
 import sys
@@ -28,15 +29,17 @@ from mr_engine.config import Settings
 from mr_engine.store.directories import (Directory, DirectoryError, GroupInfo, NotFound,
                                          open_directory)
 from mr_engine.store.models import Mailbox
-from mr_engine.store.oof_state import get_oof
+from mr_engine.store.oof_state import get_oof, set_oof
 from mr_engine.core import who_may_book
 from mr_engine.core.printable import printable_lines
 from mr_engine.core.resource_settings import SETTINGS
 
 from . import kopano_cli_format as fmt
 from .common import fail, iso, open_db, print_json, run_guarded, settings_from
+from . import kopano_cli_stores as store_modes
 from .kopano_cli_flags import (FIELD_DESTS, FLAG_NAMES, PASSWORD_DESTS, UsageError,
-                               build_parser, given)
+                               apply_aliases, build_parser, given, names)
+from .oof_input import parse_time, read_message, user_zone
 
 
 # --- what the modes do ---------------------------------------------------------------------
@@ -82,6 +85,8 @@ def user_details(session: Session, mailbox: Mailbox, settings: Settings,
         "email": mailbox.email,
         "active": bool(mailbox.active),
         "admin_level": mailbox.admin_level,
+        "address_book": "visible",  # Kopano's hidden users: none here
+        "features": directory.features_of(mailbox),
         "store": store.guid if store else None,
         "store_size": store.size if store else 0,
         "sendas": source.sendas_of(mailbox.email),
@@ -89,11 +94,24 @@ def user_details(session: Session, mailbox: Mailbox, settings: Settings,
         **resource_details(mailbox),
         "mr_delegates": [d.name for d in directory.delegates_of(session, mailbox)],
         "out_of_office": out_of_office(session, mailbox),
-        **{key: _quota(mailbox, settings, key)
-           for key in ("quota_warning", "quota_soft", "quota_hard")},
+        # Kopano's "Quota overrides": the user has quota of its own, not the defaults.
+        "quota_overrides": any(getattr(mailbox, key) is not None for key in QUOTAS),
+        **{key: _quota(mailbox, settings, key) for key in QUOTAS},
         "groups": source.groups_of(mailbox.email),
         "calendar_feed": availability.feed_url(settings.public_base, mailbox),
     }
+
+
+QUOTAS = ("quota_warning", "quota_soft", "quota_hard")
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a change says: ``said`` under --verbose only (Kopano's tool says nothing on
+    success), ``shown`` always (what the admin needs, the new feed link)."""
+
+    said: str
+    shown: str = ""
 
 
 def _field_changes(args: argparse.Namespace) -> dict[str, Any]:
@@ -128,6 +146,7 @@ def create_user(session: Session, args: argparse.Namespace, ctx: Context) -> str
     mailbox = directory.create_user(session, name=args.user, password=args.password,
                                     now=ctx.now, **basics)
     directory.update_user(session, mailbox, **changes)
+    _features(session, args, mailbox)
     message = f"User created: {mailbox.name}"
     if args.create_store:
         message += f"\nStore created: {stores.create_store(session, mailbox, ctx.now).guid}"
@@ -136,10 +155,37 @@ def create_user(session: Session, args: argparse.Namespace, ctx: Context) -> str
 
 def _link_users(session: Session, args: argparse.Namespace, ctx: Context, target: Any,
                 services: tuple[tuple[str, Callable], ...]) -> None:
-    """``--add-… NAME`` / ``--remove-… NAME``: link the named user to ``target`` or unlink it."""
+    """``--add-… NAME`` / ``--remove-… NAME``: link each named user to ``target`` or unlink it."""
     for dest, service in services:
+        for name in names(args, dest):
+            service(session, target, ctx.source.user(name))
+
+
+def _features(session: Session, args: argparse.Namespace, mailbox: Mailbox) -> None:
+    for dest, service in (("add_feature", directory.add_feature),
+                          ("remove_feature", directory.remove_feature)):
+        for name in names(args, dest):
+            service(session, mailbox, name)
+
+
+OOO_DESTS = ("ooo", "ooo_clear", "ooo_subject", "ooo_message", "ooo_from", "ooo_until")
+
+
+def _out_of_office(session: Session, args: argparse.Namespace, ctx: Context,
+                   mailbox: Mailbox) -> None:
+    """The ``--ooo*`` flags: the state kopano-set-oof changes, times in the user's zone."""
+    zone = user_zone(mailbox, ctx.settings)
+    changes: dict[str, Any] = {}
+    if args.ooo_clear:
+        changes.update(subject="", body="", start=None, until=None)
+    for dest, key, read in (("ooo", "enabled", bool), ("ooo_subject", "subject", str),
+                            ("ooo_message", "body", read_message),
+                            ("ooo_from", "start", lambda v: parse_time(v, zone)),
+                            ("ooo_until", "until", lambda v: parse_time(v, zone))):
         if given(args, dest):
-            service(session, target, ctx.source.user(getattr(args, dest)))
+            changes[key] = read(getattr(args, dest))
+    if changes:
+        set_oof(session, mailbox, **changes)
 
 
 def update_user(session: Session, args: argparse.Namespace, ctx: Context) -> str:
@@ -149,6 +195,8 @@ def update_user(session: Session, args: argparse.Namespace, ctx: Context) -> str
     directory.update_user(session, mailbox, name=args.name, password=args.password, **changes)
     _link_users(session, args, ctx, mailbox, (("add_sendas", directory.add_sendas),
                                               ("remove_sendas", directory.remove_sendas)))
+    _features(session, args, mailbox)
+    _out_of_office(session, args, ctx, mailbox)
     for dest, service in (("mr_add_delegate", directory.add_delegate),
                           ("mr_remove_delegate", directory.remove_delegate)):
         for name in getattr(args, dest) or ():
@@ -159,7 +207,8 @@ def update_user(session: Session, args: argparse.Namespace, ctx: Context) -> str
         extend_and_queue(session, mailbox, ctx.settings, ctx.now)
     message = f"User updated: {mailbox.name}"
     if given(args, "calendar_token"):
-        message += "\n" + _calendar_token(mailbox, args.calendar_token, ctx)
+        feed = _calendar_token(mailbox, args.calendar_token, ctx)
+        return Report(f"{message}\n{feed}", feed)
     return message
 
 
@@ -182,7 +231,7 @@ def delete_user(session: Session, args: argparse.Namespace, ctx: Context) -> str
 
 
 def list_users(session: Session, args: argparse.Namespace, ctx: Context) -> list[dict]:
-    return [{"name": m.name, "fullname": m.fullname, "email": m.email, "active": m.active,
+    return [{**store_modes.user_row(m, ctx), "email": m.email, "active": m.active,
              "admin_level": m.admin_level, "resource_type": m.resource_type}
             for m in ctx.source.users()]
 
@@ -198,7 +247,16 @@ def list_groups(session: Session, args: argparse.Namespace, ctx: Context) -> lis
 
 
 def show_group(session: Session, args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
-    return _group_info(ctx.source.group(args.group))
+    """The group, and its users as §8.2.2's table lists them (with their stores)."""
+    info = _group_info(ctx.source.group(args.group))
+    members = [ctx.source.user(name) for name in info["members"]]
+    return {**info, "users": [{**store_modes.user_row(m, ctx), "store": _guid(session, m)}
+                              for m in members]}
+
+
+def _guid(session: Session, mailbox: Mailbox) -> str | None:
+    store = stores.store_of(session, mailbox)
+    return store.guid if store else None
 
 
 def create_group(session: Session, args: argparse.Namespace, ctx: Context) -> str:
@@ -214,8 +272,8 @@ def update_group(session: Session, args: argparse.Namespace, ctx: Context) -> st
     for dest, for_user, for_group in (
             ("add_user", directory.add_member, directory.add_group_member),
             ("remove_user", directory.remove_member, directory.remove_group_member)):
-        if given(args, dest):
-            member = directory.member_by_name(session, getattr(args, dest))
+        for name in names(args, dest):
+            member = directory.member_by_name(session, name)
             (for_user if isinstance(member, Mailbox) else for_group)(session, group, member)
     return f"Group updated: {args.group}"
 
@@ -223,44 +281,6 @@ def update_group(session: Session, args: argparse.Namespace, ctx: Context) -> st
 def delete_group(session: Session, args: argparse.Namespace, ctx: Context) -> str:
     directory.delete_group(session, directory.get_group(session, args.group))
     return f"Group deleted: {args.group}"
-
-
-def list_orphans(session: Session, args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
-    orphans = stores.list_orphans(session)
-    return {"stores": [{"guid": s.guid, "owner": s.owner_name, "size": s.size}
-                       for s in orphans.stores],
-            "users": orphans.users_without_store}
-
-
-def create_store(session: Session, args: argparse.Namespace, ctx: Context) -> str:
-    if args.user is None:
-        return f"Public store created: {stores.create_public_store(session, ctx.now).guid}"
-    mailbox = ctx.source.user(args.user)
-    return f"Store created: {stores.create_store(session, mailbox, ctx.now).guid}"
-
-
-def hook_store(session: Session, args: argparse.Namespace, ctx: Context) -> str:
-    mailbox = ctx.source.user(args.user) if args.user is not None else None
-    store = stores.hook_store(session, args.hook_store, mailbox)
-    target = f"user {mailbox.name}" if mailbox else "the public store"
-    return f"Store hooked: {store.guid} as {target}"
-
-
-def unhook_store(session: Session, args: argparse.Namespace, ctx: Context) -> str:
-    mailbox = ctx.source.user(args.user)
-    store = stores.store_of(session, mailbox)
-    if store is None:
-        raise NotFound(f"user {mailbox.name!r} has no store")
-    stores.orphan_store_of(session, mailbox)
-    return f"Store unhooked: {store.guid} (was user {mailbox.name})"
-
-
-def remove_store(session: Session, args: argparse.Namespace, ctx: Context) -> str:
-    return f"Store removed: {stores.remove_store(session, args.remove_store, ctx.now).guid}"
-
-
-def purge_softdelete(session: Session, args: argparse.Namespace, ctx: Context) -> str:
-    return f"Soft-deleted stores purged: {stores.purge_softdeleted(session)}"
 
 
 # --- choosing the mode ---------------------------------------------------------------------
@@ -272,7 +292,7 @@ class Mode:
     allowed: frozenset[str]                      # dests that may be given with it
     # Text output (``--json`` prints the data); a change's report keeps its lines, escaped.
     render: Callable[[Any], str] = printable_lines
-    readonly: bool = False
+    readonly: bool = False  # and prints what it reads; a change prints only with --verbose
     requires: tuple[str, ...] = ()
 
 
@@ -284,32 +304,40 @@ def _listing(usage: str, run: Callable, render: Callable[[Any], str]) -> Mode:
     return _mode(usage, run, {"json"}, render=render, readonly=True)
 
 
+VERBOSE = {"verbose"}
 USER_UPDATES = {"name", *PASSWORD_DESTS, "add_sendas", "remove_sendas", "calendar_token",
-                "mr_add_delegate", "mr_remove_delegate", *FIELD_DESTS}
+                "mr_add_delegate", "mr_remove_delegate", "add_feature", "remove_feature",
+                *OOO_DESTS, *FIELD_DESTS}
 GROUP_UPDATES = {"email", "add_user", "remove_user"}
 
 CREATE_USER = _mode("--create --user", create_user,
-                    {"user", *PASSWORD_DESTS, "create_store", *FIELD_DESTS}, requires=("email",))
-CREATE_GROUP = _mode("--create --group", create_group, {"group", "email"})
-DELETE_USER = _mode("--delete --user", delete_user, {"user"})
-DELETE_GROUP = _mode("--delete --group", delete_group, {"group"})
+                    {"user", *PASSWORD_DESTS, "create_store", "add_feature", *FIELD_DESTS,
+                     *VERBOSE}, requires=("email",))
+CREATE_GROUP = _mode("--create --group", create_group, {"group", "email", *VERBOSE})
+DELETE_USER = _mode("--delete --user", delete_user, {"user", *VERBOSE})
+DELETE_GROUP = _mode("--delete --group", delete_group, {"group", *VERBOSE})
 SHOW_USER = _mode("--user NAME (details)", show_user, {"user", "json"},
                   render=fmt.user_details, readonly=True)
-UPDATE_USER = _mode("--user NAME with changes", update_user, {"user", *USER_UPDATES})
+UPDATE_USER = _mode("--user NAME with changes", update_user,
+                    {"user", *USER_UPDATES, *VERBOSE})
 SHOW_GROUP = _mode("--group NAME (details)", show_group, {"group", "json"},
                    render=fmt.group_details, readonly=True)
-UPDATE_GROUP = _mode("--group NAME with changes", update_group, {"group", *GROUP_UPDATES})
+UPDATE_GROUP = _mode("--group NAME with changes", update_group,
+                     {"group", *GROUP_UPDATES, *VERBOSE})
 
 # Flags that name a mode by themselves, in order of precedence.
 SIMPLE_MODES = (
-    ("list_users", _listing("--list-users", list_users, fmt.users_table)),
-    ("list_groups", _listing("--list-groups", list_groups, fmt.groups_table)),
-    ("list_orphans", _listing("--list-orphans", list_orphans, fmt.orphans)),
-    ("purge_softdelete", _mode("--purge-softdelete", purge_softdelete, set())),
-    ("remove_store", _mode("--remove-store", remove_store, set())),
-    ("hook_store", _mode("--hook-store", hook_store, {"user"})),
-    ("unhook_store", _mode("--unhook-store", unhook_store, {"user"}, requires=("user",))),
-    ("create_store", _mode("--create-store", create_store, {"user"})),
+    ("list_users", _listing("--list-users", list_users, fmt.users_list)),
+    ("list_groups", _listing("--list-groups", list_groups, fmt.groups_list)),
+    ("list_orphans", _listing("--list-orphans", store_modes.list_orphans, fmt.orphans)),
+    ("list_stores", _listing("--list-stores", store_modes.list_stores, fmt.stores_list)),
+    ("user_count", _listing("--user-count", store_modes.user_count, fmt.user_count)),
+    ("sync", _mode("--sync", store_modes.sync, set(), readonly=True)),
+    ("purge_softdelete", _mode("--purge-softdelete", store_modes.purge_softdelete, VERBOSE)),
+    ("remove_store", _mode("--remove-store", store_modes.remove_store, VERBOSE)),
+    ("hook_store", _mode("--hook-store", store_modes.hook_store, {"user", *VERBOSE})),
+    ("unhook_store", _mode("--unhook-store", store_modes.unhook_store, {"user", *VERBOSE})),
+    ("create_store", _mode("--create-store", store_modes.create_store, {"user", *VERBOSE})),
 )
 
 
@@ -350,13 +378,27 @@ def choose_mode(args: argparse.Namespace) -> Mode:
     return mode
 
 
+class NoPassword(Exception):
+    """The input ended (Ctrl-D) before a password was given."""
+
+
+def _line(prompt: str) -> str:
+    try:
+        return getpass.getpass(prompt)
+    except EOFError:
+        raise NoPassword() from None
+
+
 def read_password() -> str:
     """Ask twice on a terminal; otherwise take one line from stdin (scripts, pipes)."""
     if not sys.stdin.isatty():
-        password = sys.stdin.readline().rstrip("\r\n")
+        line = sys.stdin.readline()
+        if not line:
+            raise NoPassword()
+        password = line.rstrip("\r\n")
     else:
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Repeat password: ") != password:
+        password = _line("Password: ")
+        if _line("Repeat password: ") != password:
             raise UsageError("the passwords do not match")
     if not password:
         raise UsageError("the password is empty")
@@ -365,6 +407,32 @@ def read_password() -> str:
 
 # --- running -------------------------------------------------------------------------------
 
+def each_target(args: argparse.Namespace) -> list[argparse.Namespace]:
+    """One namespace per ``-u`` (or ``-g``) given, naming that one: the change applies to
+    each of them, as with Kopano's tool; without either, the flags as they are."""
+    dest = "user" if args.user is not None else "group" if args.group is not None else None
+    if dest is None:
+        return [args]
+    return [_naming(args, dest, name) for name in getattr(args, dest)]
+
+
+def _naming(args: argparse.Namespace, dest: str, name: str) -> argparse.Namespace:
+    one = copy.copy(args)
+    setattr(one, dest, name)
+    return one
+
+
+def _output(mode: Mode, args: argparse.Namespace, results: list[Any]) -> str | None:
+    """What to print: the data (--json), what was read, or what a change has to say."""
+    if args.json:
+        return None
+    if mode.readonly:
+        return "\n\n".join(mode.render(r) for r in results)
+    reports = [r if isinstance(r, Report) else Report(r) for r in results]
+    lines = [r.said if args.verbose else r.shown for r in reports]
+    return printable_lines("\n".join(line for line in lines if line)) or None
+
+
 def execute(mode: Mode, args: argparse.Namespace) -> int:
     settings = settings_from(args)
     db = None
@@ -372,7 +440,7 @@ def execute(mode: Mode, args: argparse.Namespace) -> int:
         db = open_db(settings)
         with (db.read() if mode.readonly else db.write()) as session:
             ctx = Context(settings, utcnow(), open_directory(settings, session))
-            result = mode.run(session, args, ctx)
+            results = [mode.run(session, one, ctx) for one in each_target(args)]
     except IntegrityError as exc:
         # A concurrent change can still trip a unique constraint after our own checks.
         return fail(f"the change conflicts with existing data: {exc.orig}")
@@ -383,9 +451,9 @@ def execute(mode: Mode, args: argparse.Namespace) -> int:
             db.dispose()
     # Only now, after the commit, is there something to report.
     if args.json:
-        print_json(result)
-    else:
-        print(mode.render(result))
+        print_json(results[0] if len(results) == 1 else results)
+    elif (text := _output(mode, args, results)) is not None:
+        print(text)
     return 0
 
 
@@ -393,11 +461,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        apply_aliases(args)
         mode = choose_mode(args)
         if args.password_prompt:
             args.password = read_password()
     except UsageError as exc:
         parser.error(str(exc))
+    except NoPassword:
+        return fail("no password given: the input ended (Ctrl-D)")
     return run_guarded(lambda: execute(mode, args))
 
 

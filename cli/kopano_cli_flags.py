@@ -126,10 +126,23 @@ def _setting_flag(declared: Setting) -> Flag:
     return Flag((declared.flag,), declared.column, declared.help, _setting_value(declared))
 
 
+def _names(name: str, metavar: str, help: str) -> Flag:
+    """A flag that may be given more than once, each a name or a comma list (Kopano's)."""
+    return Flag((name,), name[2:].replace("-", "_"), help,
+                {"metavar": metavar, "action": "append"})
+
+
 TARGETS = (
-    _value("--user", "NAME", "the user or resource to show, create, change or delete"),
-    _value("--group", "NAME", "the group to show, create, change or delete"),
+    Flag(("-u", "--user"), "user",
+         "the user or resource to show, create, change or delete (repeatable: each of them)",
+         {"metavar": "NAME", "action": "append"}),
+    Flag(("-g", "--group"), "group",
+         "the group to show, create, change or delete (repeatable: each of them)",
+         {"metavar": "NAME", "action": "append"}),
 )
+
+# Bare --purge-softdelete: every soft-deleted store; with N, those deleted N days ago or more.
+PURGE_ALL = -1  # not a string: argparse would run it through the type
 
 ACTIONS = (
     _switch("--create", "create the --user or --group"),
@@ -137,24 +150,40 @@ ACTIONS = (
     _switch("--list-users", "list all users"),
     _switch("--list-groups", "list all groups with their members"),
     _switch("--list-orphans", "list stores without a user and users without a store"),
+    _switch("--list-stores", "list all stores"),
+    _switch("--user-count", "count the users, active and not, rooms and equipment"),
+    _switch("--sync", "synchronise users and groups with the user plugin's source"),
     _switch("--create-store", "create the store of --user, or the public store"),
     _value("--hook-store", "GUID", "hook an orphan store to --user, or as the public store"),
-    _switch("--unhook-store", "make the store of --user an orphan"),
+    _switch("--unhook-store", "make the store of --user, or the public store, an orphan"),
     _value("--remove-store", "GUID", "remove an orphan store (soft delete)"),
-    _switch("--purge-softdelete", "purge soft-deleted stores for good"),
-    _value("--add-sendas", "NAME", "let NAME send as --user"),
-    _value("--remove-sendas", "NAME", "no longer let NAME send as --user"),
+    Flag(("--purge-softdelete",), "purge_softdelete",
+         "purge stores soft-deleted more than DAYS days ago for good (no DAYS: all of them)",
+         {"metavar": "DAYS", "nargs": "?", "const": PURGE_ALL, "type": int_in(0)}),
+    _names("--add-sendas", "NAME", "let NAME send as --user (repeatable)"),
+    _names("--remove-sendas", "NAME", "no longer let NAME send as --user (repeatable)"),
+    _names("--add-feature", "FEATURE", "give --user a feature (imap, pop3, ...; repeatable)"),
+    _names("--remove-feature", "FEATURE", "take a feature from --user (repeatable)"),
     Flag(("--mr-add-delegate",), "mr_add_delegate",
          "(resource) let user NAME approve requests for --user (repeatable)",
          {"metavar": "NAME", "action": "append"}),
     Flag(("--mr-remove-delegate",), "mr_remove_delegate",
          "(resource) no longer let user NAME approve requests for --user (repeatable)",
          {"metavar": "NAME", "action": "append"}),
-    _value("--add-user", "NAME", "add user (or group) NAME to --group"),
-    _value("--remove-user", "NAME", "remove user (or group) NAME from --group"),
+    _names("--add-user", "NAME", "add user (or group) NAME to --group (repeatable)"),
+    _names("--remove-user", "NAME", "remove user (or group) NAME from --group (repeatable)"),
     _value("--password", "PASSWORD", "the user's password"),
     _switch("--password-prompt", "ask for the password (or read a line from stdin)"),
     _value("--name", "NAME", "rename the user"),
+    Flag(("--ooo",), "ooo", "out-of-office on or off (as kopano-set-oof -m 1|0)",
+         {"metavar": "yes|no", "type": yes_no}),
+    _switch("--ooo-clear", "clear the out-of-office subject, message and period"),
+    _value("--ooo-subject", "TEXT", "subject of the out-of-office reply"),
+    _value("--ooo-message", "FILE", "file with the out-of-office reply's text (- for stdin)"),
+    _value("--ooo-from", '"YYYY-mm-dd HH:MM"', "out-of-office from, in the user's zone "
+           "(infinite: no start)"),
+    _value("--ooo-until", '"YYYY-mm-dd HH:MM"', "out-of-office until, in the user's zone "
+           "(infinite: no end)"),
     Flag(("--calendar-token",), "calendar_token",
          "new: give --user's calendar feed a new secret link and print it; none: remove it",
          {"metavar": "new|none", "choices": ("new", "none")}),
@@ -181,9 +210,32 @@ USER_FIELDS = (
          {"metavar": "MB", "type": megabytes}),
 )
 
+@dataclass(frozen=True)
+class Alias:
+    """Another tool's spelling of a setting: its flag, the flag it sets, and how."""
+
+    flag: Flag
+    target: str  # dest of the flag it stands for
+    convert: Callable[[Any], Any]
+
+
+# The real kopano-cli's inverse flags, and --admin for --admin-level.
+ALIASES = (
+    Alias(Flag(("--mr-accept-conflicts",), "mr_accept_conflicts",
+               "(resource) accept conflicting requests: --mr-decline-conflict, inverted",
+               {"metavar": "yes|no", "type": yes_no}), "mr_decline_conflict", lambda v: not v),
+    Alias(Flag(("--mr-accept-recurring",), "mr_accept_recurring",
+               "(resource) accept recurring requests: --mr-decline-recurring, inverted",
+               {"metavar": "yes|no", "type": yes_no}), "mr_decline_recurring", lambda v: not v),
+    Alias(Flag(("--admin",), "admin", "administrator: yes (--admin-level 1) or no (0)",
+               {"metavar": "yes|no", "type": yes_no}), "admin_level", int),
+)
+
 JSON = _switch("--json", "print listings and details as JSON")
-ALL_FLAGS = (JSON, *TARGETS, *ACTIONS, *USER_FIELDS)
-FLAG_NAMES = {flag.dest: flag.names[0] for flag in ALL_FLAGS}
+VERBOSE = _switch("--verbose", "say what a change did (without it, a change prints nothing)")
+ALL_FLAGS = (JSON, VERBOSE, *TARGETS, *ACTIONS, *USER_FIELDS)
+# The long names in messages: -u is --user there.
+FLAG_NAMES = {flag.dest: flag.names[-1] for flag in ALL_FLAGS}
 FIELD_DESTS = frozenset(flag.dest for flag in USER_FIELDS)
 PASSWORD_DESTS = frozenset({"password", "password_prompt"})
 
@@ -198,8 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      usage="%(prog)s [--json] FLAGS... (see --help)",
                                      allow_abbrev=False)
     add_config_flags(parser)
-    for title, flags in (("output", (JSON,)), ("what to work on", TARGETS), ("actions", ACTIONS),
-                         ("user and resource settings", USER_FIELDS)):
+    for title, flags in (("output", (JSON, VERBOSE)), ("what to work on", TARGETS),
+                         ("actions", ACTIONS), ("user and resource settings", USER_FIELDS),
+                         ("the real kopano-cli's spellings", [a.flag for a in ALIASES])):
         group = parser.add_argument_group(title)
         for flag in flags:
             group.add_argument(*flag.names, dest=flag.dest, help=flag.help, **flag.options)
@@ -209,3 +262,22 @@ def build_parser() -> argparse.ArgumentParser:
 def given(args: argparse.Namespace, dest: str) -> bool:
     # Not a truth test: --active no, --qh 0 and --admin-level 0 are given values.
     return getattr(args, dest) is not None
+
+
+def apply_aliases(args: argparse.Namespace) -> None:
+    """Each alias given becomes the flag it stands for; both given must agree."""
+    for alias in ALIASES:
+        value = getattr(args, alias.flag.dest)
+        if value is None:
+            continue
+        target = alias.convert(value)
+        if given(args, alias.target) and getattr(args, alias.target) != target:
+            raise UsageError(f"{alias.flag.names[0]} contradicts {FLAG_NAMES[alias.target]}")
+        setattr(args, alias.target, target)
+        setattr(args, alias.flag.dest, None)
+
+
+def names(args: argparse.Namespace, dest: str) -> list[str]:
+    """The names a repeatable flag was given, each occurrence possibly a comma list."""
+    return [name.strip() for value in getattr(args, dest) or () for name in value.split(",")
+            if name.strip()]

@@ -11,12 +11,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Iterable
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from mr_engine.store.db import lock_mailbox
 from mr_engine.store.directories import DirectoryError, Duplicate, NotFound
-from mr_engine.store.models import Folder, Mailbox, Store
+from mr_engine.store.models import Folder, Mailbox, Message, Store
 
 INBOX = "Inbox"
 CALENDAR = "Calendar"
@@ -91,6 +91,16 @@ def orphan_store_of(session: Session, mailbox: Mailbox) -> None:
         session.flush()
 
 
+def unhook_public_store(session: Session) -> Store:
+    """The public store becomes an orphan (kopano-cli --unhook-store without --user)."""
+    store = public_store(session)
+    if store is None:
+        raise NotFound("there is no public store")
+    store.is_public = False
+    session.flush()
+    return store
+
+
 def hook_store(session: Session, guid: str, mailbox: Mailbox | None) -> Store:
     """Attach an orphan to ``mailbox`` (its current store becomes an orphan), or make it public."""
     store = get_store(session, guid)
@@ -118,15 +128,38 @@ def remove_store(session: Session, guid: str, now: dt.datetime) -> Store:
     return store
 
 
-def purge_softdeleted(session: Session) -> int:
-    result = session.execute(delete(Store).where(Store.deleted_at.is_not(None)))
+def purge_softdeleted(session: Session, before: dt.datetime | None = None) -> int:
+    """Remove soft-deleted stores for good: all of them, or those deleted before ``before``
+    (Kopano's ``--purge-softdelete N``: more than N days ago)."""
+    condition = Store.deleted_at.is_not(None)
+    if before is not None:
+        condition = condition & (Store.deleted_at < before)
+    result = session.execute(delete(Store).where(condition))
     return result.rowcount or 0
 
 
 @dataclass(frozen=True)
+class OrphanStore:
+    store: Store
+    last_modified: dt.datetime  # its last delivery, else its creation
+
+
+@dataclass(frozen=True)
 class Orphans:
-    stores: list[Store]
-    users_without_store: list[str]
+    stores: list[OrphanStore]
+    users_without_store: list[Mailbox]
+
+
+def all_stores(session: Session) -> list[Store]:
+    """Every store that is not soft-deleted (``--list-stores``)."""
+    return list(session.scalars(select(Store).where(Store.deleted_at.is_(None))
+                                .order_by(Store.id)))
+
+
+def _last_modified(session: Session, store: Store) -> dt.datetime:
+    latest = session.scalar(select(func.max(Message.received_at))
+                            .where(Message.store_id == store.id))
+    return latest or store.created_at
 
 
 def list_orphans(session: Session) -> Orphans:
@@ -135,9 +168,9 @@ def list_orphans(session: Session) -> Orphans:
                             Store.deleted_at.is_(None)).order_by(Store.id)))
     hooked = select(Store.mailbox_id).where(Store.mailbox_id.is_not(None),
                                             Store.deleted_at.is_(None))
-    users = list(session.scalars(select(Mailbox.name).where(Mailbox.id.not_in(hooked))
+    users = list(session.scalars(select(Mailbox).where(Mailbox.id.not_in(hooked))
                                  .order_by(Mailbox.name)))
-    return Orphans(stores, users)
+    return Orphans([OrphanStore(s, _last_modified(session, s)) for s in stores], users)
 
 
 def folder_id(session: Session, store_id: int, name: str) -> int:
