@@ -1,4 +1,9 @@
-"""``kopano-mr-accept USER``: process one message from stdin as delivery to USER would.
+"""``kopano-mr-accept USER [CONFIGFILE [ENTRYID]]``: process one message from stdin as
+delivery to USER would.
+
+``USER CONFIGFILE [ENTRYID]`` is how kopano-dagent calls Kopano's script (which then reads
+the user's Inbox); here the message comes on stdin, so the two are accepted for those
+callers and ignored, with a one-line note.
 
 The message runs through the delivery pipeline itself (``mr_engine.delivery.pipeline``): deduplicated
 by Message-ID, booked (or declined, updated, cancelled) with its reply queued, and filed in
@@ -37,7 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kopano-mr-accept", description=__doc__.splitlines()[0])
     add_config_flags(parser)
     parser.add_argument("user", help="the resource (or user) the message is for")
+    parser.add_argument("configfile", nargs="?", metavar="CONFIGFILE",
+                        help="kopano-dagent's calling form: ignored (settings: --config)")
+    parser.add_argument("entryid", nargs="?", metavar="ENTRYID",
+                        help="kopano-dagent's calling form: ignored (the message is stdin's)")
     args = parser.parse_args(argv)
+    if args.configfile is not None:
+        print("note: CONFIGFILE and ENTRYID are ignored: the message is read from stdin, "
+              "the settings from --config / MR_ENGINE_CONFIG", file=sys.stderr)
     return run_guarded(lambda: run(args))
 
 
@@ -53,7 +65,10 @@ def _envelope(raw: bytes, settings: Settings) -> Envelope:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    envelope = _envelope(sys.stdin.buffer.read(), settings)
+    raw = sys.stdin.buffer.read()
+    if not raw.strip():
+        return fail("no message on standard input: kopano-mr-accept reads the message there")
+    envelope = _envelope(raw, settings)
     db = open_db(settings)
     try:
         d = _deliver(db, settings, envelope, args.user)
