@@ -237,3 +237,25 @@ def test_cli_bad_input(db, db_url):
     assert (too_long.returncode, too_long.stderr) == (2, "error: the range is longer than 366 days\n")
     bad = _cli(db_url, "alice", "--start", "soon")
     assert bad.returncode == 2 and "not an ISO 8601 date or date-time: 'soon'" in bad.stderr
+
+
+def test_the_quick_owner_lookup_reads_as_the_session_does(db, db_url, tmp_path):
+    """SQLite's session-less lookup (free/busy on the event loop) finds the same rows as the
+    session's, and a file it cannot read sends the caller to the session path."""
+    from mr_engine.store.calendar_owners import (QuickOwners, QuickReadUnavailable,
+                                                 calendar_owner, quick_owners)
+    from sqlalchemy import create_engine
+
+    add_resource(db, "room", ROOM)
+    add_users(db, "alice")
+    quick = quick_owners(db.engine)
+    if not db.is_sqlite:
+        assert quick is None
+        return
+    local, domain = ROOM.split("@")
+    with db.read() as session:
+        for name in (ROOM, ROOM.upper(), f"{local}+x@{domain}", "room", "alice", "nobody"):
+            assert quick.owner(name) == calendar_owner(session, name)
+    gone = QuickOwners(create_engine(f"sqlite:///{tmp_path}/missing.db"))
+    with pytest.raises(QuickReadUnavailable):
+        gone.owner(ROOM)

@@ -30,12 +30,12 @@ from mr_engine.core.ical_text import stream
 from mr_engine.core.policy import effective_capacity
 from mr_engine.core.resource_settings import ResourceSettings
 from mr_engine.store import calendar_owners, calendar_store
-from mr_engine.store.calendar_owners import CalendarOwner
+from mr_engine.store.calendar_owners import CalendarOwner, QuickOwners, QuickReadUnavailable
 from mr_engine.store.directories import Directory, DirectoryError
 from mr_engine.store.models import Mailbox
 
 __all__ = ["feed_text", "feed_url", "find_resource", "freebusy_periods", "freebusy_text",
-           "new_calendar_token", "published_agenda", "published_owner", "TIMELINES"]
+           "new_calendar_token", "published_agenda", "published_owner", "quick_freebusy_text", "TIMELINES"]
 
 # The statuses an occurrence is published with (anything else is not in the calendar).
 _PUBLISHED = ("booked", "tentative")
@@ -100,8 +100,13 @@ class TimelineCache:
         self._entries: dict[tuple[Any, int], tuple[_Key, Timeline]] = {}
         self._lock = threading.Lock()
 
+    def cached(self, url: Any, owner: CalendarOwner) -> Timeline | None:
+        """The owner's timeline if it is kept for its current version, else None."""
+        found = self._entries.get((url, owner.id))
+        return found[1] if found is not None and found[0] == _key_of(owner) else None
+
     def timeline(self, session: Session, owner: CalendarOwner) -> Timeline:
-        key = _Key(owner.version, capacity_of(owner))
+        key = _key_of(owner)
         where = (session.get_bind().url, owner.id)
         found = self._entries.get(where)
         if found is not None and found[0] == key:
@@ -121,6 +126,10 @@ class TimelineCache:
 
 
 TIMELINES = TimelineCache()
+
+
+def _key_of(owner: CalendarOwner) -> _Key:
+    return _Key(owner.version, capacity_of(owner))
 
 
 def capacity_of(owner: CalendarOwner) -> int:
@@ -154,7 +163,27 @@ def freebusy_periods(session: Session, owner: CalendarOwner, span: TimeRange) ->
 def freebusy_text(session: Session, owner: CalendarOwner, span: TimeRange,
                   now: dt.datetime) -> str:
     """The resource's VFREEBUSY for ``span`` (RFC 5545 §3.6.4), as iCalendar text."""
-    lines = TIMELINES.timeline(session, owner).lines_between(span.start, span.end)
+    return _vfreebusy(TIMELINES.timeline(session, owner), owner, span, now)
+
+
+def quick_freebusy_text(quick: QuickOwners, name: str, span: TimeRange,
+                        now: dt.datetime) -> str | None:
+    """As ``freebusy_text`` without a session, when the owner's row can be read quickly
+    (``calendar_owners.QuickOwners``) and its timeline is cached; None otherwise (the
+    caller then takes the session path). Raises LookupError when ``name`` is no resource."""
+    try:
+        owner = quick.owner(name)
+    except QuickReadUnavailable:
+        return None
+    if owner is None or owner.resource_type == "none":
+        raise LookupError(name)
+    timeline = TIMELINES.cached(quick.url, owner)
+    return None if timeline is None else _vfreebusy(timeline, owner, span, now)
+
+
+def _vfreebusy(timeline: Timeline, owner: CalendarOwner, span: TimeRange,
+               now: dt.datetime) -> str:
+    lines = timeline.lines_between(span.start, span.end)
     return freebusy.vfreebusy(Publisher(owner.email, owner.fullname), span, now, lines)
 
 

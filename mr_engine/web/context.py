@@ -2,7 +2,8 @@
 
 The store is synchronous (SQLAlchemy sessions); ``read`` runs a function of a read session
 and the request's ``Directory`` in the default thread pool, so a slow query holds one thread
-and never the event loop that LMTP sessions share.
+and never the event loop that LMTP sessions share. The one exception is ``quick``: on a
+SQLite store, free/busy's owner lookup (``calendar_owners.QuickOwners``).
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, TypeVar
 
 from aiohttp import web
 from sqlalchemy.orm import Session
 
 from mr_engine.config import Settings
+from mr_engine.store.calendar_owners import QuickOwners, quick_owners
 from mr_engine.store.db import Database
 from mr_engine.store.directories import Directory, open_directory
 
@@ -36,10 +38,11 @@ class WebContext:
     settings: Settings
     db: Database
     clock: Callable[[], dt.datetime]
+    quick: QuickOwners | None = field(default=None, compare=False)
 
     @classmethod
     def of(cls, parts: WorkerParts) -> "WebContext":
-        return cls(parts.settings, parts.db, parts.clock)
+        return cls(parts.settings, parts.db, parts.clock, quick_owners(parts.db.engine))
 
     def now(self) -> dt.datetime:
         return self.clock()

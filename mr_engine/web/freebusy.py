@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from mr_engine.core.freebusy import TimeRange
 from mr_engine.services import availability
+from mr_engine.store.calendar_owners import QuickOwners
 from mr_engine.store.directories import Directory
 
 from .context import context_of
@@ -42,7 +43,19 @@ async def freebusy(request: web.Request) -> web.Response:
     now = context.now()
     span = time_range(request.query, now)
     name = resource_name(request.match_info["address"])
-    return calendar_answer(await context.read(_freebusy, name, span, now))
+    text = _quickly(context.quick, name, span, now) if context.quick else None
+    if text is None:
+        text = await context.read(_freebusy, name, span, now)
+    return calendar_answer(text)
+
+
+def _quickly(quick: QuickOwners, name: str, span: TimeRange, now: dt.datetime) -> str | None:
+    """The answer from the cached timeline, the owner read on the loop (SQLite); None when
+    the session path must answer (the calendar changed, or the file was busy)."""
+    try:
+        return availability.quick_freebusy_text(quick, name, span, now)
+    except LookupError:
+        raise no_resource(name) from None
 
 
 def _freebusy(session: Session, directory: Directory, name: str, span: TimeRange,
