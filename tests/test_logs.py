@@ -73,10 +73,21 @@ def captured(logger_name: str = "mr_engine"):
         handler.setStream(streams[log_format])
         logger.addHandler(handler)
     level, logger.level = logger.level, logging.INFO
+    # Earlier tests in the same process may have quietened or disabled a child logger
+    # (a logging config, a caplog level): under ``logger_name`` everything is let through.
+    children = [child for name, child in logging.root.manager.loggerDict.items()
+                if name.startswith(logger_name + ".") and isinstance(child, logging.Logger)]
+    saved = [(child, child.level, child.disabled) for child in children]
+    for child in children:
+        child.setLevel(logging.NOTSET)
+        child.disabled = False
     lines: dict[str, list[str]] = {}
     try:
         yield lines
     finally:
+        for child, child_level, disabled in saved:
+            child.setLevel(child_level)
+            child.disabled = disabled
         logger.setLevel(level)
         for handler in logger.handlers[-2:]:
             logger.removeHandler(handler)
