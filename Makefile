@@ -15,7 +15,7 @@ run: $(STAMP)
 	$(VENV)/bin/mr-engine serve
 
 test: $(STAMP)
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 3
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench
