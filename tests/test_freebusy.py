@@ -7,10 +7,13 @@ import json
 import subprocess
 
 import pytest
+from sqlalchemy import create_engine
 
 from mr_engine.core import freebusy
 from mr_engine.core.busy import Busy
 from mr_engine.core.freebusy import BUSY, TENTATIVE, Period, RangeError, Timeline
+from mr_engine.store.calendar_owners import (QuickOwners, QuickReadUnavailable, calendar_owner,
+                                             quick_owners)
 from mr_engine.testing.accounts import ROOM, add_resource, add_users
 from mr_engine.testing.calendars import book, freebusy_of, periods_of
 from mr_engine.testing.http import get
@@ -242,10 +245,6 @@ def test_cli_bad_input(db, db_url):
 def test_the_quick_owner_lookup_reads_as_the_session_does(db, db_url, tmp_path):
     """SQLite's session-less lookup (free/busy on the event loop) finds the same rows as the
     session's, and a file it cannot read sends the caller to the session path."""
-    from mr_engine.store.calendar_owners import (QuickOwners, QuickReadUnavailable,
-                                                 calendar_owner, quick_owners)
-    from sqlalchemy import create_engine
-
     add_resource(db, "room", ROOM)
     add_users(db, "alice")
     quick = quick_owners(db.engine)

@@ -78,8 +78,9 @@ class QuickOwners:
     def __init__(self, engine: Engine) -> None:
         self.url = engine.url
         self._path = engine.url.database
-        self._sql = str(_OWNER.compile(dialect=engine.dialect))
-        self._order = _OWNER.compile(dialect=engine.dialect).positiontup or []
+        compiled = _OWNER.compile(dialect=engine.dialect)
+        self._sql = str(compiled)
+        self._order = compiled.positiontup or []  # SQLite's "?" parameters, in order
         self._local = threading.local()
 
     def owner(self, name: str) -> CalendarOwner | None:
@@ -90,8 +91,7 @@ class QuickOwners:
         return _best([CalendarOwner(*row) for row in rows], *_keys(name)[:2])
 
     def _params(self, name: str) -> list[str]:
-        exact, plain, name = _keys(name)
-        values = {"exact": exact, "plain": plain, "name": name}
+        values = dict(zip(("exact", "plain", "name"), _keys(name)))
         return [values[key] for key in self._order]
 
     def _connection(self) -> sqlite3.Connection:
