@@ -106,6 +106,11 @@ def labelled(text: str) -> dict[str, str]:
 
 
 
+# The seats settings of a new user (pools and alternatives), as --user and --json show them.
+SEATS_LABELS = {"Resource seats": "0 (unknown)", "Enforce seats": "no",
+                "Propose a free time": "yes"}
+SEATS_JSON = {"resource_seats": 0, "mr_enforce_seats": False, "mr_propose_time": True}
+
 # The who-may-book settings of a new user, as --user shows them and as --json gives them.
 WHO_MAY_BOOK_LABELS = {
     "Verify organizer": "match", "Book-in policy": "all", "Request-in policy": "none",
@@ -148,7 +153,8 @@ def test_create_user_shows_kopano_details_and_json(db_url, local):
         "Auto-process meeting requests": "no", "Resource type": "none",
         "Resource capacity": "1", "Booking window (days)": "180",
         "Max duration (minutes)": "0 (none)", "Max conflicting instances": "0",
-        "Conflict percentage": "0%", "Calendar details": "busy", **WHO_MAY_BOOK_LABELS,
+        "Conflict percentage": "0%", "Calendar details": "busy", **SEATS_LABELS,
+        **WHO_MAY_BOOK_LABELS,
         "Delegates": "", "Calendar feed": "none"}
     # Values start in one column (31), as in Kopano's output; the groups are a table.
     assert {line.index(value, len(label) + 1) for label, value in labelled(text).items()
@@ -163,7 +169,7 @@ def test_create_user_shows_kopano_details_and_json(db_url, local):
         "mr_decline_recurring": False, "mr_process": False,
         "resource_type": "none", "resource_capacity": 1, "mr_booking_window": 180,
         "mr_max_duration": 0, "mr_max_conflict_instances": 0, "mr_conflict_percentage": 0,
-        "mr_calendar_details": "busy", **WHO_MAY_BOOK_JSON, "mr_delegates": [],
+        "mr_calendar_details": "busy", **SEATS_JSON, **WHO_MAY_BOOK_JSON, "mr_delegates": [],
         "out_of_office": {"enabled": False, "from": None, "until": None},
         "quota_overrides": False,
         "quota_warning": 10 * MB, "quota_soft": 0, "quota_hard": 0, "groups": ["Everyone"],
@@ -194,7 +200,7 @@ def test_update_user_fields_and_resource_settings_in_one_call(db_url, local):
         "mr_decline_recurring": True, "mr_process": False, "quota_overrides": True,
         "resource_type": "equipment", "resource_capacity": 20, "mr_booking_window": 30,
         "mr_max_duration": 240, "mr_max_conflict_instances": 2, "mr_conflict_percentage": 50,
-        "mr_calendar_details": "busy", **WHO_MAY_BOOK_JSON, "mr_delegates": [],
+        "mr_calendar_details": "busy", **SEATS_JSON, **WHO_MAY_BOOK_JSON, "mr_delegates": [],
         "timezone": "UTC", "quota_warning": MB, "quota_soft": 2 * MB, "quota_hard": 3 * MB,
         "calendar_feed": "http://127.0.0.1:8080/calendars/boardroom.ics"}
     assert verify_password("b", _stored_password(local, "boardroom"))

@@ -36,6 +36,10 @@ def _none_if_zero(minutes: int) -> str:
     return str(minutes) if minutes else "0 (none)"
 
 
+def _unknown_if_zero(seats: int) -> str:
+    return str(seats) if seats else "0 (unknown)"
+
+
 def _percent(value: int) -> str:
     return f"{value}%"
 
@@ -108,6 +112,21 @@ class ResourceSettings:
         json="mr_calendar_details", label="Calendar details",
         help="(resource) what the feed and pages show: busy, subject or full",
         choices=CALENDAR_DETAILS, length=16)
+    # Seats of a room (the people it holds), unlike capacity (bookings at once).
+    seats: int = setting(
+        0, column="resource_seats", flag="--resource-seats", json="resource_seats",
+        label="Resource seats", help="(room) people it seats, 0 = unknown",
+        metavar="N", minimum=0, show=_unknown_if_zero)
+    enforce_seats: bool = setting(
+        False, column="mr_enforce_seats", flag="--mr-enforce-seats", json="mr_enforce_seats",
+        label="Enforce seats",
+        help="(room) decline requests inviting more people than it seats: yes/no")
+    # A declined single meeting also gets an iTIP COUNTER with the nearest free time.
+    propose_time: bool = setting(
+        True, column="mr_propose_time", flag="--mr-propose-time", json="mr_propose_time",
+        label="Propose a free time",
+        help="(resource) answer a conflicting single meeting with a COUNTER proposing the "
+             "nearest free time: yes/no")
     # Who may book (core.who_may_book): who asks, who books at once, who with approval.
     verify_organizer: str = setting(
         "match", column="mr_verify_organizer", flag="--mr-verify-organizer",

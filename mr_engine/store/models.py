@@ -92,6 +92,9 @@ class Mailbox(ResourceColumns, Base):  # type: ignore[misc, valid-type]
     timezone: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
     # Kopano's features (imap, pop3, ...), as a comma list (kopano-cli --add-feature).
     features: Mapped[str] = mapped_column(Text, default="")
+    # ... and those explicitly taken from the user (kopano-cli --remove-feature), which win
+    # over the server's ``disabled_features`` setting as ``features`` does (Kopano table 8.1).
+    disabled_features: Mapped[str] = mapped_column(Text, default="")
     # The resource settings (resource_type, mr_accept, ...) are ResourceColumns'.
     # Longest occurrence ever booked here, in seconds. Bounds the conflict query's index range
     # scan from below (start >= req_start - longest), so it reads only nearby occurrences.
@@ -135,6 +138,8 @@ class Group(Base):
     name: Mapped[str] = mapped_column(String(255), unique=True)
     email: Mapped[Optional[str]] = mapped_column(String(320), nullable=True)
     email_lower: Mapped[Optional[str]] = mapped_column(String(320), unique=True, nullable=True)
+    # A pool (resource collection): a meeting request to its address books one free member.
+    mr_pool: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class GroupMember(Base):
@@ -255,6 +260,9 @@ class Booking(Base):
     # meeting, or a series that has ended). Kept ahead of now + the booking window.
     horizon: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="booked")
+    # The pool the request was sent to, when a member took it (RFC 5546 §3.2.2.3 delegation).
+    pool_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("groups.id", ondelete="SET NULL"), nullable=True, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
