@@ -207,6 +207,7 @@ def show_mode(mode: int) -> str:
 # client library is needed only where it is used. A new source is its module and one line.
 USER_PLUGINS: dict[str, str] = {
     "db": "mr_engine.store.directories.db",
+    "ldap": "mr_engine.store.directories.ldap",
 }
 
 
@@ -258,6 +259,54 @@ def _choice(*options: str) -> Callable[[Any], str]:
     return parse
 
 
+def _parse_ldap_uris(raw: Any) -> tuple[str, ...]:
+    """Space-separated (Kopano's form; commas and TOML lists too) ldap:// or ldaps:// URIs,
+    tried in this order."""
+    items = raw if isinstance(raw, (list, tuple)) else re.split(r"[\s,]+", str(raw))
+    uris = tuple(str(item).strip() for item in items if str(item).strip())
+    for uri in uris:
+        if not re.fullmatch(r"ldaps?://[^/\s]+/?", uri, re.IGNORECASE):
+            raise ValueError(f"expected ldap://host[:port] or ldaps://host[:port], got {uri!r}")
+    return uris
+
+
+LDAP_SERVER_TYPES = ("openldap", "ad")
+# What ``ldap_server_type = ad`` changes: the Active Directory column of Kopano's ldap.cfg
+# templates (installer/linux/ldap.m4); the fields' own defaults are the OpenLDAP column.
+# load_settings applies them to every one of these keys that no file, variable or flag set.
+LDAP_AD_DEFAULTS: dict[str, Any] = {
+    "ldap_user_type_attribute_value": "user",
+    "ldap_group_type_attribute_value": "group",
+    "ldap_user_search_filter": "(objectCategory=Person)",
+    "ldap_group_search_filter": "(objectCategory=Group)",
+    "ldap_user_unique_attribute": "objectGUID",
+    "ldap_user_unique_attribute_type": "binary",
+    "ldap_group_unique_attribute": "objectSid",
+    "ldap_group_unique_attribute_type": "binary",
+    "ldap_loginname_attribute": "sAMAccountName",
+    "ldap_emailaliases_attribute": "otherMailbox",
+    "ldap_groupmembers_attribute": "member",
+    "ldap_groupmembers_attribute_type": "dn",
+    "ldap_groupmembers_relation_attribute": "",
+    "ldap_group_security_attribute": "groupType",
+    "ldap_group_security_attribute_type": "ads",
+    "ldap_sendas_attribute_type": "dn",
+    "ldap_sendas_relation_attribute": "distinguishedName",
+    "ldap_quota_multiplier": 1048576,
+}
+
+
+def _ldap(name: str, parse: Callable[[Any], Any], help: str) -> "Setting":
+    """An LDAP attribute setting, its help naming the Active Directory default if other."""
+    if name in LDAP_AD_DEFAULTS:
+        help += f" (ad: {LDAP_AD_DEFAULTS[name] or 'empty'})"
+    return Setting(name, parse, help)
+
+
+_TEXT_BINARY = _choice("text", "binary")
+_DN_TEXT = _choice("dn", "text")
+
+
 @dataclass(frozen=True)
 class Setting:
     """One key of the schema; its default is the ``Settings`` field's (written once)."""
@@ -294,7 +343,78 @@ SCHEMA: tuple[Setting, ...] = (
             "Comma-separated authserv-ids whose Authentication-Results headers are believed "
             "(RFC 8601; the MTA must strip them from outside mail); empty = none"),
     Setting("user_plugin", _parse_user_plugin,
-            "Where users, resources and groups come from: db (the store's own tables)"),
+            "Where users, resources and groups come from: db (the store's own tables) or ldap "
+            "(an LDAP or Active Directory server, the ldap_* settings)"),
+    Setting("ldap_uri", _parse_ldap_uris,
+            "Space-separated ldap:// or ldaps:// URIs of the directory, tried in order "
+            "(user_plugin = ldap)"),
+    Setting("ldap_starttls", _parse_bool, "Secure ldap:// connections with StartTLS"),
+    Setting("ldap_bind_user", _parse_optional_str, "DN to bind as (empty = anonymous)"),
+    Setting("ldap_bind_passwd", _parse_optional_str, "Password of ldap_bind_user", secret=True),
+    Setting("ldap_search_base", _parse_optional_str,
+            "Base DN under which every user and group is searched"),
+    Setting("ldap_network_timeout", parse_duration,
+            "Timeout of connecting to and of one operation on an LDAP server"),
+    Setting("ldap_page_size", _parse_positive, "Entries a paged search fetches at a time"),
+    Setting("ldap_server_type", _choice(*LDAP_SERVER_TYPES),
+            "openldap or ad: chooses the defaults of the ldap_* attribute settings"),
+    Setting("ldap_cache_timeout", parse_duration,
+            "How long an entry read from LDAP is used before it is read again (unknown "
+            "addresses: 60 s at most)"),
+    _ldap("ldap_object_type_attribute", _parse_str, "Attribute naming an entry's type"),
+    _ldap("ldap_user_type_attribute_value", _parse_str,
+          "Value of ldap_object_type_attribute of users and resources"),
+    _ldap("ldap_group_type_attribute_value", _parse_str,
+          "Value of ldap_object_type_attribute of groups"),
+    _ldap("ldap_user_search_filter", _parse_optional_str,
+          "LDAP filter (RFC 4515) users must also match (empty = none)"),
+    _ldap("ldap_group_search_filter", _parse_optional_str,
+          "LDAP filter (RFC 4515) groups must also match (empty = none)"),
+    _ldap("ldap_user_unique_attribute", _parse_str,
+          "Attribute that identifies a user for good (renames keep it)"),
+    _ldap("ldap_user_unique_attribute_type", _TEXT_BINARY,
+          "text or binary (AD's objectGUID)"),
+    _ldap("ldap_group_unique_attribute", _parse_str, "Attribute that identifies a group"),
+    _ldap("ldap_group_unique_attribute_type", _TEXT_BINARY, "text or binary"),
+    _ldap("ldap_loginname_attribute", _parse_str, "Attribute of a user's login name"),
+    _ldap("ldap_fullname_attribute", _parse_str, "Attribute of a user's full name"),
+    _ldap("ldap_emailaddress_attribute", _parse_str, "Attribute of the primary address"),
+    _ldap("ldap_emailaliases_attribute", _parse_str, "Attribute of further addresses"),
+    _ldap("ldap_isadmin_attribute", _parse_str, "Attribute marking admins (0/false = not)"),
+    _ldap("ldap_nonactive_attribute", _parse_str,
+          "Attribute marking non-active users and resources (0/false = active)"),
+    _ldap("ldap_resource_type_attribute", _parse_str,
+          "Attribute making a non-active user a resource: room or equipment"),
+    _ldap("ldap_resource_capacity_attribute", _parse_str,
+          "Attribute of a resource's capacity (a number)"),
+    _ldap("ldap_groupname_attribute", _parse_str, "Attribute of a group's name"),
+    _ldap("ldap_groupmembers_attribute", _parse_str, "Attribute listing a group's members"),
+    _ldap("ldap_groupmembers_attribute_type", _DN_TEXT,
+          "dn (members are DNs) or text (values of the relation attribute)"),
+    _ldap("ldap_groupmembers_relation_attribute", _parse_optional_str,
+          "Attribute of a member that text members name (empty = the unique attribute)"),
+    _ldap("ldap_group_security_attribute", _parse_str,
+          "Attribute making a group a security group; others are distribution groups"),
+    _ldap("ldap_group_security_attribute_type", _choice("boolean", "ads"),
+          "boolean (0/false/absent = distribution) or ads (groupType's security bit)"),
+    _ldap("ldap_sendas_attribute", _parse_str,
+          "Attribute listing the users and groups that may send as the entry"),
+    _ldap("ldap_sendas_attribute_type", _DN_TEXT, "dn or text"),
+    _ldap("ldap_sendas_relation_attribute", _parse_optional_str,
+          "Attribute that text send-as values name (empty = the unique attribute)"),
+    _ldap("ldap_addressbook_hide_attribute", _parse_str,
+          "Attribute hiding an entry from listings (it still receives mail)"),
+    _ldap("ldap_quotaoverride_attribute", _parse_str,
+          "Attribute saying the entry's own quotas replace the defaults"),
+    _ldap("ldap_warnquota_attribute", _parse_str, "Attribute of the warning quota"),
+    _ldap("ldap_softquota_attribute", _parse_str, "Attribute of the soft quota"),
+    _ldap("ldap_hardquota_attribute", _parse_str, "Attribute of the hard quota"),
+    _ldap("ldap_quota_multiplier", _parse_positive,
+          "Bytes in one unit of the quota attributes"),
+    _ldap("ldap_enabled_features_attribute", _parse_str,
+          "Attribute listing the features enabled for the user"),
+    _ldap("ldap_disabled_features_attribute", _parse_str,
+          "Attribute listing the features disabled for the user"),
     Setting("mail_store", _parse_mail_store,
             "Where users' mail goes: db (the store), maildir (maildir_path), lmtp (store_lmtp)"),
     Setting("maildir_path", _parse_str,
@@ -376,6 +496,49 @@ class Settings:
     default_timezone: str = "UTC"
     trusted_authserv_ids: tuple[str, ...] = ()
     user_plugin: str = "db"
+    ldap_uri: tuple[str, ...] = ()
+    ldap_starttls: bool = False
+    ldap_bind_user: str = ""
+    ldap_bind_passwd: str = ""
+    ldap_search_base: str = ""
+    ldap_network_timeout: int = 30
+    ldap_page_size: int = 1000
+    ldap_server_type: str = "openldap"
+    ldap_cache_timeout: int = 300
+    ldap_object_type_attribute: str = "objectClass"
+    ldap_user_type_attribute_value: str = "posixAccount"
+    ldap_group_type_attribute_value: str = "posixGroup"
+    ldap_user_search_filter: str = ""
+    ldap_group_search_filter: str = ""
+    ldap_user_unique_attribute: str = "uidNumber"
+    ldap_user_unique_attribute_type: str = "text"
+    ldap_group_unique_attribute: str = "gidNumber"
+    ldap_group_unique_attribute_type: str = "text"
+    ldap_loginname_attribute: str = "uid"
+    ldap_fullname_attribute: str = "cn"
+    ldap_emailaddress_attribute: str = "mail"
+    ldap_emailaliases_attribute: str = "kopanoAliases"
+    ldap_isadmin_attribute: str = "kopanoAdmin"
+    ldap_nonactive_attribute: str = "kopanoSharedStoreOnly"
+    ldap_resource_type_attribute: str = "kopanoResourceType"
+    ldap_resource_capacity_attribute: str = "kopanoResourceCapacity"
+    ldap_groupname_attribute: str = "cn"
+    ldap_groupmembers_attribute: str = "memberUid"
+    ldap_groupmembers_attribute_type: str = "text"
+    ldap_groupmembers_relation_attribute: str = "uid"
+    ldap_group_security_attribute: str = "kopanoSecurityGroup"
+    ldap_group_security_attribute_type: str = "boolean"
+    ldap_sendas_attribute: str = "kopanoSendAsPrivilege"
+    ldap_sendas_attribute_type: str = "text"
+    ldap_sendas_relation_attribute: str = ""
+    ldap_addressbook_hide_attribute: str = "kopanoHidden"
+    ldap_quotaoverride_attribute: str = "kopanoQuotaOverride"
+    ldap_warnquota_attribute: str = "kopanoQuotaWarn"
+    ldap_softquota_attribute: str = "kopanoQuotaSoft"
+    ldap_hardquota_attribute: str = "kopanoQuotaHard"
+    ldap_quota_multiplier: int = 1
+    ldap_enabled_features_attribute: str = "kopanoEnabledFeatures"
+    ldap_disabled_features_attribute: str = "kopanoDisabledFeatures"
     mail_store: str = "db"
     maildir_path: str = "var/mail/%u/Maildir"
     store_lmtp: str = ""
@@ -500,6 +663,7 @@ def load_settings(
         values[setting.name] = _coerce(setting, raw, origin)
         sources[setting.name] = origin
     _place_home(values, sources, path)
+    _place_server_type_defaults(values, sources)
     settings = Settings(**values, sources=sources)
     check_mail_store(settings)
     return settings
@@ -513,6 +677,15 @@ def config_file_in_use(environ: Mapping[str, str], config_file: str | None = Non
         return named
     system = environ.get(SYSTEM_CONFIG_ENV, SYSTEM_CONFIG)
     return system if os.path.exists(system) else None
+
+
+def _place_server_type_defaults(values: dict[str, Any], sources: dict[str, str]) -> None:
+    """The Active Directory defaults of the ldap_* keys nobody set, for ``ad``."""
+    if values["ldap_server_type"] != "ad":
+        return
+    for name, value in LDAP_AD_DEFAULTS.items():
+        if sources[name] == "default":
+            values[name], sources[name] = value, "default for ldap_server_type = ad"
 
 
 def _place_home(values: dict[str, Any], sources: dict[str, str], path: str | None) -> None:

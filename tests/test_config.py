@@ -130,3 +130,30 @@ def test_passwords_are_stored_as_salted_scrypt_hashes():
 
 def test_the_settings_dataclass_defaults_match_the_schema():
     assert Settings() == load_settings({}, environ={})
+
+
+def test_ldap_server_type_ad_chooses_kopanos_active_directory_defaults_unless_set():
+    settings = load_settings({"ldap_loginname_attribute": "uid"},
+                             environ={"MR_ENGINE_LDAP_SERVER_TYPE": "ad",
+                                      "MR_ENGINE_LDAP_URI": "ldap://a:389 ldaps://b"})
+    assert (settings.ldap_user_unique_attribute, settings.ldap_user_unique_attribute_type,
+            settings.ldap_groupmembers_attribute, settings.ldap_quota_multiplier) \
+        == ("objectGUID", "binary", "member", 1048576)
+    assert settings.ldap_loginname_attribute == "uid"  # set: kept
+    assert settings.sources["ldap_user_unique_attribute"] == "default for ldap_server_type = ad"
+    assert settings.ldap_uri == ("ldap://a:389", "ldaps://b")
+    assert Settings().ldap_user_unique_attribute == "uidNumber"  # openldap's
+
+
+def test_ldap_settings_refuse_bad_values_naming_the_key():
+    for key, value in [("ldap_uri", "http://x"), ("ldap_server_type", "novell"),
+                       ("ldap_groupmembers_attribute_type", "cn")]:
+        with pytest.raises(ConfigError, match=key):
+            load_settings({key: value}, environ={})
+
+
+def test_mr_engine_config_masks_the_ldap_bind_password():
+    out = subprocess.run([str(BIN / "mr-engine"), "config", "--json"],
+                         env={"MR_ENGINE_LDAP_BIND_PASSWD": "s3cret"},
+                         capture_output=True, text=True, check=True).stdout
+    assert json.loads(out)["ldap_bind_passwd"]["value"] == "********"

@@ -98,13 +98,13 @@ def test_mailboxes_by_id_are_the_resolved_rows_that_still_exist(people):
 def test_user_plugin_is_db_by_default_and_a_bad_one_names_the_key():
     assert load_settings({}, environ={}).user_plugin == "db" == Settings().user_plugin
     assert load_settings({}, environ={"MR_ENGINE_USER_PLUGIN": " DB "}).user_plugin == "db"
-    with pytest.raises(ConfigError, match=r"user_plugin .*expected one of db, got 'ldap'"):
-        load_settings({}, environ={"MR_ENGINE_USER_PLUGIN": "ldap"})
+    with pytest.raises(ConfigError, match=r"user_plugin .*expected one of db, ldap, got 'nis'"):
+        load_settings({}, environ={"MR_ENGINE_USER_PLUGIN": "nis"})
 
 
 def test_a_bad_user_plugin_stops_a_command_with_exit_2(tmp_path):
     done = subprocess.run([str(BIN / "mr-engine"), "config"], capture_output=True, text=True,
-                          env={"MR_ENGINE_USER_PLUGIN": "ldap",
+                          env={"MR_ENGINE_USER_PLUGIN": "nis",
                                "MR_ENGINE_DATABASE_URL": f"sqlite:///{tmp_path}/s.db"})
     assert done.returncode == 2 and "user_plugin" in done.stderr
 
