@@ -43,7 +43,8 @@ def busy_at(start_hour: float, hours: float = 1) -> Busy:
 
 def test_the_rules_in_their_order() -> None:
     assert policy.REQUEST_RULES == (policy.external_refused, policy.not_permitted,
-                                    policy.recurring_refused, policy.beyond_booking_window)
+                                    policy.recurring_refused, policy.beyond_booking_window,
+                                    policy.too_many_people)
     assert policy.OCCURRENCE_RULES == (policy.too_short, policy.too_long,
                                        policy.outside_working_hours, policy.conflict)
     assert policy.EXTENSION_RULES == (policy.outside_working_hours, policy.conflict)

@@ -31,7 +31,7 @@ from mr_engine.core.timezones import CalendarZones
 warnings.filterwarnings("ignore", category=GloballyUniqueTZIDGuessed)
 
 __all__ = ["Attendee", "EventData", "Invitation", "InvitationError", "is_attendee",
-           "parse_invitation"]
+           "parse_invitation", "people_invited"]
 
 _MAX_EVENTS = 1000
 # RFC 5546 §3.2: DTSTART is required in every VEVENT method except these.
@@ -62,6 +62,8 @@ class Attendee:
     cn: str
     partstat: str
     rsvp: bool
+    # RFC 5545 §3.2.3: INDIVIDUAL when absent; ROOM and RESOURCE are no people.
+    cutype: str = "INDIVIDUAL"
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,17 @@ def _attendee(value: object) -> Attendee:
         # expect the resource's answer (Kopano and Exchange reply): only an explicit
         # RSVP=FALSE silences the reply. Deliberate departure.
         rsvp=str(params.get("RSVP", "")).upper() != "FALSE",
+        cutype=str(params.get("CUTYPE", "INDIVIDUAL")).upper(),
     )
+
+
+def people_invited(event: EventData, besides: Iterable[str] = ()) -> int:
+    """How many people the meeting invites, as a room's seats count them: ATTENDEEs with
+    CUTYPE=INDIVIDUAL (or none, RFC 5545 §3.2.3), not the organizer and none of ``besides``
+    (the resource itself, which some clients list without a CUTYPE)."""
+    others = {event.organizer.lower(), *(a.lower() for a in besides)}
+    return sum(1 for a in event.attendees
+               if a.cutype == "INDIVIDUAL" and a.address not in others)
 
 
 def _values(component: Component, name: str, keep_broken: bool = False) -> Iterator[Any]:

@@ -40,7 +40,7 @@ from mr_engine.core.timezones import format_span
 
 __all__ = ["Busy", "Decision", "People", "RequestFacts", "ResourceFacts", "ResourcePolicy",
            "REQUEST_RULES", "OCCURRENCE_RULES", "decide", "decide_extension",
-           "effective_capacity"]
+           "effective_capacity", "occurrence_problem"]
 
 # The booking rules read the resource's settings as they are declared.
 ResourcePolicy = ResourceSettings
@@ -55,6 +55,9 @@ class People:
     from_address: str = ""  # the From header's address
     sender_address: str = ""  # the Sender header's address; "" without one
     attendees: int = 0  # ATTENDEEs of the meeting, the resource among them
+    # The people among them, as seats count them (``itip.people_invited``): CUTYPE
+    # INDIVIDUAL or none, neither the organizer nor the resource.
+    individuals: int = 0
     # What the directory and the message's checks say of the organizer (``who_asks``):
     authenticated: bool = False  # a trusted Authentication-Results vouches for it
     user: str = ""  # its directory user name; "" when its address is no user's
@@ -168,6 +171,9 @@ def not_permitted(facts: RequestFacts, policy: ResourcePolicy, now: datetime) ->
 # Two reasons the decline texts reword as Kopano does (core.decline_texts).
 RECURRING_REFUSED = "recurring meetings are not allowed"
 CONFLICT_ON = "conflict on "
+# How the reasons that another time or resource may cure begin (``core.alternatives``).
+OUTSIDE_HOURS = "outside working hours: "
+TOO_MANY_PEOPLE = " attendees, the room seats "
 
 
 def recurring_refused(facts: RequestFacts, policy: ResourcePolicy, now: datetime) -> str | None:
@@ -184,6 +190,14 @@ def beyond_booking_window(facts: RequestFacts, policy: ResourcePolicy,
                               or all(i.start <= horizon for i in facts.occurrences)):
         return None
     return f"starts beyond the booking window of {policy.booking_window_days} days"
+
+
+def too_many_people(facts: RequestFacts, policy: ResourcePolicy, now: datetime) -> str | None:
+    # Seats 0 is "unknown": nothing to enforce.
+    invited = facts.people.individuals
+    if not policy.enforce_seats or policy.seats <= 0 or invited <= policy.seats:
+        return None
+    return f"{invited}{TOO_MANY_PEOPLE}{policy.seats}"
 
 
 def too_short(occurrence: Instance, facts: RequestFacts, policy: ResourcePolicy,
@@ -209,7 +223,7 @@ def outside_working_hours(occurrence: Instance, facts: RequestFacts, policy: Res
     zone = facts.resource.zone
     if hours.inside(open_hours, occurrence.start, occurrence.end, zone):
         return None
-    return f"outside working hours: {_span(occurrence, zone)} is not within {open_hours}"
+    return f"{OUTSIDE_HOURS}{_span(occurrence, zone)} is not within {open_hours}"
 
 
 def conflict(occurrence: Instance, facts: RequestFacts, policy: ResourcePolicy,
@@ -222,7 +236,7 @@ def conflict(occurrence: Instance, facts: RequestFacts, policy: ResourcePolicy,
 
 
 REQUEST_RULES: tuple[RequestRule, ...] = (external_refused, not_permitted, recurring_refused,
-                                           beyond_booking_window)
+                                           beyond_booking_window, too_many_people)
 OCCURRENCE_RULES: tuple[OccurrenceRule, ...] = (too_short, too_long, outside_working_hours,
                                                 conflict)
 # Occurrences of an accepted series that became due later: who asks, duration and window
@@ -243,6 +257,13 @@ def facts_of(instances: Sequence[Instance], recurring: bool, busy: Sequence[Busy
 
 def _first_reason(rules: Sequence[Callable[..., str | None]], *facts: object) -> str | None:
     return next((reason for rule in rules if (reason := rule(*facts))), None)
+
+
+def occurrence_problem(occurrence: Instance, facts: RequestFacts, policy: ResourcePolicy,
+                       now: datetime) -> str | None:
+    """Why ``OCCURRENCE_RULES`` refuse one occurrence, or None: what a proposed time of
+    ``core.alternatives`` must pass."""
+    return _first_reason(OCCURRENCE_RULES, occurrence, facts, policy, now)
 
 
 def _problems(rules: Sequence[OccurrenceRule], facts: RequestFacts, policy: ResourcePolicy,

@@ -40,6 +40,7 @@ class Message:
     from_address: str = ""
     sender_address: str = ""
     attendees: int = 0
+    individuals: int = 0  # the people among them (``itip.people_invited``)
     auth_results: tuple[str, ...] = ()  # Authentication-Results field values
 
 
@@ -59,7 +60,7 @@ def people(session: Session, settings: Settings, policy: ResourcePolicy,
     """The ``People`` facts of a request for a resource with ``policy``."""
     base = People(organizer=message.organizer, envelope_sender=message.envelope_sender,
                   from_address=message.from_address, sender_address=message.sender_address,
-                  attendees=message.attendees)
+                  attendees=message.attendees, individuals=message.individuals)
     if not message.organizer or not _needs_directory(policy):
         return base
     source = open_directory(settings, session)

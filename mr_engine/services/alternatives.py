@@ -1,0 +1,93 @@
+"""The alternatives to offer for a request a resource declines, gathered from the store.
+
+``core.alternatives`` decides (free times on the grid, which resources, in what order); this
+module reads what it decides on: the resource's busy times over the days searched, the other
+resources of the directory with their busy times during the request, and which of them share
+a pool with it (a group with ``mr_pool`` both are direct members of). What the delivery's
+declines, ``mr-engine explain`` and pools call. Reads only; the caller holds the session.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
+
+from mr_engine.config import Settings
+from mr_engine.core import alternatives as core
+from mr_engine.core.alternatives import Alternatives, Candidate, Option, Slot
+from mr_engine.core.busy import BusyTimes
+from mr_engine.core.recurrence import Instance
+from mr_engine.services import finder, horizon
+from mr_engine.store import calendar_store as cal
+from mr_engine.store.directories import open_directory
+from mr_engine.store.models import Group, GroupMember, Mailbox
+
+__all__ = ["Alternatives", "Option", "Slot", "alternatives", "pool_mates"]
+
+_POOLS = select(GroupMember.group_id).join(Group, Group.id == GroupMember.group_id).where(
+    GroupMember.mailbox_id == bindparam("resource"), Group.mr_pool.is_(True))
+_MATES = select(GroupMember.mailbox_id).where(GroupMember.group_id.in_(_POOLS))
+
+
+def pool_mates(session: Session, resource: Mailbox) -> set[int]:
+    """Ids of the mailboxes that share a pool with ``resource`` (itself among them)."""
+    return set(session.scalars(_MATES, {"resource": resource.id}))
+
+
+def _busy(session: Session, resource: Mailbox, start: dt.datetime, end: dt.datetime,
+          exclude: int | None = None) -> BusyTimes:
+    return BusyTimes(tuple(cal.busy_intervals(session, resource, start, end, exclude)))
+
+
+def _span(live: Sequence[Instance]) -> tuple[dt.datetime, dt.datetime]:
+    return min(i.start for i in live), max(i.end for i in live)
+
+
+def _times(session: Session, resource: Mailbox, live: Sequence[Instance], now: dt.datetime,
+           zone: dt.tzinfo, exclude: int | None) -> tuple[Slot, ...]:
+    start, end = core.search_span(live, zone)
+    busy = _busy(session, resource, start, end, exclude)
+    return core.free_times(live, busy, resource.resource_settings, zone, now)
+
+
+def _candidate(session: Session, other: Mailbox, live: Sequence[Instance], pooled: bool,
+               settings: Settings) -> Candidate:
+    option = Option(other.name, other.email, other.resource_type, other.resource_seats,
+                    other.resource_capacity, pooled)
+    return Candidate(option, other.resource_settings, _busy(session, other, *_span(live)),
+                     horizon.zone_of(other, settings))
+
+
+def _resources(session: Session, resource: Mailbox, live: Sequence[Instance],
+               now: dt.datetime, settings: Settings, people: int,
+               need_known_seats: bool) -> tuple[Option, ...]:
+    mates = pool_mates(session, resource)
+    others = [m for m in finder.resources(open_directory(settings, session))
+              if m.id != resource.id and m.resource_type == resource.resource_type]
+    candidates = [_candidate(session, m, live, m.id in mates, settings) for m in others]
+    return core.free_resources(resource.resource_type, candidates, live, now, people,
+                               need_known_seats)
+
+
+def alternatives(session: Session, resource: Mailbox, instances: Sequence[Instance],
+                 now: dt.datetime, *, settings: Settings = Settings(), people: int = 0,
+                 reasons: Sequence[str] | None = None,
+                 exclude: int | None = None) -> Alternatives:
+    """What to offer instead of ``instances`` on ``resource``: free times like the first
+    refused occurrence, and other resources of its kind free for all of them.
+
+    ``people``: the people invited (``itip.people_invited``); ``reasons``: the decline's,
+    when known (a decline for seats alone gets no times, and needs rooms of known seats);
+    ``exclude``: the meeting's own booking on ``resource`` (an update), not in its way."""
+    live = [i for i in instances if not i.cancelled]
+    if not live:
+        return Alternatives()
+    zone = horizon.zone_of(resource, settings)
+    times = _times(session, resource, live, now, zone, exclude) \
+        if reasons is None or core.times_help(reasons) else ()
+    need_known = reasons is not None and core.seats_declined(reasons)
+    return Alternatives(times, _resources(session, resource, live, now, settings, people,
+                                          need_known))
