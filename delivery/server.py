@@ -83,9 +83,11 @@ class Server:
                 parts.append(f"{front.label} on {', '.join(addresses)}")
         return "; ".join(parts)
 
-    async def stop(self) -> None:
+    async def stop(self, why: str = "") -> None:
         for front in self.fronts.values():
             front.close()
+        if why:  # said once closed: whoever reads it finds new clients refused
+            log.info("%s, shutting down", why)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SHUTDOWN_GRACE
         while self._busy() and loop.time() < deadline:
@@ -109,5 +111,4 @@ class Server:
             loop.add_signal_handler(sig, stop.set)
         await self.start()
         await stop.wait()
-        log.info("signal received, shutting down")
-        await self.stop()
+        await self.stop("signal received")

@@ -100,7 +100,9 @@ EXPECTED = {
 }
 
 
-def check_totals(samples: Samples, sessions: int) -> None:
+def check_totals(samples: Samples, sessions: int, later: bool = False) -> None:
+    """The totals of the mix; ``later``: after a worker's restart, when a loaded machine
+    may have passed the relay's 20 s retry delay, so retries may have been counted too."""
     for (name, outcome), count in EXPECTED.items():
         assert value(samples, name, outcome=outcome) == count, (outcome, samples)
     assert value(samples, "mr_engine_lmtp_sessions_total") == sessions
@@ -113,7 +115,8 @@ def check_totals(samples: Samples, sessions: int) -> None:
                  reason="not_addressed") == 1
     assert value(samples, "mr_engine_oof_replies_suppressed_total", reason="interval") == 1
     # The auto-reply and the room's reply, each tried once: nothing listens on the smarthost.
-    assert value(samples, "mr_engine_relay_attempts_total", result="deferred") == 2
+    deferred = value(samples, "mr_engine_relay_attempts_total", result="deferred")
+    assert deferred >= 2 if later else deferred == 2
     assert value(samples, "mr_engine_relay_attempts_total", result="sent") == 0
     assert {status: value(samples, "mr_engine_outbound_queue_messages", status=status)
             for status in ("queued", "sent", "failed")} == {"queued": 2, "sent": 0, "failed": 0}
@@ -161,7 +164,7 @@ def test_metrics_are_exact_across_workers_and_survive_a_worker(db, db_url, tmp_p
         after = settled(http, "mr_engine_lmtp_sessions_open", len(alive))
         assert len(alive) == 1  # the sessions were shared out, one a worker
         assert value(after, "mr_engine_lmtp_sessions_open") == 1
-        check_totals(after, sessions=6)
+        check_totals(after, sessions=6, later=True)
         for client in alive:
             client.close()
         assert serve.stop() == 0

@@ -182,7 +182,8 @@ def test_stopping_refuses_new_clients_and_finishes_the_message_in_flight(db, db_
             assert client.command(line)[0].startswith("250")
         assert client.command("DATA")[0].startswith("354")
         serve.proc.terminate()
-        serve.wait_for("signal received")
+        # Both workers hold the listening socket: refused once each has closed its copy.
+        serve.wait_for("signal received", count=2)
         with pytest.raises(ConnectionRefusedError):
             RawClient(serve.port)
         client.send(msg().replace(b"\r\n.", b"\r\n..") + b"\r\n.\r\n")
