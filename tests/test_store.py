@@ -197,7 +197,7 @@ def _counts(engine) -> dict[str, int]:
                 for t in meta.sorted_tables if t.name != "alembic_version"}
 
 
-@pytest.mark.parametrize("start", ["0001", "0002", "0003", "0004", "0005"])
+@pytest.mark.parametrize("start", ["0001", "0002", "0003", "0004", "0005", "0007"])
 def test_upgrades_keep_every_row(db_url, start):
     """SQLite alters a table by copying it; with foreign keys on, dropping the old copy
     cascaded and emptied bookings and occurrences when mailboxes changed."""

@@ -107,6 +107,9 @@ class Mailbox(ResourceColumns, Base):  # type: ignore[misc, valid-type]
     quota_soft: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)
     quota_hard: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # The directory entry this mailbox mirrors (its unique attribute; binary ones as hex);
+    # None for the db plugin's own users. Renames and new addresses keep the link.
+    external_id: Mapped[Optional[str]] = mapped_column(String(255), unique=True, nullable=True)
 
     store: Mapped[Optional["Store"]] = relationship(back_populates="mailbox", uselist=False)
 
@@ -140,6 +143,8 @@ class Group(Base):
     email_lower: Mapped[Optional[str]] = mapped_column(String(320), unique=True, nullable=True)
     # A pool (resource collection): a meeting request to its address books one free member.
     mr_pool: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The directory entry this group mirrors, as Mailbox.external_id.
+    external_id: Mapped[Optional[str]] = mapped_column(String(255), unique=True, nullable=True)
 
 
 class GroupMember(Base):
