@@ -19,6 +19,7 @@ from .context import Delivery, Outcome
 from .mail_store import DELIVERED
 from .meeting import process_meeting_request
 from .oof import out_of_office
+from .pool import process_pool_request
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ STEPS: list[Step] = [
     add_trace_headers,
     check_quota,
     decide_by_mail,
+    process_pool_request,
     process_meeting_request,
     out_of_office,
     file_message,

@@ -29,7 +29,8 @@ from mr_engine.core.outgoing import (AUTO_REPLY_HEADERS, LINE, AddressError, Par
                                 thread_headers)
 from mr_engine.core.timezones import format_span
 
-__all__ = ["Answer", "PRODID", "build_reply", "verb"]
+__all__ = ["Answer", "COUNTER_SUBJECT", "Delegation", "PRODID", "build_counter", "build_reply",
+           "verb"]
 
 PRODID = "-//mr-engine//mr-engine 0.1//EN"
 # All but TAB and LF; and lone surrogates, which cannot be encoded as UTF-8.
@@ -53,6 +54,15 @@ class Answer:
     recurrence_id: datetime | None
     start: datetime | None = None
     end: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Delegation:
+    """RFC 5546 §3.2.2.3: the pool's ATTENDEE answers DELEGATED with ``DELEGATED-TO`` the
+    member; the member's answers with ``DELEGATED-FROM`` the pool (``param``, ``address``)."""
+
+    param: str  # "DELEGATED-TO" | "DELEGATED-FROM"
+    address: str
 
 
 def _clean(text: str, limit: int = _MAX_HEADER_TEXT) -> str:
@@ -95,7 +105,8 @@ def _address(email: str, cn: str) -> vCalAddress:
     return value
 
 
-def _vevent(answer: Answer, resource_address: str, resource_name: str, now: datetime) -> Event:
+def _vevent(answer: Answer, resource_address: str, resource_name: str, now: datetime,
+            delegation: Delegation | None = None) -> Event:
     event = answer.event
     start, end = _times(answer)
     vevent = Event()
@@ -105,6 +116,8 @@ def _vevent(answer: Answer, resource_address: str, resource_name: str, now: date
     vevent.add("ORGANIZER", _address(event.organizer, event.organizer_cn))
     attendee = _address(resource_address, resource_name)
     attendee.params["PARTSTAT"] = answer.partstat
+    if delegation is not None:
+        attendee.params[delegation.param] = f"mailto:{_param(delegation.address)}"
     vevent.add("ATTENDEE", attendee)
     if answer.recurrence_id is not None:
         vevent.add("RECURRENCE-ID", _ical_time(answer.recurrence_id, event))
@@ -117,14 +130,17 @@ def _vevent(answer: Answer, resource_address: str, resource_name: str, now: date
 
 
 def _calendar(answers: Sequence[Answer], resource_address: str, resource_name: str,
-              now: datetime) -> list[str]:
-    """The REPLY's content lines, unfolded: outgoing.calendar_part folds them by octets."""
+              now: datetime, delegation: Delegation | None = None,
+              method: str = "REPLY") -> list[str]:
+    """The REPLY's (or COUNTER's) content lines, unfolded: outgoing.calendar_part folds
+    them by octets."""
     calendar = Calendar()
     calendar.add("PRODID", PRODID)
     calendar.add("VERSION", "2.0")
-    calendar.add("METHOD", "REPLY")
+    calendar.add("METHOD", method)
     for answer in answers:
-        calendar.add_component(_vevent(answer, resource_address, resource_name, now))
+        calendar.add_component(_vevent(answer, resource_address, resource_name, now,
+                                       delegation))
     return calendar.content_lines()
 
 
@@ -154,9 +170,9 @@ def _reason(text: str) -> str:
 
 # Per PARTSTAT: how an answer's line begins, and the label of its reason.
 _WORDS = {"ACCEPTED": ("Accepted", "Comment: "), "TENTATIVE": ("Tentatively accepted", ""),
-          "DECLINED": ("Declined", "Reason: ")}
+          "DECLINED": ("Declined", "Reason: "), "DELEGATED": ("Delegated", "")}
 _VERDICTS = {"Accepted": "accepted", "Tentative": "tentatively accepted",
-             "Declined": "declined"}
+             "Declined": "declined", "Delegated": "delegated"}
 
 
 def verb(answers: Sequence[Answer]) -> str:
@@ -164,6 +180,8 @@ def verb(answers: Sequence[Answer]) -> str:
     kinds = {a.partstat for a in answers}
     if kinds == {"ACCEPTED"}:
         return "Accepted"
+    if kinds == {"DELEGATED"}:
+        return "Delegated"
     return "Tentative" if kinds == {"TENTATIVE"} else "Declined"
 
 
@@ -204,11 +222,26 @@ def _mailbox(address: str, role: str) -> ParsedAddress:
         raise AddressError(f"{role}: {exc}") from None
 
 
+def _headers(event: EventData, resource_address: str, resource_name: str, subject: str,
+             request_message_id: str | None, now: datetime, hostname: str) -> list[str]:
+    """From the resource to the organizer, in the request's thread, marked auto-replied."""
+    parent = next(iter(message_ids(request_message_id or "")), None)
+    return [
+        address_header("From", resource_name, _mailbox(resource_address, "resource")),
+        address_header("To", event.organizer_cn, _mailbox(event.organizer, "organizer")),
+        text_header("Subject", subject),
+        date_header(now),
+        field("Message-ID", new_message_id(hostname)),
+        *thread_headers(parent, [parent] if parent else []),
+        *AUTO_REPLY_HEADERS]
+
+
 def build_reply(inv: Invitation, answers: Sequence[Answer], resource_address: str, resource_name: str,
                 request_message_id: str | None, now: datetime, hostname: str,
-                note: str = "") -> bytes:
+                note: str = "", delegation: Delegation | None = None) -> bytes:
     """The complete REPLY message (CRLF line ends) to send to the organizer; ``note``: text
-    the resource adds to every reply (Exchange's AdditionalResponse), after the answers.
+    the resource adds to every reply (Exchange's AdditionalResponse), after the answers;
+    ``delegation``: a pool's delegation, on the ATTENDEE of every answer.
 
     Raises ValueError when there is nothing to answer, and its subclass
     ``outgoing.AddressError`` (message "organizer: unusable e-mail address '…': why") when
@@ -218,15 +251,31 @@ def build_reply(inv: Invitation, answers: Sequence[Answer], resource_address: st
         raise ValueError("no answers to send")
     first = answers[0].event
     summary = _clean(first.summary or inv.events[0].summary)
-    parent = next(iter(message_ids(request_message_id or "")), None)
-    headers = [
-        address_header("From", resource_name, _mailbox(resource_address, "resource")),
-        address_header("To", first.organizer_cn, _mailbox(first.organizer, "organizer")),
-        text_header("Subject", f"{verb(answers)}: {summary}"),
-        date_header(now),
-        field("Message-ID", new_message_id(hostname)),
-        *thread_headers(parent, [parent] if parent else []),
-        *AUTO_REPLY_HEADERS]
-    calendar = _calendar(answers, resource_address, resource_name, now)
+    headers = _headers(first, resource_address, resource_name, f"{verb(answers)}: {summary}",
+                       request_message_id, now, hostname)
+    calendar = _calendar(answers, resource_address, resource_name, now, delegation)
     return message(headers, [text_part(_text(answers, resource_name, summary, note)),
                              calendar_part(calendar, "REPLY")])
+
+
+COUNTER_SUBJECT = "New time proposed"
+
+
+def build_counter(event: EventData, proposal: tuple[datetime, datetime],
+                  resource_address: str, resource_name: str, request_message_id: str | None,
+                  now: datetime, hostname: str, comment: str = "") -> bytes:
+    """The iTIP COUNTER (RFC 5546 §3.2.7) proposing ``proposal`` for a declined single
+    meeting, as Outlook's "decline and propose a new time" sends it: the REPLY's VEVENT
+    (UID and SEQUENCE as received, ORGANIZER, the resource as its one ATTENDEE,
+    DTSTAMP, SUMMARY, COMMENT) with the proposed DTSTART and DTEND, under
+    METHOD:COUNTER. ``AddressError`` for an unusable address, as ``build_reply``."""
+    start, end = proposal
+    answer = Answer(event, "DECLINED", comment, None, start, end)
+    summary = _clean(event.summary)
+    headers = _headers(event, resource_address, resource_name,
+                       f"{COUNTER_SUBJECT}: {summary}", request_message_id, now, hostname)
+    calendar = _calendar([answer], resource_address, resource_name, now, method="COUNTER")
+    words = _wrapped(f"{_clean(resource_name)} proposes a new time for your meeting request "
+                     f'"{summary}": {_when(answer)}.')
+    return message(headers, [text_part("\n".join(words) + "\n"),
+                             calendar_part(calendar, "COUNTER")])

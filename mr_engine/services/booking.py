@@ -18,31 +18,36 @@ approval; a CANCEL withdraws it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import email.message
 import logging
 import zoneinfo
 from dataclasses import dataclass, field
 from datetime import tzinfo
-from typing import Protocol
+from typing import Callable, Protocol, TypeVar
 
 from sqlalchemy.orm import Session
 
 from mr_engine.core import booked_calendar
 from mr_engine.store import calendar_store as cal
-from mr_engine.services import approvals, horizon, who_asks
+from mr_engine.services import alternatives, approvals, horizon, who_asks
 from mr_engine.config import Settings
 from mr_engine.store.db import lock_mailbox
-from mr_engine.core.itip import OUT_OF_RANGE, EventData, Invitation, InvitationError, is_attendee
+from mr_engine.core.itip import (OUT_OF_RANGE, EventData, Invitation, InvitationError,
+                                 is_attendee, people_invited)
 from mr_engine.store.models import Booking, Mailbox
 from mr_engine.core.headers import first_address, header_text
-from mr_engine.core.policy import Decision, People, ResourceFacts, decide
+from mr_engine.core.alternatives import Alternatives, offered_for, text as offer_text
+from mr_engine.core.policy import CONFLICT_ON, Decision, People, ResourceFacts, decide
 from mr_engine.core.recurrence import Instance, RecurrenceError, expand, finished_by
-from mr_engine.services.replies import OutgoingReply, compose, event_for, summarize, wanted
-from mr_engine.core.reply import Answer
+from mr_engine.services.replies import (OutgoingReply, compose, counter, event_for, summarize,
+                                        wanted)
+from mr_engine.core.reply import Answer, Delegation
 from mr_engine.core.timezones import resolve
 
 log = logging.getLogger(__name__)
+Judged = TypeVar("Judged")  # what ``check``'s rules return: a Decision, or an Explanation
 
 NOT_ORGANIZER = "only the organizer of this meeting can change it"
 NOBODY_CAN_APPROVE = "nobody can approve requests for this resource"
@@ -116,23 +121,23 @@ class Request:
     auth_results: tuple[str, ...] = ()  # its Authentication-Results fields (RFC 8601)
     # Trusted authserv-ids, the directory to ask who the organizer is, local domains.
     settings: Settings = Settings()
+    # A pool's request taken by this member: its replies say DELEGATED-FROM the pool.
+    delegation: Delegation | None = None
+    # What a decline offers instead (``services.alternatives``), set once it is decided.
+    offer: Alternatives = Alternatives()
 
 
 def read_request(resource: Mailbox, incoming: Incoming, settings: Settings,
-                 now: dt.datetime) -> Request | None:
-    """The REQUEST or CANCEL naming ``resource`` as ATTENDEE, else None (logged)."""
+                 now: dt.datetime, attendee: str | None = None) -> Request | None:
+    """The REQUEST or CANCEL naming ``resource`` (or ``attendee``, a pool's address) as
+    ATTENDEE, else None (logged)."""
     zone = horizon.zone_of(resource, settings)
     inv = incoming.invitation(zone)
-    if inv is None:
-        return None
-    if isinstance(inv, InvitationError):
-        log.warning("%s: calendar not usable, delivering as mail: %s", resource.name, inv.reason)
-        return None
-    if inv.method not in ("REQUEST", "CANCEL"):
-        log.info("%s: iTIP method %s is not processed", resource.name, inv.method)
-        return None
-    if is_attendee(inv, [resource.email]) is None:
-        log.info("%s: not an attendee of %s", resource.name, inv.uid)
+    why = unprocessable(resource, inv, attendee)
+    if why is not None or not isinstance(inv, Invitation):
+        if inv is not None:  # plain mail, the common case, goes unremarked
+            log.log(logging.WARNING if isinstance(inv, InvitationError) else logging.INFO,
+                    "%s: %s", resource.name, why)
         return None
     return Request(resource=resource, invitation=inv, message_id=incoming.message_id,
                    zone=zone, now=now, hostname=settings.hostname,
@@ -140,6 +145,21 @@ def read_request(resource: Mailbox, incoming: Incoming, settings: Settings,
                    from_address=first_address(incoming.message, "From"),
                    sender_address=first_address(incoming.message, "Sender"),
                    auth_results=_auth_results(incoming.message), settings=settings)
+
+
+def unprocessable(resource: Mailbox, inv: Invitation | InvitationError | None,
+                  attendee: str | None = None) -> str | None:
+    """Why the message's calendar ``inv`` is no REQUEST or CANCEL naming ``resource`` (or
+    ``attendee``) as ATTENDEE; None when it is one. Such a message is delivered as mail."""
+    if inv is None:
+        return "the message carries no calendar"
+    if isinstance(inv, InvitationError):
+        return f"calendar not usable: {inv.reason}"
+    if inv.method not in ("REQUEST", "CANCEL"):
+        return f"iTIP method {inv.method} is not processed"
+    if is_attendee(inv, [attendee or resource.email]) is None:
+        return f"not an attendee of {inv.uid}"
+    return None
 
 
 def _auth_results(message: email.message.Message) -> tuple[str, ...]:
@@ -215,7 +235,7 @@ def _not_organizer(req: Request, booking: Booking) -> BookingResult:
     return _answer(req, "declined", [NOT_ORGANIZER], answers)
 
 
-def _stale(event: EventData, booking: Booking | None) -> str | None:
+def stale(event: EventData, booking: Booking | None) -> str | None:
     """RFC 5546 §2.1.5: SEQUENCE, then DTSTAMP, order the revisions of a meeting."""
     if booking is None:
         return None
@@ -249,17 +269,26 @@ def _people(session: Session, req: Request) -> People:
     event = req.invitation.events[0]  # the master, when there is one
     message = who_asks.Message(organizer=event.organizer, envelope_sender=req.envelope_sender,
                                from_address=req.from_address, sender_address=req.sender_address,
-                               attendees=len(event.attendees), auth_results=req.auth_results)
+                               attendees=len(event.attendees),
+                               individuals=people_invited(event, [req.resource.email]),
+                               auth_results=req.auth_results)
     return who_asks.people(session, req.settings, horizon.policy_of(req.resource), message)
+
+
+def _asked(session: Session, req: Request) -> tuple[tzinfo, People, ResourceFacts]:
+    """What the rules are told besides the occurrences: the zone their reasons show times
+    in (the meeting's), who asks, and the resource's zone and delegates."""
+    zone = resolve(req.invitation.events[0].tzid, req.zone)
+    resource = who_asks.resource_facts(session, req.resource, req.zone,
+                                       horizon.policy_of(req.resource))
+    return zone, _people(session, req), resource
 
 
 def _decide(session: Session, req: Request, instances: list[Instance], recurring: bool,
             exclude: int | None) -> Decision:
-    zone = resolve(req.invitation.events[0].tzid, req.zone)
-    resource = who_asks.resource_facts(session, req.resource, req.zone,
-                                       horizon.policy_of(req.resource))
+    zone, people, resource = _asked(session, req)
     decision = check(session, req.resource, instances, recurring, exclude, req.now, zone,
-                     _people(session, req), resource)
+                     people, resource)
     if decision.needs_approval and not resource.delegates:
         log.warning("%s: %s: only the request-in list allows the organizer, and the resource "
                     "has no delegates: declined", req.resource.name, req.invitation.uid)
@@ -267,19 +296,73 @@ def _decide(session: Session, req: Request, instances: list[Instance], recurring
     return decision
 
 
+def verdict(session: Session, req: Request, exclude: int | None) -> Decision:
+    """The resource's rules on ``req`` as processing would apply them, booking nothing
+    (``exclude``: the meeting's own booking): how a pool weighs its members."""
+    try:
+        instances = _expand(req)
+    except RecurrenceError as exc:
+        return Decision(False, (exc.reason,), (), ())
+    master = req.invitation.master
+    return _decide(session, req, instances, master is not None and master.recurring, exclude)
+
+
+def explained(session: Session, req: Request, exclude: int | None) -> Explanation | None:
+    """Every booking rule's result on ``req`` (``core.explanation``), on the facts that
+    ``_decide`` judges (``exclude``: the meeting's own booking); None when its occurrences
+    cannot be expanded (processing declines it for that)."""
+    try:
+        instances = _expand(req)
+    except RecurrenceError:
+        return None
+    master = req.invitation.master
+    return check(session, req.resource, instances, master is not None and master.recurring,
+                 exclude, req.now, *_asked(session, req), rules=explain)
+
+
 def check(session: Session, resource: Mailbox, instances: list[Instance], recurring: bool,
           exclude: int | None, now: dt.datetime, zone: tzinfo,
-          people: People = People(), facts: ResourceFacts | None = None) -> Decision:
+          people: People = People(), facts: ResourceFacts | None = None,
+          rules: Callable[..., Judged] = decide) -> Judged:  # type: ignore[assignment]
     """The conflict check: the calendar's busy times around ``instances`` (``exclude``: the
-    meeting's own booking), then the resource's booking rules on them. ``facts``: the
+    meeting's own booking), then the resource's booking rules on them (``rules``:
+    ``policy.decide``, or ``explanation.explain`` to hear every rule). ``facts``: the
     resource's zone and delegates (by default its zone is UTC, and it has none)."""
     live = [i for i in instances if not i.cancelled]
     busy = []
     if live:
         busy = cal.busy_intervals(session, resource, min(i.start for i in live),
                                   max(i.end for i in live), exclude)
-    return decide(horizon.policy_of(resource), instances, recurring, busy, now, zone, people,
-                  facts or ResourceFacts())
+    return rules(horizon.policy_of(resource), instances, recurring, busy, now, zone, people,
+                 facts or ResourceFacts())
+
+
+def _offering(session: Session, req: Request, instances: list[Instance], decision: Decision,
+              booking: Booking | None) -> Request:
+    """``req`` with what its decline offers instead: free times and resources, when the
+    reasons are conflicts, working hours or seats (``core.alternatives``)."""
+    if decision.accepted and not decision.declined_instances:
+        return req
+    reasons = [r for _, r in decision.declined_instances] or list(decision.reasons)
+    if not offered_for(reasons):
+        return req
+    offer = alternatives.alternatives(
+        session, req.resource, instances, req.now, settings=req.settings,
+        people=people_invited(req.invitation.events[0], [req.resource.email]),
+        reasons=reasons, exclude=booking.id if booking else None)
+    return dataclasses.replace(req, offer=offer)
+
+
+def _counter(req: Request, outcome: str, reasons: list[str]) -> list[OutgoingReply]:
+    """RFC 5546 §3.2.7: a single meeting declined for a conflict gets a COUNTER proposing
+    the nearest free time, when the resource proposes times (``--mr-propose-time``)."""
+    master = req.invitation.master
+    if outcome != "declined" or not req.offer.times or master is None or master.recurring \
+            or not req.resource.resource_settings.propose_time \
+            or not any(r.startswith(CONFLICT_ON) for r in reasons):
+        return []
+    return [counter(master, req.resource, req.offer.times[0], req.message_id, req.now,
+                    req.hostname)]
 
 
 def hold_for_approval(session: Session, req: Request, booking: Booking | None,
@@ -313,9 +396,9 @@ def hold_for_approval(session: Session, req: Request, booking: Booking | None,
 def _series(session: Session, req: Request, booking: Booking | None) -> BookingResult:
     master = req.invitation.master
     assert master is not None
-    stale = _stale(master, booking)
-    if stale:
-        return BookingResult("ignored", [stale])
+    old = stale(master, booking)
+    if old:
+        return BookingResult("ignored", [old])
     try:
         instances = _expand(req)
     except RecurrenceError as exc:
@@ -323,6 +406,7 @@ def _series(session: Session, req: Request, booking: Booking | None) -> BookingR
     else:
         decision = _decide(session, req, instances, master.recurring,
                            booking.id if booking else None)
+        req = _offering(session, req, instances, decision, booking)
     if decision.needs_approval:
         return hold_for_approval(session, req, booking, decision)
     withdrawn = _withdraw(session, req, booking, approvals.REPLACED, CHANGED_WHY)
@@ -367,6 +451,7 @@ def _instances(session: Session, req: Request, booking: Booking | None) -> Booki
                        [Answer(e, "DECLINED", exc.reason, e.recurrence_id)
                         for e in req.invitation.events])
     decision = _decide(session, req, instances, False, booking.id if booking else None)
+    req = _offering(session, req, instances, decision, booking)
     if decision.needs_approval:
         return hold_for_approval(session, req, booking, decision, instances)
     withdrawn = _withdraw(session, req, booking, approvals.REPLACED, CHANGED_WHY)
@@ -454,6 +539,13 @@ def _save_booking(session: Session, req: Request, booking: Booking | None,
     return booking
 
 
+def _offered(req: Request, answers: list[Answer]) -> list[str]:
+    """The lines listing the alternatives, for a reply that declines something."""
+    if not any(a.partstat == "DECLINED" for a in answers):
+        return []
+    return offer_text(req.offer, resolve(req.invitation.events[0].tzid, req.zone))
+
+
 def _answer(req: Request, outcome: str, reasons: list[str], answers: list[Answer]) -> BookingResult:
     """The BookingResult with its replies (none when the organizer asked for none)."""
     if not wanted(req.invitation, req.resource):
@@ -467,7 +559,9 @@ def _answer(req: Request, outcome: str, reasons: list[str], answers: list[Answer
     event = req.invitation.events[0]
     try:
         replies = [compose(req.invitation, event, req.resource, group, req.message_id,
-                           req.now, req.hostname) for group in groups]
+                           req.now, req.hostname, req.delegation, _offered(req, group))
+                   for group in groups]
+        replies += _counter(req, outcome, reasons)
     except ValueError as exc:
         log.warning("%s: %s: no reply sent: %s", req.resource.name, req.invitation.uid, exc)
         return BookingResult(outcome, reasons, problems=[f"no reply sent: {exc}"])

@@ -1,7 +1,7 @@
 """A meeting request processed and answered in one transaction: the booking with its queued
 replies, and the extension of a resource's due series with the declines it sends.
 
-What the front ends call: the LMTP pipeline's meeting step, ``kopano-mr-accept``, the
+What the front ends call: the LMTP pipeline's meeting and pool steps, ``kopano-mr-accept``, the
 maintenance pass of ``serve`` and ``kopano-cli --mr-booking-window``.
 """
 
@@ -13,10 +13,10 @@ import logging
 from sqlalchemy.orm import Session
 
 from mr_engine.config import Settings
-from mr_engine.services import booking, horizon
+from mr_engine.services import booking, horizon, pools
 from mr_engine.services.replies import OutgoingReply
 from mr_engine.store.db import lock_mailbox
-from mr_engine.store.models import Mailbox
+from mr_engine.store.models import Group, Mailbox
 from mr_engine.store.outbox import enqueue
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,16 @@ def book_and_queue(session: Session, req: booking.Request, now: dt.datetime) -> 
     """Process the request and queue its replies in the same transaction."""
     result = booking.process(session, req)
     queue_replies(session, result.replies, now)
+    return result
+
+
+def pool_book_and_queue(session: Session, pool: Group, incoming: booking.Incoming,
+                        settings: Settings, now: dt.datetime) -> booking.BookingResult | None:
+    """A pool's request processed (``services.pools``), its replies queued with it; None
+    when the message is no request of the pool's."""
+    result = pools.process(session, pool, incoming, settings, now)
+    if result is not None:
+        queue_replies(session, result.replies, now)
     return result
 
 

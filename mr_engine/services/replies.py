@@ -14,9 +14,11 @@ from mr_engine.core.decline_texts import worded
 from mr_engine.core.itip import EventData, Invitation, is_attendee
 from mr_engine.core.recurrence import Instance
 from mr_engine.store.models import Mailbox
-from mr_engine.core.reply import Answer, build_reply, verb
+from mr_engine.core.alternatives import Slot
+from mr_engine.core.reply import (COUNTER_SUBJECT, Answer, Delegation, build_counter,
+                                  build_reply, verb)
 
-__all__ = ["OutgoingReply", "compose", "event_for", "summarize", "wanted"]
+__all__ = ["OutgoingReply", "compose", "counter", "event_for", "summarize", "wanted"]
 
 # Reasons shown one by one before "and N more": a decline listing a thousand conflicting
 # dates would make a reply (and a log line) nobody reads to the end.
@@ -50,12 +52,26 @@ def wanted(inv: Invitation, resource: Mailbox) -> bool:
 
 
 def compose(inv: Invitation, event: EventData, resource: Mailbox, answers: list[Answer],
-            message_id: str | None, now: dt.datetime, hostname: str) -> OutgoingReply:
-    """One REPLY carrying *answers*; raises ValueError for an unusable organizer address."""
+            message_id: str | None, now: dt.datetime, hostname: str,
+            delegation: Delegation | None = None, offer: Sequence[str] = ()) -> OutgoingReply:
+    """One REPLY carrying *answers* (``delegation``: a pool member's, RFC 5546 §3.2.2.3;
+    ``offer``: the lines listing the alternatives, before the resource's own text);
+    raises ValueError for an unusable organizer address."""
+    note = "\n".join([*offer, "", resource.mr_response_text] if offer
+                      else [resource.mr_response_text])
     content = build_reply(inv, answers, resource.email, resource.fullname or resource.name,
-                          message_id, now, hostname, resource.mr_response_text)
+                          message_id, now, hostname, note, delegation)
     return OutgoingReply(resource.email, event.organizer, f"{verb(answers)}: {event.summary}",
                          content)
+
+
+def counter(event: EventData, resource: Mailbox, proposal: Slot, message_id: str | None,
+            now: dt.datetime, hostname: str) -> OutgoingReply:
+    """The COUNTER proposing ``proposal`` for a declined single meeting (RFC 5546 §3.2.7)."""
+    content = build_counter(event, (proposal.start, proposal.end), resource.email,
+                            resource.fullname or resource.name, message_id, now, hostname)
+    return OutgoingReply(resource.email, event.organizer,
+                         f"{COUNTER_SUBJECT}: {event.summary}", content)
 
 
 def event_for(inv: Invitation, inst: Instance) -> EventData:

@@ -53,6 +53,11 @@ def find_booking(session: Session, resource_id: int, uid: str) -> Booking | None
     return session.scalar(_FIND, {"resource": resource_id, "uid": uid})
 
 
+def find_pool_booking(session: Session, pool_id: int, uid: str) -> Booking | None:
+    """The booking a member of the pool holds for the meeting ``uid`` through the pool."""
+    return session.scalar(select(Booking).where(Booking.pool_id == pool_id, Booking.uid == uid))
+
+
 def busy_intervals(session: Session, resource: Mailbox, start: dt.datetime, end: dt.datetime,
                    exclude_booking: int | None) -> list[Busy]:
     """Other bookings' opaque occurrences that overlap [start, end), booked or tentative."""

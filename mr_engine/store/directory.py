@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
@@ -20,6 +20,7 @@ from mr_engine.store.directories import (EVERYONE, DirectoryError, Duplicate, Gr
                                          NotFound)
 from mr_engine.store.models import (Group, GroupMember, GroupNesting, Mailbox, ResourceDelegate,
                                     SendAs)
+from mr_engine.core import features
 from mr_engine.core.addresses import strip_detail
 from mr_engine.core.passwords import hash_password
 from mr_engine.core.resource_settings import SETTINGS, defaults, invalid_choice, parsed
@@ -189,31 +190,38 @@ def _linked(session: Session, owner_column: Any, member_column: Any,
 
 # --- features --------------------------------------------------------------------------------
 
-def features_of(mailbox: Mailbox) -> list[str]:
-    """The features a user has (Kopano's imap, pop3, ...), sorted."""
-    return sorted(f for f in (mailbox.features or "").split(",") if f)
+def user_features(mailbox: Mailbox) -> features.UserFeatures:
+    """What is set for the user: enabled and disabled features (``core.features``)."""
+    return features.from_columns(mailbox.features, mailbox.disabled_features)
 
 
-def _check_feature(name: str) -> str:
-    feature = name.strip().lower()
-    if not feature or not all(c.isalnum() or c in "-_" for c in feature):
-        raise DirectoryError(f"invalid feature name {name!r}")
-    return feature
+def _set_features(session: Session, mailbox: Mailbox, chosen: features.UserFeatures) -> None:
+    mailbox.features = features.to_column(chosen.enabled)
+    mailbox.disabled_features = features.to_column(chosen.disabled)
+    session.flush()
+
+
+def _feature(name: str) -> str:
+    try:
+        return features.check(name)
+    except ValueError as exc:
+        raise DirectoryError(str(exc)) from None
 
 
 def add_feature(session: Session, mailbox: Mailbox, name: str) -> None:
-    """Give the user a feature (twice is harmless, as for send-as)."""
-    features = set(features_of(mailbox)) | {_check_feature(name)}
-    mailbox.features = ",".join(sorted(features))
-    session.flush()
+    """Enable a feature for the user, whatever ``disabled_features`` says (twice is
+    harmless, as for send-as)."""
+    _set_features(session, mailbox, features.enable(user_features(mailbox), _feature(name)))
 
 
-def remove_feature(session: Session, mailbox: Mailbox, name: str) -> None:
-    feature = _check_feature(name)
-    if feature not in features_of(mailbox):
+def remove_feature(session: Session, mailbox: Mailbox, name: str,
+                   globally_disabled: Collection[str]) -> None:
+    """Disable a feature the user has (table 8.1: by the user's own list or because the
+    server does not disable it); one the user does not have is Kopano's "not found"."""
+    feature = _feature(name)
+    if not features.effective(user_features(mailbox), globally_disabled)[feature]:
         raise NotFound(f"{mailbox.name} does not have the feature {feature}")
-    mailbox.features = ",".join(f for f in features_of(mailbox) if f != feature)
-    session.flush()
+    _set_features(session, mailbox, features.disable(user_features(mailbox), feature))
 
 
 # --- resource delegates --------------------------------------------------------------------
@@ -274,6 +282,9 @@ def delete_group(session: Session, group: Group) -> None:
 
 
 def add_member(session: Session, group: Group, mailbox: Mailbox) -> None:
+    if group.mr_pool and mailbox.resource_type == "none":
+        raise DirectoryError(f"{mailbox.name} is not a resource, and {group.name!r} is a pool "
+                             "(only resources can be pool members)")
     _link(session, GroupMember(group_id=group.id, mailbox_id=mailbox.id))
 
 
@@ -354,6 +365,49 @@ def has_domain(session: Session, domain: str) -> bool:
     found = select(Mailbox.id).where(Mailbox.email_lower.like(pattern, escape="\\")).limit(1)
     grouped = select(Group.id).where(Group.email_lower.like(pattern, escape="\\")).limit(1)
     return session.scalar(found) is not None or session.scalar(grouped) is not None
+
+
+# --- pools (resource collections) -------------------------------------------------------
+
+def set_pool(session: Session, group: Group, on: bool) -> None:
+    """Make the group a pool (a meeting request to it books one free member), or a plain
+    group again. Only a group whose members, nested ones too, are all resources can be one."""
+    if on:
+        members = nested_members(session, group)
+        people = [m.name for m in members if m.resource_type == "none"]
+        if people:
+            raise DirectoryError(f"group {group.name!r} cannot be a pool: {', '.join(people)} "
+                                 "is not a resource (only resources can be pool members)")
+        if not members:
+            raise DirectoryError(f"group {group.name!r} cannot be a pool: it has no members")
+    group.mr_pool = on
+    session.flush()
+
+
+def pool_at(session: Session, address: str) -> Group | None:
+    """The pool whose address is ``address`` (any case, ``+detail`` ignored), else None."""
+    lowered = address.strip().lower()
+    for candidate in dict.fromkeys((lowered, strip_detail(lowered))):
+        group = session.scalar(select(Group).where(Group.email_lower == candidate,
+                                                   Group.mr_pool.is_(True)))
+        if group is not None:
+            return group
+    return None
+
+
+def pool_named(session: Session, name: str) -> Group | None:
+    """The pool called ``name`` (or at that address), else None."""
+    group = session.scalar(select(Group).where(Group.name == name, Group.mr_pool.is_(True)))
+    return group if group is not None else pool_at(session, name)
+
+
+def pools_of(session: Session, mailbox: Mailbox) -> list[Group]:
+    """The pools the mailbox is a member of, directly or through nested groups, by name."""
+    direct = session.scalars(select(GroupMember.group_id)
+                             .where(GroupMember.mailbox_id == mailbox.id))
+    ids = _closure(session, list(direct), _CONTAINING)
+    return list(session.scalars(select(Group).where(Group.id.in_(ids), Group.mr_pool.is_(True))
+                                .order_by(Group.name)))
 
 
 def group_members(session: Session, group: Group) -> list[Mailbox]:
