@@ -1,5 +1,6 @@
-"""Shared fixtures: a fixed clock, a fresh real database per test (SQLite and PostgreSQL), and
-a real SMTP smarthost. The shared helpers that are not fixtures are in ``mr_engine.testing``.
+"""Shared fixtures: a fixed clock, a fresh real database per test (SQLite and PostgreSQL), a
+real SMTP smarthost and real OpenLDAP servers (``slapd``, ``ad_slapd``). The shared helpers
+that are not fixtures are in ``mr_engine.testing``.
 
 Tests that take ``db_url`` run once per backend. PostgreSQL comes from
 ``MR_ENGINE_TEST_PG_URL`` or from a throwaway cluster started here; each test gets a new
@@ -17,7 +18,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from mr_engine.store.db import open_database
-from mr_engine.testing import pgcluster
+from mr_engine.testing import pgcluster, slapd as slapd_harness
 from mr_engine.testing.smarthost import Smarthost
 from mr_engine.testing.times import NOW
 
@@ -70,6 +71,39 @@ def db_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/store.db"
     return _new_pg_database(request.getfixturevalue("pg_server"))
+
+
+def _start_slapd(kind: str = "openldap") -> slapd_harness.Slapd:
+    """A new slapd with the tree ``kind`` (``mr_engine.testing.ldap_trees``); without the
+    binaries the test is skipped, or fails where ``MR_ENGINE_TEST_REQUIRE_SLAPD=1`` (CI)."""
+    missing = slapd_harness.missing()
+    if missing and os.environ.get("MR_ENGINE_TEST_REQUIRE_SLAPD"):
+        pytest.fail(missing)
+    if missing:
+        pytest.skip(missing)
+    return slapd_harness.Slapd(kind)
+
+
+@pytest.fixture(scope="module")
+def slapd():
+    """A module's OpenLDAP server with Kopano's schema and tree; tests that change entries
+    take ``fresh_slapd``."""
+    with _start_slapd() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def ad_slapd():
+    """A module's Active Directory shaped server."""
+    with _start_slapd("ad") as server:
+        yield server
+
+
+@pytest.fixture
+def fresh_slapd():
+    """An OpenLDAP server of the test's own, to change, stop or restart."""
+    with _start_slapd() as server:
+        yield server
 
 
 @pytest.fixture
