@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import (cmd_agenda, cmd_approvals, cmd_config, cmd_db, cmd_freebusy, cmd_mailbox,
-               cmd_queue, cmd_sample_invite, cmd_serve, cmd_status)
+from . import (cmd_agenda, cmd_approvals, cmd_config, cmd_db, cmd_explain, cmd_freebusy,
+               cmd_mailbox, cmd_queue, cmd_sample_invite, cmd_serve, cmd_status)
 from .common import EXIT_USAGE, add_version_flag, run_guarded
 
 COMMANDS = [cmd_config, cmd_db, cmd_serve, cmd_status, cmd_mailbox, cmd_agenda, cmd_freebusy,
-            cmd_queue, cmd_approvals, cmd_sample_invite]
+            cmd_explain, cmd_queue, cmd_approvals, cmd_sample_invite]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,22 +11,25 @@ Processed Requests, or in the Inbox when it is not processed, all in one transac
 the outcome is printed: ``accepted``, ``tentative`` (held for a delegate's approval),
 ``declined: <reasons>``, ``ignored: <reason>`` or ``cancelled``. Exit 0 when processed; 1 when the message is not a meeting request for USER
 (it is filed in the Inbox all the same), when no reply could be sent, or when it was refused.
+
+``--dry-run``: the decision explained and nothing done (``cli.dry_run``, as ``mr-engine
+explain``): nothing is booked, queued or filed.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import zoneinfo
 
 from mr_engine.delivery import pipeline
-from mr_engine.delivery.context import Batch, Delivery, Envelope, Outcome, message_id_of, parse_message
+from mr_engine.delivery.context import Batch, Delivery, Envelope, Outcome
 from mr_engine.delivery.mail_store import open_mail_store
 from mr_engine.clock import utcnow
 from mr_engine.config import Settings
 from mr_engine.store.directories import open_directory
 from mr_engine.core.printable import printable
 
+from . import dry_run
 from .common import EXIT_ERROR, add_config_flags, fail, open_db, run_guarded, settings_from
 
 
@@ -42,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kopano-mr-accept", description=__doc__.splitlines()[0])
     add_config_flags(parser)
     parser.add_argument("user", help="the resource (or user) the message is for")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="explain the decision (each rule, conflicts, alternatives) and "
+                             "book, queue and file nothing")
     parser.add_argument("configfile", nargs="?", metavar="CONFIGFILE",
                         help="kopano-dagent's calling form: ignored (settings: --config)")
     parser.add_argument("entryid", nargs="?", metavar="ENTRYID",
@@ -53,22 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     return run_guarded(lambda: run(args))
 
 
-def _envelope(raw: bytes, settings: Settings) -> Envelope:
-    """The message as LMTP would hand it on: no envelope sender (so no out-of-office reply
-    goes anywhere), its calendar read before the write lock is taken."""
-    message = parse_message(raw)
-    envelope = Envelope(sender="", content=raw, message=message,
-                        message_id=message_id_of(message), helo="kopano-mr-accept")
-    envelope.invitation(zoneinfo.ZoneInfo(settings.default_timezone))
-    return envelope
-
-
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    raw = sys.stdin.buffer.read()
-    if not raw.strip():
-        return fail("no message on standard input: kopano-mr-accept reads the message there")
-    envelope = _envelope(raw, settings)
+    if args.dry_run:
+        return dry_run.run(settings, args.user, False, "kopano-mr-accept")
+    envelope = dry_run.from_stdin(settings, "kopano-mr-accept")
+    if envelope is None:
+        return EXIT_ERROR
     db = open_db(settings)
     try:
         d = _deliver(db, settings, envelope, args.user)

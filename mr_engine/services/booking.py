@@ -39,6 +39,7 @@ from mr_engine.core.itip import (OUT_OF_RANGE, EventData, Invitation, Invitation
 from mr_engine.store.models import Booking, Mailbox
 from mr_engine.core.headers import first_address, header_text
 from mr_engine.core.alternatives import Alternatives, offered_for, text as offer_text
+from mr_engine.core.explanation import Explanation, explain
 from mr_engine.core.policy import CONFLICT_ON, Decision, People, ResourceFacts, decide
 from mr_engine.core.recurrence import Instance, RecurrenceError, expand, finished_by
 from mr_engine.services.replies import (OutgoingReply, compose, counter, event_for, summarize,

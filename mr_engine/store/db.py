@@ -294,6 +294,16 @@ class Database:
             yield session
 
     @contextmanager
+    def rehearsal(self) -> Iterator[Session]:
+        """A write transaction that is always rolled back: what a change would do (locks
+        and all, as ``write`` takes them), leaving the store as it was."""
+        with self.writers, self.sessions() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
+
+    @contextmanager
     def read(self) -> Iterator[Session]:
         """A read-only transaction; on SQLite it does not take the write lock."""
         with self.readers() as session:
