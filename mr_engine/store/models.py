@@ -110,6 +110,8 @@ class Mailbox(ResourceColumns, Base):  # type: ignore[misc, valid-type]
     # The directory entry this mailbox mirrors (its unique attribute; binary ones as hex);
     # None for the db plugin's own users. Renames and new addresses keep the link.
     external_id: Mapped[Optional[str]] = mapped_column(String(255), unique=True, nullable=True)
+    # Left out of the listings (Kopano's kopanoHidden, an address book flag); gets mail.
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
 
     store: Mapped[Optional["Store"]] = relationship(back_populates="mailbox", uselist=False)
 
