@@ -7,7 +7,8 @@ caller rolls back (``Database.rehearsal``): the outcome shown is delivery's own,
 nothing is booked, queued or filed. Beside it come every booking rule's result on the same
 facts (``booking.explained``, ``core.explanation``), the bookings in conflict with only what
 the resource's ``calendar_details`` lets through (``core.feed.published``, as the feed shows
-them), and the alternatives a decline offers (``services.alternatives``).
+them), and the alternatives a decline offers (``services.alternatives``). A pool's request
+is processed as the pool's delivery does (``services.pools``), with the member it picks.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from mr_engine.core.explanation import Explanation, RuleResult
 from mr_engine.core.feed import Published
 from mr_engine.core.freebusy import TimeRange
 from mr_engine.core.recurrence import Instance
-from mr_engine.services import availability, booking, horizon
+from mr_engine.services import availability, booking, horizon, pools
 from mr_engine.services.booking import BookingResult, Incoming, Request
 from mr_engine.store import calendar_store as cal
-from mr_engine.store.directories import open_directory
-from mr_engine.store.models import Booking, Mailbox
+from mr_engine.store import directory
+from mr_engine.store.directories import DirectoryError, NotFound, open_directory
+from mr_engine.store.models import Booking, Group, Mailbox
 
 __all__ = ["NotExplainable", "Report", "explain"]
 
@@ -54,17 +56,35 @@ class Report:
 
 def explain(session: Session, name: str, incoming: Incoming, settings: Settings,
             now: dt.datetime) -> Report:
-    """What delivering ``incoming`` to the resource ``name`` (a name or an address) would
-    decide. Writes into ``session``: the caller rolls it back."""
-    return _for_resource(session, _resource(session, settings, name), incoming, settings, now)
-
-
-def _resource(session: Session, settings: Settings, name: str) -> Mailbox:
-    source = open_directory(settings, session)
-    found = source.user_at(name) if "@" in name else source.user(name)
-    if found is None:
+    """What delivering ``incoming`` to the resource or pool ``name`` (a name or an address)
+    would decide. Writes into ``session``: the caller rolls it back."""
+    resource = _resource(session, settings, name)
+    if resource is not None:
+        return _for_resource(session, resource, incoming, settings, now)
+    pool = _pool(session, name)
+    if pool is None:
         raise NotExplainable(f"no resource or pool {name!r}")
-    return found
+    return _for_pool(session, pool, incoming, settings, now)
+
+
+def _resource(session: Session, settings: Settings, name: str) -> Mailbox | None:
+    source = open_directory(settings, session)
+    if "@" in name:
+        return source.user_at(name)
+    try:
+        return source.user(name)
+    except NotFound:
+        return None
+
+
+def _pool(session: Session, name: str) -> Group | None:
+    if "@" in name:
+        return directory.pool_at(session, name)
+    try:
+        group = directory.get_group(session, name)
+    except DirectoryError:  # none of that name, or Everyone
+        return None
+    return group if group.mr_pool else None
 
 
 def _for_resource(session: Session, resource: Mailbox, incoming: Incoming,
@@ -74,6 +94,21 @@ def _for_resource(session: Session, resource: Mailbox, incoming: Incoming,
                              "delivery files the message in the Inbox")
     req = _request(resource, incoming, settings, now)
     return _report(session, req, booking.process(session, req))
+
+
+def _for_pool(session: Session, pool: Group, incoming: Incoming, settings: Settings,
+              now: dt.datetime) -> Report:
+    """As the pool's delivery decides (``pools.process``); the rules shown are those of the
+    member that takes the request, or of the first member when none is free."""
+    takers = pools.members(session, pool)
+    if not takers:
+        raise NotExplainable(f"pool {pool.name} has no member that takes meeting requests")
+    member = pools.pick(session, pool, incoming, settings, now).member
+    req = _request(member or takers[0], incoming, settings, now, attendee=pool.email)
+    result = pools.process(session, pool, incoming, settings, now)
+    if result is None:  # not when its member read it as a request: said for safety
+        raise NotExplainable(f"not a meeting request for the pool {pool.name}")
+    return _report(session, req, result, member)
 
 
 def _request(resource: Mailbox, incoming: Incoming, settings: Settings, now: dt.datetime,

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from mr_engine.store.db import Database
 from mr_engine.store.directory import get_user
 from mr_engine.store.messages import list_messages
-from mr_engine.store.models import OutboundMessage
+from mr_engine.store.models import Base, OutboundMessage
 from mr_engine.store.stores import store_of
 
 from .paths import BIN
@@ -37,3 +37,10 @@ def agenda(db_url: str, user: str, start="2020-01-01T00:00:00Z", end="2030-01-01
                          env={"MR_ENGINE_DATABASE_URL": db_url}, capture_output=True, text=True,
                          check=True).stdout
     return json.loads(out)
+
+
+def every_row(db: Database) -> dict[str, list[tuple]]:
+    """Every row of every table, by table: to show that a command changed nothing."""
+    with db.read() as session:
+        return {table.name: sorted(map(tuple, session.execute(select(table))), key=repr)
+                for table in Base.metadata.sorted_tables}
