@@ -30,7 +30,7 @@ from mr_engine.store.directories import (Directory, DirectoryError, GroupInfo, N
                                          open_directory)
 from mr_engine.store.models import Mailbox
 from mr_engine.store.oof_state import get_oof, set_oof
-from mr_engine.core import who_may_book
+from mr_engine.core import features, who_may_book
 from mr_engine.core.printable import printable_lines
 from mr_engine.core.resource_settings import SETTINGS
 
@@ -86,7 +86,9 @@ def user_details(session: Session, mailbox: Mailbox, settings: Settings,
         "active": bool(mailbox.active),
         "admin_level": mailbox.admin_level,
         "address_book": "visible",  # Kopano's hidden users: none here
-        "features": directory.features_of(mailbox),
+        # Table 8.1 (§8.7): on or off for the user, the server's disabled_features applied.
+        "features": features.effective(directory.user_features(mailbox),
+                                       settings.disabled_features),
         "store": store.guid if store else None,
         "store_size": store.size if store else 0,
         "sendas": source.sendas_of(mailbox.email),
@@ -146,7 +148,7 @@ def create_user(session: Session, args: argparse.Namespace, ctx: Context) -> str
     mailbox = directory.create_user(session, name=args.user, password=args.password,
                                     now=ctx.now, **basics)
     directory.update_user(session, mailbox, **changes)
-    _features(session, args, mailbox)
+    _features(session, args, ctx, mailbox)
     message = f"User created: {mailbox.name}"
     if args.create_store:
         message += f"\nStore created: {stores.create_store(session, mailbox, ctx.now).guid}"
@@ -161,11 +163,12 @@ def _link_users(session: Session, args: argparse.Namespace, ctx: Context, target
             service(session, target, ctx.source.user(name))
 
 
-def _features(session: Session, args: argparse.Namespace, mailbox: Mailbox) -> None:
-    for dest, service in (("add_feature", directory.add_feature),
-                          ("remove_feature", directory.remove_feature)):
-        for name in names(args, dest):
-            service(session, mailbox, name)
+def _features(session: Session, args: argparse.Namespace, ctx: Context,
+              mailbox: Mailbox) -> None:
+    for name in names(args, "add_feature"):
+        directory.add_feature(session, mailbox, name)
+    for name in names(args, "remove_feature"):
+        directory.remove_feature(session, mailbox, name, ctx.settings.disabled_features)
 
 
 OOO_DESTS = ("ooo", "ooo_clear", "ooo_subject", "ooo_message", "ooo_from", "ooo_until")
@@ -195,7 +198,7 @@ def update_user(session: Session, args: argparse.Namespace, ctx: Context) -> str
     directory.update_user(session, mailbox, name=args.name, password=args.password, **changes)
     _link_users(session, args, ctx, mailbox, (("add_sendas", directory.add_sendas),
                                               ("remove_sendas", directory.remove_sendas)))
-    _features(session, args, mailbox)
+    _features(session, args, ctx, mailbox)
     _out_of_office(session, args, ctx, mailbox)
     for dest, service in (("mr_add_delegate", directory.add_delegate),
                           ("mr_remove_delegate", directory.remove_delegate)):
@@ -239,7 +242,8 @@ def list_users(session: Session, args: argparse.Namespace, ctx: Context) -> list
 def _group_info(info: GroupInfo) -> dict[str, Any]:
     # Member groups only where there are any: a group without nesting reads as before.
     nested = {"member_groups": info.groups} if info.groups else {}
-    return {"name": info.name, "email": info.email, "members": info.members, **nested}
+    pool = {"mr_pool": True} if info.pool else {}  # likewise: a plain group reads as before
+    return {"name": info.name, "email": info.email, "members": info.members, **nested, **pool}
 
 
 def list_groups(session: Session, args: argparse.Namespace, ctx: Context) -> list[dict]:
@@ -260,7 +264,9 @@ def _guid(session: Session, mailbox: Mailbox) -> str | None:
 
 
 def create_group(session: Session, args: argparse.Namespace, ctx: Context) -> str:
-    directory.create_group(session, args.group, args.email)
+    group = directory.create_group(session, args.group, args.email)
+    if args.mr_pool is not None:
+        directory.set_pool(session, group, args.mr_pool)
     return f"Group created: {args.group}"
 
 
@@ -268,6 +274,8 @@ def update_group(session: Session, args: argparse.Namespace, ctx: Context) -> st
     group = directory.get_group(session, args.group)
     if args.email is not None:
         directory.set_group_email(session, group, args.email)
+    if args.mr_pool is False:  # before the members change: a plain group takes anyone
+        directory.set_pool(session, group, False)
     # A user of that name, else a group: a group joins another (nesting).
     for dest, for_user, for_group in (
             ("add_user", directory.add_member, directory.add_group_member),
@@ -275,6 +283,8 @@ def update_group(session: Session, args: argparse.Namespace, ctx: Context) -> st
         for name in names(args, dest):
             member = directory.member_by_name(session, name)
             (for_user if isinstance(member, Mailbox) else for_group)(session, group, member)
+    if args.mr_pool:  # after the members change: they are what it checks
+        directory.set_pool(session, group, True)
     return f"Group updated: {args.group}"
 
 
@@ -308,12 +318,12 @@ VERBOSE = {"verbose"}
 USER_UPDATES = {"name", *PASSWORD_DESTS, "add_sendas", "remove_sendas", "calendar_token",
                 "mr_add_delegate", "mr_remove_delegate", "add_feature", "remove_feature",
                 *OOO_DESTS, *FIELD_DESTS}
-GROUP_UPDATES = {"email", "add_user", "remove_user"}
+GROUP_UPDATES = {"email", "add_user", "remove_user", "mr_pool"}
 
 CREATE_USER = _mode("--create --user", create_user,
                     {"user", *PASSWORD_DESTS, "create_store", "add_feature", *FIELD_DESTS,
                      *VERBOSE}, requires=("email",))
-CREATE_GROUP = _mode("--create --group", create_group, {"group", "email", *VERBOSE})
+CREATE_GROUP = _mode("--create --group", create_group, {"group", "email", "mr_pool", *VERBOSE})
 DELETE_USER = _mode("--delete --user", delete_user, {"user", *VERBOSE})
 DELETE_GROUP = _mode("--delete --group", delete_group, {"group", *VERBOSE})
 SHOW_USER = _mode("--user NAME (details)", show_user, {"user", "json"},

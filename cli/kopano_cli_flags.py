@@ -172,6 +172,9 @@ ACTIONS = (
          {"metavar": "NAME", "action": "append"}),
     _names("--add-user", "NAME", "add user (or group) NAME to --group (repeatable)"),
     _names("--remove-user", "NAME", "remove user (or group) NAME from --group (repeatable)"),
+    Flag(("--mr-pool",), "mr_pool", "make --group a pool (its members must be resources): a "
+         "meeting request to its address books one free member", {"metavar": "yes|no",
+                                                                   "type": yes_no}),
     _value("--password", "PASSWORD", "the user's password"),
     _switch("--password-prompt", "ask for the password (or read a line from stdin)"),
     _value("--name", "NAME", "rename the user"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
+from mr_engine.core.features import enabled_names
 from mr_engine.core.printable import printable
 from mr_engine.core.resource_settings import SETTINGS, Setting
 
@@ -89,7 +90,7 @@ def _kopano_lines(user: Mapping[str, Any]) -> list[tuple[str, str]]:
     rows = [("Name", user["name"]), ("Full name", user["fullname"]),
             ("Email address", user["email"]), ("Active", yes_no(user["active"])),
             ("Administrator", administrator(user["admin_level"])),
-            ("Address Book", user["address_book"]), ("Features", "; ".join(user["features"])),
+            ("Address Book", user["address_book"]), ("Features", "; ".join(enabled_names(user["features"]))),
             ("Store", user["store"] or "none"), ("Store size", megabytes(user["store_size"])),
             ("Send-as", comma_list(user["sendas"])), ("Delegation", ""),
             (_ACCEPT.label, yes_no(user[_ACCEPT.json]))]
@@ -145,6 +146,8 @@ def group_details(group: Mapping[str, Any]) -> str:
             ("Address Book", "visible"), ("Send-as", "")]
     if group.get("member_groups"):
         rows.append(("Member groups", comma_list(group["member_groups"])))
+    if group.get("mr_pool"):
+        rows.append(("Pool", "yes (a meeting request books one free member)"))
     return "\n".join([*labelled(rows, GROUP_COLUMN),
                       *_users_table("Users ", group["users"], store=True)]).rstrip("\n")
 

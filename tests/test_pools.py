@@ -16,6 +16,7 @@ from mr_engine.testing.lmtp_client import RawClient, deliver, send_message
 from mr_engine.testing.servers import server_at
 from mr_engine.testing.store_views import messages_of, outbox_rows
 from mr_engine.testing.times import HOUR, NOW, T9
+from tests.test_kopano_cli import InProcess
 
 POOL = "rooms@example.com"
 A, B, C = "a@example.com", "b@example.com", "c@example.com"
@@ -144,3 +145,20 @@ def test_cancel_to_pool_or_to_member_frees_the_booking(db, db_url):
         deliver(server.port, delegated_update("u2", T9 + HOUR, 1, A, method="CANCEL"), A)
     assert booked(db) == []
     assert len(outbox_rows(db)) == 4  # no reply to a CANCEL
+
+
+def test_kopano_cli_makes_a_pool_of_resources_only(capsys, db, db_url):
+    cli = InProcess(capsys, db_url)
+    cli("--create", "--user", "a", "--email", A, "--resource-type", "room")
+    cli("--create", "--user", "bob", "--email", "bob@example.com", "--password", "x")
+    cli("--create", "--group", "rooms", "--email", POOL, "--mr-pool", "yes")
+    cli("--group", "rooms", "--add-user", "a")
+    shown = cli.json("--group", "rooms")
+    assert (shown["mr_pool"], shown["members"]) == (True, ["a"])
+    assert "Pool:" in cli("--group", "rooms") and "a " in cli("--group", "rooms")
+    [err] = cli.expect(1, ["--group", "rooms", "--add-user", "bob"])
+    assert "bob is not a resource" in err
+    cli("--group", "rooms", "--mr-pool", "no", "--add-user", "bob")
+    assert "mr_pool" not in cli.json("--group", "rooms")
+    [err] = cli.expect(1, ["--group", "rooms", "--mr-pool", "yes"])
+    assert "cannot be a pool: bob is not a resource" in err

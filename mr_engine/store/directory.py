@@ -371,15 +371,14 @@ def has_domain(session: Session, domain: str) -> bool:
 
 def set_pool(session: Session, group: Group, on: bool) -> None:
     """Make the group a pool (a meeting request to it books one free member), or a plain
-    group again. Only a group whose members, nested ones too, are all resources can be one."""
+    group again. Only a group whose members, nested ones too, are all resources can be one
+    (an empty one too: members join it later)."""
     if on:
         members = nested_members(session, group)
         people = [m.name for m in members if m.resource_type == "none"]
         if people:
             raise DirectoryError(f"group {group.name!r} cannot be a pool: {', '.join(people)} "
                                  "is not a resource (only resources can be pool members)")
-        if not members:
-            raise DirectoryError(f"group {group.name!r} cannot be a pool: it has no members")
     group.mr_pool = on
     session.flush()
 
@@ -432,7 +431,7 @@ def list_groups(session: Session) -> list[GroupInfo]:
 
 def group_info(session: Session, group: Group) -> GroupInfo:
     return GroupInfo(group.name, group.email, [m.name for m in group_members(session, group)],
-                     member_groups(session, group))
+                     member_groups(session, group), bool(group.mr_pool))
 
 
 # --- address resolution (delivery) ---------------------------------------------------------

@@ -41,12 +41,18 @@ class Duplicate(DirectoryError):
     pass
 
 
+class DirectoryUnavailable(DirectoryError):
+    """The source cannot be asked now (an LDAP server down): try again later, never
+    treat the address as unknown. The message says which servers and why."""
+
+
 @dataclass(frozen=True)
 class GroupInfo:
     name: str
     email: str | None
     members: list[str]  # user names, sorted
     groups: list[str] = field(default_factory=list)  # names of its member groups, sorted
+    pool: bool = False  # a pool (resource collection): requests to it book one free member
 
 
 @runtime_checkable
