@@ -7,8 +7,9 @@ import datetime as dt
 
 import pytest
 
+from mr_engine.core.alternatives import Alternatives, Option, Slot
 from mr_engine.core.busy import Busy
-from mr_engine.core.pool_choice import Candidate, booked_time, choose, day_of
+from mr_engine.core.pool_choice import Candidate, booked_time, choose, day_of, merged
 from mr_engine.testing.times import BERLIN, HOUR, utc
 
 H = HOUR
@@ -46,3 +47,19 @@ def test_day_of_is_the_members_local_day(moment, zone, bounds):
 ])
 def test_booked_time_counts_the_day_only(busy, hours):
     assert booked_time(busy, utc(2026, 3, 10), utc(2026, 3, 11)) == hours * H
+
+
+def _slot(hour: int) -> Slot:
+    return Slot(utc(2026, 3, 10, hour), utc(2026, 3, 10, hour + 1))
+
+
+def _room(name: str) -> Option:
+    return Option(name, f"{name}@example.com", "room", 6, 1, False)
+
+
+def test_merged_offers_nearest_times_and_no_members():
+    offers = [Alternatives((_slot(12), _slot(10)), (_room("b"), _room("x"))),
+              Alternatives((_slot(10), _slot(7), _slot(11)), (_room("y"), _room("x")))]
+    offer = merged(offers, utc(2026, 3, 10, 9), ["a", "b"])
+    assert offer.times == (_slot(10), _slot(7), _slot(11))  # 1 h, 2 h (earlier first), 2 h
+    assert [r.name for r in offer.resources] == ["x", "y"]

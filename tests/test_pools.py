@@ -5,6 +5,9 @@ DELEGATED-TO the member, the member ACCEPTED with DELEGATED-FROM the pool (RFC 5
 
 from __future__ import annotations
 
+import email
+import email.policy
+
 from sqlalchemy import select
 
 from mr_engine.store.db import Database
@@ -47,6 +50,12 @@ def attendee_of(reply) -> tuple[str, str, dict]:
     [vevent] = reply_vevents(reply.content)
     att = vevent["ATTENDEE"]
     return str(att), str(att.params["PARTSTAT"]), {k: str(v) for k, v in att.params.items()}
+
+
+def text_of(content: bytes) -> str:
+    """The text/plain part of a queued reply, unwrapped."""
+    message = email.message_from_bytes(content, policy=email.policy.default)
+    return message.get_body(("plain",)).get_content()
 
 
 def replies(db: Database) -> list[tuple[str, str, str]]:
@@ -108,6 +117,10 @@ def test_no_member_free_the_pool_declines(db, db_url):
         deliver(server.port, invite("u1", T9, T9 + HOUR, POOL), POOL)
     assert [uid for _, uid, _ in booked(db)] == ["busy-a@example.com", "busy-b@example.com"]
     assert replies(db)[-1] == (POOL, "Declined: Planning", "DECLINED")
+    text = text_of(outbox_rows(db)[-1].content)
+    assert "no member of the pool is free" in text
+    assert "- 2026-03-10 08:00-09:00 (UTC)" in text.split("Free at these times:")[1]
+    assert "09:00-10:00" not in text.split("Free at these times:")[1]
 
 
 def test_rescheduled_booking_moves_to_another_member(db, db_url):

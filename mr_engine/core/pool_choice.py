@@ -14,9 +14,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 
+from mr_engine.core.alternatives import SHOWN, Alternatives
 from mr_engine.core.busy import Busy
 
-__all__ = ["Candidate", "booked_time", "choose", "day_of"]
+__all__ = ["Candidate", "booked_time", "choose", "day_of", "merged"]
 
 
 @dataclass(frozen=True)
@@ -52,3 +53,15 @@ def choose(candidates: Sequence[Candidate]) -> Candidate | None:
     """The free candidate with the least booked time, ties by name; None if none is free."""
     free = [c for c in candidates if c.free]
     return min(free, key=lambda c: (c.booked, c.name), default=None)
+
+
+def merged(offers: Sequence[Alternatives], wanted: dt.datetime, members: Iterable[str],
+           shown: int = SHOWN) -> Alternatives:
+    """What a pool's decline offers: the times some member is free (each member's own
+    offer), nearest to the ``wanted`` start first, and the other resources its members'
+    offers name, not the members themselves (they were all asked)."""
+    times = sorted({s for o in offers for s in o.times},
+                   key=lambda s: (abs(s.start - wanted), s.start))
+    inside = set(members)
+    others = {r.name: r for o in offers for r in o.resources if r.name not in inside}
+    return Alternatives(tuple(times[:shown]), tuple(others.values())[:shown])

@@ -297,15 +297,18 @@ def _decide(session: Session, req: Request, instances: list[Instance], recurring
     return decision
 
 
-def verdict(session: Session, req: Request, exclude: int | None) -> Decision:
-    """The resource's rules on ``req`` as processing would apply them, booking nothing
-    (``exclude``: the meeting's own booking): how a pool weighs its members."""
+def verdict(session: Session, req: Request,
+            exclude: int | None) -> tuple[list[Instance], Decision]:
+    """The occurrences of ``req`` and the resource's rules on them as processing would
+    apply them, booking nothing (``exclude``: the meeting's own booking): how a pool weighs
+    its members."""
     try:
         instances = _expand(req)
     except RecurrenceError as exc:
-        return Decision(False, (exc.reason,), (), ())
+        return [], Decision(False, (exc.reason,), (), ())
     master = req.invitation.master
-    return _decide(session, req, instances, master is not None and master.recurring, exclude)
+    return instances, _decide(session, req, instances,
+                              master is not None and master.recurring, exclude)
 
 
 def explained(session: Session, req: Request, exclude: int | None) -> Explanation | None:

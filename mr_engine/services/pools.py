@@ -25,10 +25,12 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 
 from mr_engine.config import Settings
-from mr_engine.core.itip import Invitation, is_attendee
-from mr_engine.core.pool_choice import Candidate, booked_time, choose, day_of
+from mr_engine.core.alternatives import offered_for, text as offer_text
+from mr_engine.core.itip import Invitation, is_attendee, people_invited
+from mr_engine.core.pool_choice import Candidate, booked_time, choose, day_of, merged
 from mr_engine.core.reply import Answer, Delegation, build_reply, verb
-from mr_engine.services import booking
+from mr_engine.core.timezones import resolve
+from mr_engine.services import alternatives, booking
 from mr_engine.services.booking import BookingResult, Incoming, Request
 from mr_engine.services.replies import OutgoingReply, compose, summarize, wanted
 from mr_engine.store import calendar_store as cal
@@ -101,7 +103,7 @@ def _requests(session: Session, pool: Group, incoming: Incoming, settings: Setti
 
 def _candidate(session: Session, req: Request, exclude: int | None) -> Candidate:
     """The member as the choice sees it: free for every occurrence, its hours that day."""
-    decision = booking.verdict(session, req, exclude)
+    _, decision = booking.verdict(session, req, exclude)
     free = decision.accepted and not decision.declined_instances \
         and not decision.needs_approval
     reasons = decision.reasons + tuple(r for _, r in decision.declined_instances)
@@ -155,7 +157,7 @@ def process(session: Session, pool: Group, incoming: Incoming, settings: Setting
         return BookingResult("ignored", [old])
     taker, candidates = _choice(session, reqs, held)
     if taker is None:
-        return _decline(session, pool, reqs[0], held, candidates)
+        return _decline(session, pool, reqs, held, candidates)
     return _book(session, pool, taker, held, reqs)
 
 
@@ -192,14 +194,38 @@ def _book(session: Session, pool: Group, taker: Request, held: Booking | None,
     return result
 
 
-def _decline(session: Session, pool: Group, req: Request, held: Booking | None,
+def _decline(session: Session, pool: Group, reqs: list[Request], held: Booking | None,
              candidates: tuple[Candidate, ...]) -> BookingResult:
-    """No member is free: the pool declines, and a booking a member held is freed."""
+    """No member is free: the pool declines, listing the alternatives (``_offer``), and a
+    booking a member held is freed."""
+    exclude = held.id if held is not None else None
+    offer = _offer(session, reqs, candidates, exclude)
     if held is not None:
         cal.delete_booking(session, held)
     reasons = [NONE_FREE] + [f"{c.name}: {summarize(c.reasons)}" for c in candidates]
-    replies = _pool_reply(pool, req, "DECLINED", summarize(reasons))
+    replies = _pool_reply(pool, reqs[0], "DECLINED", summarize(reasons), offer=offer)
     return BookingResult("declined", reasons, replies)
+
+
+def _offer(session: Session, reqs: list[Request], candidates: tuple[Candidate, ...],
+           exclude: int | None) -> list[str]:
+    """The lines of the decline's text listing the times some member is free and other
+    resources of the kind (``services.alternatives`` for each member, ``merged``)."""
+    offers, start = [], None
+    for req, c in zip(reqs, candidates):
+        instances, _ = booking.verdict(session, req, exclude)
+        live = [i for i in instances if not i.cancelled]
+        if not live or not offered_for(c.reasons):
+            continue
+        start = start or live[0].start
+        people = people_invited(req.invitation.events[0], [req.resource.email])
+        offers.append(alternatives.alternatives(
+            session, req.resource, live, req.now, settings=req.settings, people=people,
+            reasons=list(c.reasons), exclude=exclude))
+    if start is None:
+        return []
+    offer = merged(offers, start, [r.resource.name for r in reqs])
+    return offer_text(offer, resolve(reqs[0].invitation.events[0].tzid, reqs[0].zone))
 
 
 def _who(member: Mailbox) -> str:
@@ -222,7 +248,8 @@ def _moved_away(previous: Request, taker: Mailbox) -> list[OutgoingReply]:
 
 
 def _pool_reply(pool: Group, req: Request, partstat: str, note: str,
-                delegation: Delegation | None = None) -> list[OutgoingReply]:
+                delegation: Delegation | None = None,
+                offer: list[str] | None = None) -> list[OutgoingReply]:
     """The pool's own REPLY as its ATTENDEE (none when the organizer asked for none)."""
     inv, event = req.invitation, req.invitation.events[0]
     me = is_attendee(inv, [pool.email or ""])
@@ -232,7 +259,7 @@ def _pool_reply(pool: Group, req: Request, partstat: str, note: str,
     answers = _answers(req, partstat, note)
     content = _composed(req, lambda: build_reply(
         inv, answers, pool.email or "", pool.name, req.message_id, req.now, req.hostname,
-        delegation=delegation))
+        note="\n".join(offer or ()), delegation=delegation))
     if content is None:
         return []
     return [OutgoingReply(pool.email or "", event.organizer, f"{verb(answers)}: {event.summary}",
