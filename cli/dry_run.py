@@ -108,7 +108,7 @@ def _conflict_line(entry: Published, details: str) -> str:
 
 
 def lines(report: Report) -> list[str]:
-    text = [_headline(report), "", "Rules:"]
+    text = [_headline(report), "", f"Rules of {report.judged}:"]
     text += [f"  {r.rule:<{RULE_WIDTH}} {r.result:<15} {r.reason}".rstrip()
              for r in report.rules] or ["  none (not a request the rules judge)"]
     text += ["", "Conflicts:", *(f"  {_conflict_line(c, report.details)}"

@@ -50,6 +50,7 @@ class Report:
     conflicts: tuple[Published, ...]  # the bookings in the way, as the feed shows them
     alternatives: Alternatives = Alternatives()
     member: Mailbox | None = None  # the pool's member that takes the request
+    judged: str = ""  # the resource whose rules and calendar are shown (a pool's member)
     details: str = "busy"  # the resource's calendar_details: what ``conflicts`` show
     zone: tzinfo = dt.timezone.utc  # the resource's, for times shown to people
 
@@ -128,8 +129,8 @@ def _report(session: Session, req: Request, result: BookingResult,
     own = cal.find_booking(session, req.resource.id, req.invitation.uid)
     explained = booking.explained(session, req, own.id if own else None) \
         if req.invitation.method == "REQUEST" else None
-    shown = {"member": member, "details": req.resource.resource_settings.calendar_details,
-             "zone": req.zone}
+    shown = {"member": member, "judged": req.resource.name,
+             "details": req.resource.resource_settings.calendar_details, "zone": req.zone}
     if explained is None:
         return Report(result.outcome, tuple(result.reasons), (), (), **shown)
     return Report(result.outcome, tuple(result.reasons), explained.rules,
