@@ -21,7 +21,7 @@ from aiosmtpd.smtp import Session as SMTPSession
 from mr_engine import metrics
 from mr_engine.config import Settings
 from mr_engine.store.db import Database
-from mr_engine.store.directories import open_directory
+from mr_engine.store.directories import DirectoryUnavailable, open_directory
 
 from .committer import TEMPFAIL, Committer
 from .context import Envelope, Outcome, message_id_of, parse_message
@@ -173,6 +173,11 @@ class DeliveryHandler:
             # A bare local part (Postfix's local transport sends them) is in default_domain.
             mailbox_ids = await self._lookup(
                 address if "@" in address else f"{address}@{self.settings.default_domain}")
+        except DirectoryUnavailable as exc:  # the address may exist: RFC 3463 X.4.3,
+            # "directory server failure", temporary, so the MTA keeps the message
+            log.warning("directory lookup of %s failed: %s", address, exc)
+            metrics.DELIVERIES.labels("temporary_failure").inc()
+            return "451 4.4.3 directory unavailable"
         except Exception:  # SQLAlchemyError above all; never a 5xx for our own fault
             log.exception("directory lookup failed for %s", address)
             metrics.DELIVERIES.labels("temporary_failure").inc()

@@ -249,6 +249,15 @@ def check_mail_store(settings: Settings) -> None:
         raise ConfigError("mail_store = lmtp needs store_lmtp (host:port or unix:/path)")
 
 
+def check_user_plugin(settings: Settings) -> None:
+    """``user_plugin = ldap`` with the servers and the base it needs."""
+    if settings.user_plugin != "ldap":
+        return
+    for name in ("ldap_uri", "ldap_search_base"):
+        if not getattr(settings, name):
+            raise ConfigError(f"user_plugin = ldap needs {name}")
+
+
 def _choice(*options: str) -> Callable[[Any], str]:
     """A parser of one word out of ``options`` (case-insensitive)."""
     def parse(raw: Any) -> str:
@@ -666,6 +675,7 @@ def load_settings(
     _place_server_type_defaults(values, sources)
     settings = Settings(**values, sources=sources)
     check_mail_store(settings)
+    check_user_plugin(settings)
     return settings
 
 

@@ -157,3 +157,10 @@ def test_mr_engine_config_masks_the_ldap_bind_password():
                          env={"MR_ENGINE_LDAP_BIND_PASSWD": "s3cret"},
                          capture_output=True, text=True, check=True).stdout
     assert json.loads(out)["ldap_bind_passwd"]["value"] == "********"
+
+
+def test_user_plugin_ldap_needs_its_servers_and_search_base():
+    with pytest.raises(ConfigError, match="user_plugin = ldap needs ldap_uri"):
+        load_settings({"user_plugin": "ldap"}, environ={})
+    with pytest.raises(ConfigError, match="needs ldap_search_base"):
+        load_settings({"user_plugin": "ldap", "ldap_uri": "ldap://x"}, environ={})

@@ -7,8 +7,8 @@ members both as ``memberUid`` and as ``member`` DNs, so a test picks either with
 ``ldap_groupmembers_attribute_type``:
 
 - alice (admin, alias ali@), bob (his own quotas; alice may send as him), carol (hidden),
-  dave (the group staff may send as him), shared (non-active), room1 (a room for 8),
-  beamer (equipment for 1);
+  dave (the group staff may send as him), shared (non-active), room1 (a room, capacity 8),
+  beamer (equipment, two of them: two bookings at once);
 - staff (security: alice, bob), news (distribution: carol, dave), all (security: the
   group staff, nested, and dave).
 
@@ -97,7 +97,7 @@ def openldap_tree() -> list[Entry]:
         posix_user("room1", 1006, "Room One", kopanoSharedStoreOnly=["1"],
                    kopanoResourceType=["room"], kopanoResourceCapacity=["8"]),
         posix_user("beamer", 1007, "Beamer", kopanoSharedStoreOnly=["1"],
-                   kopanoResourceType=["equipment"], kopanoResourceCapacity=["1"]),
+                   kopanoResourceType=["equipment"], kopanoResourceCapacity=["2"]),
         posix_group("staff", 2001, ["alice", "bob"], kopanoSecurityGroup=["1"]),
         posix_group("news", 2002, ["carol", "dave"]),
         posix_group("all", 2003, ["dave"], ("staff",), kopanoSecurityGroup=["1"]),

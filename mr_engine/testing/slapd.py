@@ -20,6 +20,8 @@ from typing import Any
 
 import ldap3
 
+from mr_engine.config import LDAP_AD_DEFAULTS
+
 from . import ldap_schema, ldap_trees
 from .processes import free_port
 
@@ -81,12 +83,15 @@ class Slapd:
         return f"ldap://127.0.0.1:{self.port}"
 
     def settings(self, **changes: Any) -> dict[str, Any]:
-        """The ldap_* settings of an engine reading this server (``changes`` on top)."""
-        values: dict[str, Any] = {"user_plugin": "ldap", "ldap_uri": self.uri,
+        """The ldap_* settings of an engine reading this server (``changes`` on top), for
+        ``Settings.replace`` or ``load_settings``: the AD tree's with AD's defaults."""
+        values: dict[str, Any] = {"user_plugin": "ldap", "ldap_uri": (self.uri,),
                                   "ldap_bind_user": self.admin, "ldap_bind_passwd": PASSWORD,
                                   "ldap_search_base": self.base, "ldap_network_timeout": 5,
                                   "ldap_server_type": self.kind}
-        if self.kind == "ad":  # see ldap_schema: no filter matches cosine's otherMailbox
+        if self.kind == "ad":
+            values.update(LDAP_AD_DEFAULTS)
+            # See ldap_schema: no filter matches cosine's otherMailbox.
             values["ldap_emailaliases_attribute"] = "kopanoAliases"
         return {**values, **changes}
 

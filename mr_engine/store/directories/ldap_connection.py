@@ -1,0 +1,158 @@
+"""The LDAP servers of ``ldap_uri``, asked in order: failover, timeouts, paged searches.
+
+One connection per server, opened on first use and kept, bound as ``ldap_bind_user``
+(anonymous when empty), secured with StartTLS when ``ldap_starttls`` says so, and every
+connect and operation bounded by ``ldap_network_timeout``. A server that fails is passed
+over for the next one, which is then asked first from then on; a kept connection that
+fails is opened again once before its server counts as failed (a restarted server). When
+every server fails, ``DirectoryUnavailable`` names them and why.
+
+Searches answer ``(dn, attributes)`` pairs, the attribute names lower-cased and the values
+as the server sent them (bytes): ``core.ldap_entries`` reads them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import ldap3
+import ldap3.utils.dn
+from ldap3.core.exceptions import LDAPException, LDAPInvalidDnError
+
+from mr_engine.config import Settings
+from mr_engine.store.directories import DirectoryUnavailable
+
+RawEntry = tuple[str, dict[str, list[bytes]]]
+T = TypeVar("T")
+
+# The paged results control (RFC 2696).
+_PAGED = "1.2.840.113556.1.4.319"
+_NO_SUCH_OBJECT, _INVALID_DN_SYNTAX = 32, 34
+_SIZE_LIMIT_EXCEEDED = 4
+
+
+class LdapServers:
+    """The servers of one ``ldap_uri``; safe to share between threads (one at a time)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.uris = settings.ldap_uri
+        self.base = settings.ldap_search_base
+        self._settings = settings
+        self._preferred = 0
+        self._connections: dict[str, ldap3.Connection] = {}
+        self._lock = threading.Lock()
+
+    def search(self, query: str, attributes: list[str], base: str | None = None,
+               scope: str = ldap3.SUBTREE, limit: int = 0) -> list[RawEntry]:
+        """Entries under ``base`` (the search base) matching ``query``, every page."""
+        def run(connection: ldap3.Connection) -> list[RawEntry]:
+            return _paged(connection, base or self.base, query, attributes, scope, limit,
+                          self._settings.ldap_page_size)
+        return self._ask(run)
+
+    def read(self, dn: str, query: str, attributes: list[str]) -> RawEntry | None:
+        """The entry at ``dn`` if it matches ``query``; None if there is none (or ``dn``
+        is no DN: a member list's value, not the server's fault)."""
+        try:
+            ldap3.utils.dn.parse_dn(dn)
+        except LDAPInvalidDnError:
+            return None
+        found = self.search(query, attributes, base=dn, scope=ldap3.BASE)
+        return found[0] if found else None
+
+    def close(self) -> None:
+        with self._lock:
+            for uri in list(self._connections):
+                self._drop(uri)
+
+    def _ask(self, operation: Callable[[ldap3.Connection], T]) -> T:
+        with self._lock:
+            errors = []
+            for index in self._order():
+                uri = self.uris[index]
+                try:
+                    result = self._on(uri, operation)
+                except (LDAPException, OSError) as exc:
+                    errors.append(f"{uri}: {_reason(exc)}")
+                    continue
+                self._preferred = index  # after a failure, the one that answered goes first
+                return result
+        raise DirectoryUnavailable("directory unavailable: " + "; ".join(errors)
+                                   if errors else "directory unavailable: ldap_uri is empty")
+
+    def _order(self) -> list[int]:
+        count = len(self.uris)
+        return [(self._preferred + step) % count for step in range(count)]
+
+    def _on(self, uri: str, operation: Callable[[ldap3.Connection], T]) -> T:
+        kept = uri in self._connections
+        try:
+            return operation(self._connection(uri))
+        except (LDAPException, OSError):
+            self._drop(uri)
+            if not kept:
+                raise
+        return operation(self._connection(uri))  # a kept one may be stale: once more, anew
+
+    def _connection(self, uri: str) -> ldap3.Connection:
+        connection = self._connections.get(uri)
+        if connection is None:
+            connection = self._open(uri)
+            self._connections[uri] = connection
+        return connection
+
+    def _open(self, uri: str) -> ldap3.Connection:
+        timeout = self._settings.ldap_network_timeout or None
+        server = ldap3.Server(uri, connect_timeout=timeout, get_info=ldap3.NONE)
+        bind = (ldap3.AUTO_BIND_TLS_BEFORE_BIND if self._settings.ldap_starttls
+                else ldap3.AUTO_BIND_NO_TLS)
+        return ldap3.Connection(server, user=self._settings.ldap_bind_user or None,
+                                password=self._settings.ldap_bind_passwd or None,
+                                auto_bind=bind, receive_timeout=timeout,
+                                raise_exceptions=False, read_only=True)
+
+    def _drop(self, uri: str) -> None:
+        connection = self._connections.pop(uri, None)
+        if connection is not None:
+            try:
+                connection.unbind()
+            except (LDAPException, OSError):
+                pass  # it is gone already
+
+
+def _paged(connection: ldap3.Connection, base: str, query: str, attributes: list[str],
+           scope: str, limit: int, page_size: int) -> list[RawEntry]:
+    entries: list[RawEntry] = []
+    cookie: Any = None
+    while True:
+        connection.search(base, query, search_scope=scope, attributes=attributes,
+                          size_limit=limit, paged_size=None if limit else page_size,
+                          paged_cookie=cookie)
+        code = connection.result.get("result", 0)
+        if code in (_NO_SUCH_OBJECT, _INVALID_DN_SYNTAX):
+            return entries
+        if code not in (0, _SIZE_LIMIT_EXCEEDED):
+            raise LDAPException(f"{connection.result.get('description')}: "
+                                f"{connection.result.get('message') or query}")
+        entries += [_raw(item) for item in connection.response or ()
+                    if item.get("type") == "searchResEntry"]
+        cookie = _next_page(connection.result)
+        if not cookie or limit:
+            return entries
+
+
+def _next_page(result: dict[str, Any]) -> Any:
+    control = (result.get("controls") or {}).get(_PAGED) or {}
+    return (control.get("value") or {}).get("cookie")
+
+
+def _raw(item: dict[str, Any]) -> RawEntry:
+    return item["dn"], {name.lower(): list(values)
+                        for name, values in item["raw_attributes"].items()}
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return " ".join(text.split())[:200]
