@@ -19,6 +19,8 @@ import zoneinfo
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from mr_engine.core import features
+
 ENV_PREFIX = "MR_ENGINE_"
 CONFIG_ENV = "MR_ENGINE_CONFIG"
 # Read when present and no file is named (--config, MR_ENGINE_CONFIG): a named file replaces
@@ -150,6 +152,18 @@ def _parse_names(raw: Any) -> tuple[str, ...]:
 
 def _parse_optional_str(raw: Any) -> str:
     return "" if raw is None else str(raw)
+
+
+def _parse_features(raw: Any) -> tuple[str, ...]:
+    """Kopano's feature names, space- or comma-separated (a TOML list too)."""
+    return features.parse_names(raw if isinstance(raw, (list, tuple)) else str(raw))
+
+
+def _parse_positive_duration(raw: Any) -> int:
+    value = parse_duration(raw)
+    if value < 1:
+        raise ValueError("must be at least 1 s")
+    return value
 
 
 def user_id(spec: str) -> int | None:
@@ -424,6 +438,21 @@ SCHEMA: tuple[Setting, ...] = (
           "Attribute listing the features enabled for the user"),
     _ldap("ldap_disabled_features_attribute", _parse_str,
           "Attribute listing the features disabled for the user"),
+    Setting("disabled_features", _parse_features,
+            "Features off for users that have them neither enabled nor disabled (Kopano's "
+            "imap pop3 mobile outlook webapp; space- or comma-separated)"),
+    Setting("createuser_script", _parse_optional_str,
+            "Program run (KOPANO_USER in its environment) when a user is created (empty = none)"),
+    Setting("deleteuser_script", _parse_optional_str,
+            "Program run (KOPANO_USER in its environment) when a user is deleted (empty = none)"),
+    Setting("creategroup_script", _parse_optional_str,
+            "Program run (KOPANO_GROUP in its environment) when a group is created "
+            "(empty = none)"),
+    Setting("deletegroup_script", _parse_optional_str,
+            "Program run (KOPANO_GROUP in its environment) when a group is deleted "
+            "(empty = none)"),
+    Setting("script_timeout", _parse_positive_duration,
+            "A user or group event script still running after this is killed"),
     Setting("mail_store", _parse_mail_store,
             "Where users' mail goes: db (the store), maildir (maildir_path), lmtp (store_lmtp)"),
     Setting("maildir_path", _parse_str,
@@ -548,6 +577,12 @@ class Settings:
     ldap_quota_multiplier: int = 1
     ldap_enabled_features_attribute: str = "kopanoEnabledFeatures"
     ldap_disabled_features_attribute: str = "kopanoDisabledFeatures"
+    disabled_features: tuple[str, ...] = features.DEFAULT_DISABLED
+    createuser_script: str = ""
+    deleteuser_script: str = ""
+    creategroup_script: str = ""
+    deletegroup_script: str = ""
+    script_timeout: int = 30
     mail_store: str = "db"
     maildir_path: str = "var/mail/%u/Maildir"
     store_lmtp: str = ""

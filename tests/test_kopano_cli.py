@@ -109,6 +109,9 @@ def labelled(text: str) -> dict[str, str]:
 # The seats settings of a new user (pools and alternatives), as --user and --json show them.
 SEATS_LABELS = {"Resource seats": "0 (unknown)", "Enforce seats": "no",
                 "Propose a free time": "yes"}
+# Table 8.1 with nothing set for the user: off where disabled_features (imap pop3 mobile) says.
+DEFAULT_FEATURES = {"imap": False, "pop3": False, "mobile": False, "outlook": True,
+                    "webapp": True}
 SEATS_JSON = {"resource_seats": 0, "mr_enforce_seats": False, "mr_propose_time": True}
 
 # The who-may-book settings of a new user, as --user shows them and as --json gives them.
@@ -143,7 +146,7 @@ def test_create_user_shows_kopano_details_and_json(db_url, local):
     text = ok(db_url, "--user", "alice", env=defaults)
     assert labelled(text) == {
         "Name": "alice", "Full name": "Alice Adams", "Email address": "Alice@Example.com",
-        "Active": "yes", "Administrator": "yes", "Address Book": "visible", "Features": "",
+        "Active": "yes", "Administrator": "yes", "Address Book": "visible", "Features": "outlook; webapp",
         "Store": guid, "Store size": "0.00 MB", "Send-as": "", "Delegation": "",
         "Auto-accept meeting requests": "no", "Out-Of-Office": "disabled",
         "Current user store quota settings": "", "Quota overrides": "no",
@@ -163,7 +166,7 @@ def test_create_user_shows_kopano_details_and_json(db_url, local):
     assert "Groups (1):\n    Groupname\n    " in text and "\n    Everyone\n" in text
     assert as_json(db_url, "--user", "alice", env=defaults) == {
         "name": "alice", "fullname": "Alice Adams", "email": "Alice@Example.com",
-        "active": True, "admin_level": 1, "address_book": "visible", "features": [],
+        "active": True, "admin_level": 1, "address_book": "visible", "features": DEFAULT_FEATURES,
         "store": guid, "store_size": 0, "sendas": [],
         "timezone": "UTC", "mr_accept": False, "mr_decline_conflict": False,
         "mr_decline_recurring": False, "mr_process": False,
@@ -195,7 +198,7 @@ def test_update_user_fields_and_resource_settings_in_one_call(db_url, local):
     data = local.json("--user", "boardroom")
     assert {k: data[k] for k in data if k not in ("out_of_office", "groups", "sendas")} == {
         "name": "boardroom", "fullname": "Board room", "email": "Board@Example.com",
-        "active": False, "admin_level": 0, "address_book": "visible", "features": [],
+        "active": False, "admin_level": 0, "address_book": "visible", "features": DEFAULT_FEATURES,
         "store": None, "store_size": 0, "mr_accept": True, "mr_decline_conflict": True,
         "mr_decline_recurring": True, "mr_process": False, "quota_overrides": True,
         "resource_type": "equipment", "resource_capacity": 20, "mr_booking_window": 30,

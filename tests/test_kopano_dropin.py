@@ -68,7 +68,7 @@ def test_manual_user_details_line_by_line(db, db_url):
         "Active:                        yes",
         "Administrator:                 no",
         "Address Book:                  visible",
-        "Features:                      imap; mobile; outlook",
+        "Features:                      imap; mobile; outlook; webapp",
         f"Store:                         {guid}",
         "Store size:                    462.40 MB",
         "Send-as:",
@@ -97,7 +97,9 @@ def test_manual_user_details_line_by_line(db, db_url):
     assert "Decline conflicting:           yes" in shown
     cli(db_url, "-u", "john", "--remove-feature", "mobile", "--admin", "yes")
     data = as_json(db_url, "--user", "john")
-    assert (data["features"], data["admin_level"]) == (["imap", "outlook"], 1)
+    # Taken from the user: off, though the server's disabled_features would not say so.
+    assert (data["features"], data["admin_level"]) == (
+        {"imap": True, "pop3": False, "mobile": False, "outlook": True, "webapp": True}, 1)
 
 
 def test_manual_group_list_and_orphan_layouts(db, db_url):
