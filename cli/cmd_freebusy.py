@@ -1,8 +1,10 @@
-"""``mr-engine freebusy ADDRESS|NAME``: a resource's free/busy periods, as HTTP serves them.
+"""``mr-engine freebusy ADDRESS|NAME``: a resource's (or a pool's) free/busy periods, as
+HTTP serves them.
 
 The same range rules as ``GET /freebusy/...`` (``core.freebusy.requested_range``: by
 default now - 7 days to now + 60 days, at most 366 days) and the same periods: BUSY where
-the whole capacity is booked, BUSY-TENTATIVE where it is only with pending bookings.
+the whole capacity is booked, BUSY-TENTATIVE where it is only with pending bookings; a
+pool is busy where no member is free.
 """
 
 from __future__ import annotations
@@ -44,9 +46,11 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     with open_db(settings).read() as session:
         owner = availability.published_owner(session, args.resource)
-        if owner is None:
+        pool = availability.published_pool(session, args.resource) if owner is None else None
+        if owner is None and pool is None:
             return fail(f"no resource {args.resource!r}")
-        periods = availability.freebusy_periods(session, owner, span)
+        periods = availability.freebusy_periods(session, owner, span) if owner is not None \
+            else availability.pool_periods(session, pool, span)
     _print(periods, args.json)
     return 0
 

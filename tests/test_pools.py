@@ -7,15 +7,21 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
+import subprocess
 
 from sqlalchemy import select
 
 from mr_engine.store.db import Database
 from mr_engine.store.directory import add_member, create_group, get_user, set_pool
 from mr_engine.store.models import Booking, Mailbox, Occurrence
+from mr_engine.core.freebusy import BUSY, TENTATIVE, Period, all_busy
 from mr_engine.testing.accounts import add_resource
+from mr_engine.testing.calendars import book, freebusy_of, periods_of
+from mr_engine.testing.http import get
 from mr_engine.testing.invites import invite, reply_vevents
 from mr_engine.testing.lmtp_client import RawClient, deliver, send_message
+from mr_engine.testing.paths import BIN
 from mr_engine.testing.servers import server_at
 from mr_engine.testing.store_views import messages_of, outbox_rows
 from mr_engine.testing.times import HOUR, NOW, T9
@@ -175,3 +181,32 @@ def test_kopano_cli_makes_a_pool_of_resources_only(capsys, db, db_url):
     assert "mr_pool" not in cli.json("--group", "rooms")
     [err] = cli.expect(1, ["--group", "rooms", "--mr-pool", "yes"])
     assert "cannot be a pool: bob is not a resource" in err
+
+
+def at(hours: float):
+    return T9 + hours * HOUR
+
+
+def test_pool_periods_are_busy_where_every_member_is():
+    a = [Period(at(0), at(2), BUSY), Period(at(3), at(4), TENTATIVE)]
+    b = [Period(at(1), at(5), BUSY)]
+    assert all_busy([a, b]) == [Period(at(1), at(2), BUSY), Period(at(3), at(4), TENTATIVE)]
+    assert all_busy([a, b, []]) == [] and all_busy([]) == []
+
+
+def test_pool_freebusy_over_http_and_the_cli(db, db_url):
+    make_pool(db, "a", "b")
+    book(db, "a", "x", [(at(0), at(2))])
+    book(db, "b", "y", [(at(1), at(3))])
+    book(db, "b", "z", [(at(5), at(6))])
+    with server_at(db_url, NOW, http_listen=("127.0.0.1:0",)) as server:
+        answers = [get(server.http_port, f"/freebusy/{name}?start=2026-03-09&end=2026-03-12")
+                   for name in (f"{POOL}.vfb", "rooms")]
+    assert {a.status for a in answers} == {200}
+    assert periods_of(answers[0].body) == [(at(1), at(2), BUSY)]
+    assert str(freebusy_of(answers[1].body)["ORGANIZER"]) == f"mailto:{POOL}"
+    done = subprocess.run([str(BIN / "mr-engine"), "freebusy", POOL, "--start", "2026-03-09",
+                           "--end", "2026-03-12", "--json"], capture_output=True, text=True,
+                          env={"MR_ENGINE_DATABASE_URL": db_url})
+    assert json.loads(done.stdout) == [
+        {"start": "2026-03-10T10:00:00Z", "end": "2026-03-10T11:00:00Z", "type": "BUSY"}]

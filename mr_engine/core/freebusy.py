@@ -85,6 +85,17 @@ def periods(booked: Sequence[Busy], tentative: Sequence[Busy], capacity: int) ->
     return sorted(found, key=lambda p: p.start)
 
 
+def all_busy(members: Sequence[Sequence[Period]]) -> list[Period]:
+    """A pool's periods: busy where no member is free. Each member's periods are disjoint,
+    so "every member" is a capacity of one per member: BUSY where all are BUSY,
+    BUSY-TENTATIVE where all are busy but some only tentatively. No members: free."""
+    if not members:
+        return []
+    booked = [Busy(p.start, p.end) for ps in members for p in ps if p.kind == BUSY]
+    tentative = [Busy(p.start, p.end) for ps in members for p in ps if p.kind == TENTATIVE]
+    return periods(booked, tentative, len(members))
+
+
 def _without(spans: Sequence[Busy], holes: Sequence[Busy]) -> list[Busy]:
     """``spans`` less ``holes`` (both sorted and disjoint)."""
     left: list[Busy] = []

@@ -2,7 +2,8 @@
 
 Each function reads through the session it is given (the caller holds the transaction) and
 answers for one resource and one range (``core.freebusy.requested_range``). The HTTP front
-end, the pages for people and ``mr-engine freebusy`` all use these.
+end, the pages for people and ``mr-engine freebusy`` all use these. A pool's free/busy
+(``pool_periods``) is busy where no member is free, made of its members' timelines.
 
 Free/busy is asked for often (every organizer's client polls it) and a resource may hold
 100,000 occurrences, so each process keeps every resource's ``Timeline`` (its periods, made
@@ -25,17 +26,19 @@ from sqlalchemy.orm import Session
 
 from mr_engine.core import feed, freebusy
 from mr_engine.core.feed import Published
-from mr_engine.core.freebusy import Period, Publisher, TimeRange, Timeline
+from mr_engine.core.freebusy import Period, Publisher, TimeRange, Timeline, freebusy_line
 from mr_engine.core.ical_text import stream
 from mr_engine.core.policy import effective_capacity
 from mr_engine.core.resource_settings import ResourceSettings
-from mr_engine.store import calendar_owners, calendar_store
+from mr_engine.services import pools
+from mr_engine.store import calendar_owners, calendar_store, directory
 from mr_engine.store.calendar_owners import CalendarOwner, QuickOwners, QuickReadUnavailable
 from mr_engine.store.directories import Directory, DirectoryError
-from mr_engine.store.models import Mailbox
+from mr_engine.store.models import Group, Mailbox
 
 __all__ = ["feed_text", "feed_url", "find_resource", "freebusy_periods", "freebusy_text",
-           "new_calendar_token", "published_agenda", "published_owner", "quick_freebusy_text", "TIMELINES"]
+           "new_calendar_token", "pool_freebusy_text", "pool_periods", "published_agenda",
+           "published_owner", "published_pool", "quick_freebusy_text", "TIMELINES"]
 
 # The statuses an occurrence is published with (anything else is not in the calendar).
 _PUBLISHED = ("booked", "tentative")
@@ -179,6 +182,31 @@ def quick_freebusy_text(quick: QuickOwners, name: str, span: TimeRange,
         raise LookupError(name)
     timeline = TIMELINES.cached(quick.url, owner)
     return None if timeline is None else _vfreebusy(timeline, owner, span, now)
+
+
+def published_pool(session: Session, name: str) -> Group | None:
+    """The pool whose free/busy ``name`` (its address or group name) asks for, else None."""
+    return directory.pool_named(session, name)
+
+
+def _owner(member: Mailbox) -> CalendarOwner:
+    return CalendarOwner(member.id, member.name, member.email, member.fullname,
+                         member.resource_type, member.resource_capacity,
+                         member.calendar_version)
+
+
+def pool_periods(session: Session, pool: Group, span: TimeRange) -> list[Period]:
+    """The pool's periods in ``span``: busy where none of the members that take requests
+    is free (``freebusy.all_busy`` of their cached timelines)."""
+    return freebusy.all_busy([freebusy_periods(session, _owner(m), span)
+                              for m in pools.members(session, pool)])
+
+
+def pool_freebusy_text(session: Session, pool: Group, span: TimeRange,
+                       now: dt.datetime) -> str:
+    """The pool's VFREEBUSY for ``span``, published as the pool (its address and name)."""
+    lines = [freebusy_line(p) for p in pool_periods(session, pool, span)]
+    return freebusy.vfreebusy(Publisher(pool.email or "", pool.name), span, now, lines)
 
 
 def _vfreebusy(timeline: Timeline, owner: CalendarOwner, span: TimeRange,

@@ -1,4 +1,5 @@
-"""``GET /freebusy/<address>[.vfb|.ifb]``: a resource's VFREEBUSY, as calendar clients fetch it.
+"""``GET /freebusy/<address>[.vfb|.ifb]``: a resource's (or a pool's: busy where no member is
+free) VFREEBUSY, as calendar clients fetch it.
 
 Outlook's "Internet Free/Busy" search location ``.../freebusy/%NAME%@%SERVER%.vfb`` and
 Evolution's ``.../freebusy/%u@%d.ifb`` (or bare) name the resource by address; its user
@@ -51,17 +52,21 @@ async def freebusy(request: web.Request) -> web.Response:
 
 def _quickly(quick: QuickOwners, name: str, span: TimeRange, now: dt.datetime) -> str | None:
     """The answer from the cached timeline, the owner read on the loop (SQLite); None when
-    the session path must answer (the calendar changed, or the file was busy)."""
+    the session path must answer (the calendar changed, the file was busy, or the name is
+    no resource's: it may be a pool's)."""
     try:
         return availability.quick_freebusy_text(quick, name, span, now)
     except LookupError:
-        raise no_resource(name) from None
+        return None
 
 
 def _freebusy(session: Session, directory: Directory, name: str, span: TimeRange,
               now: dt.datetime) -> str:
     # Not through the Directory: free/busy's own one-query lookup (store.calendar_owners).
     owner = availability.published_owner(session, name)
-    if owner is None:
+    if owner is not None:
+        return availability.freebusy_text(session, owner, span, now)
+    pool = availability.published_pool(session, name)
+    if pool is None:
         raise no_resource(name)
-    return availability.freebusy_text(session, owner, span, now)
+    return availability.pool_freebusy_text(session, pool, span, now)
