@@ -42,8 +42,7 @@ class RuleResult:
 class Explanation:
     decision: Decision  # ``policy.decide``'s, unchanged
     rules: tuple[RuleResult, ...]  # REQUEST_RULES, then OCCURRENCE_RULES, in their order
-    occurrences: tuple[Instance, ...]  # the ones judged (the live ones)
-    conflicts: tuple[Instance, ...]  # those of them the ``conflict`` rule refuses
+    conflicts: tuple[Instance, ...]  # the occurrences the ``conflict`` rule refuses
 
 
 def _flag(name: str, value: str) -> str:
@@ -130,4 +129,4 @@ def explain(policy: ResourcePolicy, instances: Sequence[Instance], recurring: bo
         + tuple(_occurrence_result(rule, facts, policy, now) for rule in OCCURRENCE_RULES)
     conflicts = tuple(i for i, _ in refused_by(conflict, facts, policy, now))
     return Explanation(decide(policy, instances, recurring, busy, now, tz_for_display, people,
-                              resource), rules, facts.occurrences, conflicts)
+                              resource), rules, conflicts)

@@ -74,13 +74,15 @@ class BookingResult:
     """What happened, as ``kopano-mr-accept`` prints it: accepted / declined / ignored.
 
     ``problems``: what went wrong besides the verdict (no reply could be sent), logged by
-    delivery and an error exit of ``kopano-mr-accept``.
+    delivery and an error exit of ``kopano-mr-accept``. ``offer``: what a decline offers
+    instead (``mr-engine explain`` shows it).
     """
 
     outcome: str  # "accepted" | "tentative" | "declined" | "ignored" | "cancelled"
     reasons: list[str] = field(default_factory=list)
     replies: list[OutgoingReply] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    offer: Alternatives = Alternatives()
 
     def describe(self) -> str:
         return f"{self.outcome}: {summarize(self.reasons)}" if self.reasons else self.outcome
@@ -553,7 +555,7 @@ def _offered(req: Request, answers: list[Answer]) -> list[str]:
 def _answer(req: Request, outcome: str, reasons: list[str], answers: list[Answer]) -> BookingResult:
     """The BookingResult with its replies (none when the organizer asked for none)."""
     if not wanted(req.invitation, req.resource):
-        return BookingResult(outcome, reasons)
+        return BookingResult(outcome, reasons, offer=req.offer)
     # A partly accepted series: the acceptance, then one REPLY carrying a VEVENT (with its
     # RECURRENCE-ID) per declined occurrence. One message for all of them, not one each:
     # the ORGANIZER is not verified, and a thousand replies per request would make the
@@ -568,5 +570,6 @@ def _answer(req: Request, outcome: str, reasons: list[str], answers: list[Answer
         replies += _counter(req, outcome, reasons)
     except ValueError as exc:
         log.warning("%s: %s: no reply sent: %s", req.resource.name, req.invitation.uid, exc)
-        return BookingResult(outcome, reasons, problems=[f"no reply sent: {exc}"])
-    return BookingResult(outcome, reasons, replies)
+        return BookingResult(outcome, reasons, problems=[f"no reply sent: {exc}"],
+                             offer=req.offer)
+    return BookingResult(outcome, reasons, replies, offer=req.offer)

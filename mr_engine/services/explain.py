@@ -7,7 +7,7 @@ caller rolls back (``Database.rehearsal``): the outcome shown is delivery's own,
 nothing is booked, queued or filed. Beside it come every booking rule's result on the same
 facts (``booking.explained``, ``core.explanation``), the bookings in conflict with only what
 the resource's ``calendar_details`` lets through (``core.feed.published``, as the feed shows
-them), and the alternatives a decline offers (``services.alternatives``). A pool's request
+them), and the alternatives the decline offers (``BookingResult.offer``). A pool's request
 is processed as the pool's delivery does (``services.pools``), with the member it picks.
 """
 
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from mr_engine.config import Settings
 from mr_engine.core.alternatives import Alternatives
-from mr_engine.core.explanation import Explanation, RuleResult
+from mr_engine.core.explanation import RuleResult
 from mr_engine.core.feed import Published
 from mr_engine.core.freebusy import TimeRange
 from mr_engine.core.recurrence import Instance
@@ -31,7 +31,7 @@ from mr_engine.services.booking import BookingResult, Incoming, Request
 from mr_engine.store import calendar_store as cal
 from mr_engine.store import directory
 from mr_engine.store.directories import DirectoryError, NotFound, open_directory
-from mr_engine.store.models import Booking, Group, Mailbox
+from mr_engine.store.models import Group, Mailbox
 
 __all__ = ["NotExplainable", "Report", "explain"]
 
@@ -132,10 +132,9 @@ def _report(session: Session, req: Request, result: BookingResult,
     shown = {"member": member, "judged": req.resource.name,
              "details": req.resource.resource_settings.calendar_details, "zone": req.zone}
     if explained is None:
-        return Report(result.outcome, tuple(result.reasons), (), (), **shown)
+        return Report(result.outcome, tuple(result.reasons), (), (), result.offer, **shown)
     return Report(result.outcome, tuple(result.reasons), explained.rules,
-                  _in_the_way(session, req, explained.conflicts),
-                  _offer(session, req, explained, own), **shown)
+                  _in_the_way(session, req, explained.conflicts), result.offer, **shown)
 
 
 def _overlaps(occurrence: Instance, entry: Published) -> bool:
@@ -152,12 +151,3 @@ def _in_the_way(session: Session, req: Request,
     return tuple(entry for entry in availability.published_agenda(session, req.resource, span)
                  if entry.uid != req.invitation.uid and not entry.transparent
                  and any(_overlaps(i, entry) for i in conflicts))
-
-
-def _offer(session: Session, req: Request, explained: Explanation,
-           own: Booking | None) -> Alternatives:
-    """What the decline offers instead, as delivery's reply lists it (nothing when nothing
-    is declined, or when another time or resource would not help)."""
-    # TODO(explain): booking's offering is the reply's own; use it once it is public.
-    return booking._offering(session, req, list(explained.occurrences), explained.decision,
-                             own).offer

@@ -25,7 +25,7 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 
 from mr_engine.config import Settings
-from mr_engine.core.alternatives import offered_for, text as offer_text
+from mr_engine.core.alternatives import Alternatives, offered_for, text as offer_text
 from mr_engine.core.itip import Invitation, is_attendee, people_invited
 from mr_engine.core.pool_choice import Candidate, booked_time, choose, day_of, merged
 from mr_engine.core.reply import Answer, Delegation, build_reply, verb
@@ -73,23 +73,21 @@ def route(session: Session, recipient: str, mailbox: Mailbox, incoming: Incoming
     """Whether a delivery to ``mailbox`` (at RCPT ``recipient``) is a pool's request: sent
     to the pool's address, or to a member's own address naming its pool as ATTENDEE (the
     organizer's update after a delegation goes to both)."""
+    inv = incoming.invitation(zoneinfo.ZoneInfo(settings.default_timezone))  # zone: moot
+    if not isinstance(inv, Invitation) or inv.method not in ("REQUEST", "CANCEL"):
+        return None
     pool = directory.pool_at(session, recipient)
     if pool is not None:
         first = directory.nested_members(session, pool)[:1]
-        return Route(pool, first == [mailbox]) if _addressed(pool, incoming, settings) else None
+        named = pool.email is not None and is_attendee(inv, [pool.email]) is not None
+        return Route(pool, first == [mailbox]) if named else None
     if mailbox.resource_type == "none":
         return None
-    for pool in directory.pools_of(session, mailbox):
-        if _addressed(pool, incoming, settings):
+    invited = {a.address for e in inv.events for a in e.attendees}
+    for pool in directory.pools_among(session, invited):
+        if mailbox in directory.nested_members(session, pool):
             return Route(pool, True)
     return None
-
-
-def _addressed(pool: Group, incoming: Incoming, settings: Settings) -> bool:
-    """A REQUEST or CANCEL naming the pool as ATTENDEE (the zone does not matter here)."""
-    inv = incoming.invitation(zoneinfo.ZoneInfo(settings.default_timezone))
-    return isinstance(inv, Invitation) and inv.method in ("REQUEST", "CANCEL") \
-        and pool.email is not None and is_attendee(inv, [pool.email]) is not None
 
 
 def _requests(session: Session, pool: Group, incoming: Incoming, settings: Settings,
@@ -203,14 +201,15 @@ def _decline(session: Session, pool: Group, reqs: list[Request], held: Booking |
     if held is not None:
         cal.delete_booking(session, held)
     reasons = [NONE_FREE] + [f"{c.name}: {summarize(c.reasons)}" for c in candidates]
-    replies = _pool_reply(pool, reqs[0], "DECLINED", summarize(reasons), offer=offer)
-    return BookingResult("declined", reasons, replies)
+    lines = offer_text(offer, resolve(reqs[0].invitation.events[0].tzid, reqs[0].zone))
+    replies = _pool_reply(pool, reqs[0], "DECLINED", summarize(reasons), offer=lines)
+    return BookingResult("declined", reasons, replies, offer=offer)
 
 
 def _offer(session: Session, reqs: list[Request], candidates: tuple[Candidate, ...],
-           exclude: int | None) -> list[str]:
-    """The lines of the decline's text listing the times some member is free and other
-    resources of the kind (``services.alternatives`` for each member, ``merged``)."""
+           exclude: int | None) -> Alternatives:
+    """The times some member is free and other resources of the kind
+    (``services.alternatives`` for each member, ``merged``)."""
     offers, start = [], None
     for req, c in zip(reqs, candidates):
         instances, _ = booking.verdict(session, req, exclude)
@@ -223,9 +222,8 @@ def _offer(session: Session, reqs: list[Request], candidates: tuple[Candidate, .
             session, req.resource, live, req.now, settings=req.settings, people=people,
             reasons=list(c.reasons), exclude=exclude))
     if start is None:
-        return []
-    offer = merged(offers, start, [r.resource.name for r in reqs])
-    return offer_text(offer, resolve(reqs[0].invitation.events[0].tzid, reqs[0].zone))
+        return Alternatives()
+    return merged(offers, start, [r.resource.name for r in reqs])
 
 
 def _who(member: Mailbox) -> str:
