@@ -81,8 +81,9 @@ def test_a_single_meeting_on_a_series_date_300_days_later_is_declined(db, db_url
         clock.now = NOW + 300 * DAY
         day = T9 + 43 * WEEK  # 301 days on: beyond the series' first window of 180 days
         deliver(server.port, invite("single", day, day + HOUR, ROOM))
-    decline = outbox_rows(db)[-1]
-    assert decline.subject == "Declined: Planning"
+    decline, proposal = outbox_rows(db)[-2:]  # the decline and its COUNTER
+    assert (decline.subject, proposal.subject) == ("Declined: Planning",
+                                                   "New time proposed: Planning")
     # Kopano's words, then the date taken (core.decline_texts).
     assert str(reply_vevents(decline.content)[0]["COMMENT"]) == \
         f"The requested time slots are unavailable on the following dates: " \

@@ -42,7 +42,8 @@ def test_conflicting_request_is_declined_with_the_reason(db, db_url):
         deliver(server.port, invite("c", T9 + HOUR, T9 + 2 * HOUR, ROOM))  # back-to-back
     assert [e["uid"] for e in agenda(db_url, "room")] == ["a", "c"]
     subjects = [m.subject for m in outbox_rows(db)]
-    assert subjects == ["Accepted: Planning", "Declined: Planning", "Accepted: Planning"]
+    assert subjects == ["Accepted: Planning", "Declined: Planning",
+                        "New time proposed: Planning", "Accepted: Planning"]  # + the COUNTER
     [declined] = reply_vevents(outbox_rows(db)[1].content)
     assert str(declined["ATTENDEE"].params["PARTSTAT"]) == "DECLINED"
     assert "2026-03-10" in str(declined["COMMENT"])
@@ -168,7 +169,8 @@ def test_kopano_mr_accept_processes_stdin_like_delivery(db, db_url):
     cancel = run(invite("cli", future, future + HOUR, ROOM, method="CANCEL", sequence=1))
     assert cancel.returncode == 0 and cancel.stdout.decode().strip() == "cancelled"
     assert run(invite("x", future, future + HOUR, ROOM), user="ghost").returncode == 1
-    assert len(outbox_rows(db)) == 2  # no reply to a CANCEL
+    # accepted, declined (and its COUNTER proposing a free time); no reply to a CANCEL
+    assert len(outbox_rows(db)) == 3
 
 
 def test_outlook_invitation_in_a_windows_zone_is_booked_in_utc(db, db_url):

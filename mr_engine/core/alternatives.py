@@ -57,12 +57,13 @@ class Slot:
 class Option:
     """Another resource the organizer may invite instead."""
 
-    name: str
+    name: str  # the user name
     address: str
     kind: str  # "room" | "equipment"
     seats: int  # 0: unknown
     capacity: int
     pooled: bool = False  # a member of a pool the requested resource is in
+    fullname: str = ""  # its display name, "" for none
 
 
 @dataclass(frozen=True)
@@ -249,7 +250,7 @@ def free_resources(kind: str, candidates: Sequence[Candidate],
 def _described(option: Option) -> str:
     size = f"{option.seats} seats" if option.kind == "room" and option.seats \
         else f"capacity {option.capacity}" if option.kind == "equipment" else option.kind
-    return f"{option.name} <{option.address}> ({size})"
+    return f"{option.fullname or option.name} <{option.address}> ({size})"
 
 
 def text(offer: Alternatives, zone: tzinfo) -> list[str]:
@@ -257,8 +258,8 @@ def text(offer: Alternatives, zone: tzinfo) -> list[str]:
     lines: list[str] = []
     if offer.times:
         lines += ["Free at these times:",
-                  *(f"  {format_span(s.start, s.end, zone)}" for s in offer.times)]
+                  *(f"- {format_span(s.start, s.end, zone)}" for s in offer.times)]
     if offer.resources:
         lines += ["Free instead (invite one of them):",
-                  *(f"  {_described(o)}" for o in offer.resources)]
+                  *(f"- {_described(o)}" for o in offer.resources)]
     return lines

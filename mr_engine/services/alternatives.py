@@ -3,7 +3,7 @@
 ``core.alternatives`` decides (free times on the grid, which resources, in what order); this
 module reads what it decides on: the resource's busy times over the days searched, the other
 resources of the directory with their busy times during the request, and which of them share
-a pool with it (a group with ``mr_pool`` both are direct members of). What the delivery's
+a pool with it (``directory.pools_of``). What the delivery's
 declines, ``mr-engine explain`` and pools call. Reads only; the caller holds the session.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from mr_engine.config import Settings
@@ -22,19 +21,16 @@ from mr_engine.core.busy import BusyTimes
 from mr_engine.core.recurrence import Instance
 from mr_engine.services import finder, horizon
 from mr_engine.store import calendar_store as cal
+from mr_engine.store import directory
 from mr_engine.store.directories import open_directory
-from mr_engine.store.models import Group, GroupMember, Mailbox
+from mr_engine.store.models import Mailbox
 
 __all__ = ["Alternatives", "Option", "Slot", "alternatives", "pool_mates"]
 
-_POOLS = select(GroupMember.group_id).join(Group, Group.id == GroupMember.group_id).where(
-    GroupMember.mailbox_id == bindparam("resource"), Group.mr_pool.is_(True))
-_MATES = select(GroupMember.mailbox_id).where(GroupMember.group_id.in_(_POOLS))
-
-
 def pool_mates(session: Session, resource: Mailbox) -> set[int]:
-    """Ids of the mailboxes that share a pool with ``resource`` (itself among them)."""
-    return set(session.scalars(_MATES, {"resource": resource.id}))
+    """Ids of the members of the pools ``resource`` is in (itself among them)."""
+    return {member.id for pool in directory.pools_of(session, resource)
+            for member in directory.nested_members(session, pool)}
 
 
 def _busy(session: Session, resource: Mailbox, start: dt.datetime, end: dt.datetime,
@@ -56,7 +52,7 @@ def _times(session: Session, resource: Mailbox, live: Sequence[Instance], now: d
 def _candidate(session: Session, other: Mailbox, live: Sequence[Instance], pooled: bool,
                settings: Settings) -> Candidate:
     option = Option(other.name, other.email, other.resource_type, other.resource_seats,
-                    other.resource_capacity, pooled)
+                    other.resource_capacity, pooled, other.fullname)
     return Candidate(option, other.resource_settings, _busy(session, other, *_span(live)),
                      horizon.zone_of(other, settings))
 

@@ -57,8 +57,8 @@ def compose(inv: Invitation, event: EventData, resource: Mailbox, answers: list[
     """One REPLY carrying *answers* (``delegation``: a pool member's, RFC 5546 §3.2.2.3;
     ``offer``: the lines listing the alternatives, before the resource's own text);
     raises ValueError for an unusable organizer address."""
-    note = "\n".join([*offer, "", resource.mr_response_text] if offer
-                      else [resource.mr_response_text])
+    note = "\n\n".join(part for part in ("\n".join(offer), resource.mr_response_text)
+                       if part.strip())
     content = build_reply(inv, answers, resource.email, resource.fullname or resource.name,
                           message_id, now, hostname, note, delegation)
     return OutgoingReply(resource.email, event.organizer, f"{verb(answers)}: {event.summary}",
