@@ -409,6 +409,16 @@ def pools_of(session: Session, mailbox: Mailbox) -> list[Group]:
                                 .order_by(Group.name)))
 
 
+def pools_among(session: Session, addresses: Iterable[str]) -> list[Group]:
+    """The pools whose address is one of ``addresses`` (lower-case), by name: one query."""
+    wanted = sorted(set(addresses))
+    if not wanted:
+        return []
+    return list(session.scalars(select(Group).where(Group.email_lower.in_(wanted),
+                                                    Group.mr_pool.is_(True))
+                                .order_by(Group.name)))
+
+
 def group_members(session: Session, group: Group) -> list[Mailbox]:
     return list(session.scalars(
         select(Mailbox).join(GroupMember, GroupMember.mailbox_id == Mailbox.id)
