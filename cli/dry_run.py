@@ -107,15 +107,19 @@ def _conflict_line(entry: Published, details: str) -> str:
                                    organizer)))
 
 
-def lines(report: Report) -> list[str]:
-    text = [_headline(report), "", f"Rules of {report.judged}:"]
-    text += [f"  {r.rule:<{RULE_WIDTH}} {r.result:<15} {r.reason}".rstrip()
+def _sections(report: Report) -> list[list[str]]:
+    rules = [f"  {r.rule:<{RULE_WIDTH}} {r.result:<15} {r.reason}".rstrip()
              for r in report.rules] or ["  none (not a request the rules judge)"]
-    text += ["", "Conflicts:", *(f"  {_conflict_line(c, report.details)}"
-                                     for c in report.conflicts)] \
-        if report.conflicts else []
-    offered = offer_text(report.alternatives, report.zone)
-    text += ["", *offered] if offered else []
-    if report.member is not None:
-        text += ["", f"Member: {report.member.name} <{report.member.email}>"]
-    return text
+    conflicts = [f"  {_conflict_line(c, report.details)}" for c in report.conflicts]
+    member = report.member
+    return [[_headline(report)], [f"Rules of {report.judged}:", *rules],
+            ["Conflicts:", *conflicts] if conflicts else [],
+            offer_text(report.alternatives, report.zone),
+            [f"Member: {member.name} <{member.email}>"] if member is not None else []]
+
+
+def lines(report: Report) -> list[str]:
+    """The text: the outcome, the rules, the conflicts, the alternatives, the member, each
+    part after a blank line."""
+    parts = [part for part in _sections(report) if part]
+    return [line for k, part in enumerate(parts) for line in [""] * (k > 0) + part]
