@@ -18,6 +18,10 @@ nested groups followed, cycles ended. Distribution groups deliver to their membe
 no security groups: ``memberships`` (who-may-book's ``group:NAME``) leaves them out.
 Send-as lists name users and groups, by DN or text. A server that cannot be reached is
 ``DirectoryUnavailable`` (LMTP: ``451 4.4.3``; commands: exit 1).
+
+Beyond the protocol, for kopano-cli: ``people()`` and ``group_entries()`` (the entries as
+read, ``core.ldap_entries``), ``refresh()`` (forget the answers kept, for a full pass), and
+``Mailbox.hidden`` on the rows (kopanoHidden, for the listings).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from mr_engine.config import Settings
 from mr_engine.core import ldap_entries as entries
 from mr_engine.core.addresses import strip_detail
 from mr_engine.core.ldap_entries import Entry, LdapGroup, LdapSchema, Person
+from mr_engine.store import event_scripts
 from mr_engine.store.db import WriterLock, sqlite_file
 from mr_engine.store.directories import EVERYONE, GroupInfo, NotFound
 from mr_engine.store.directories.db import SqlDirectory
@@ -138,8 +143,10 @@ def state_for(settings: Settings) -> LdapState:
 class LdapDirectory:
     """The ``Directory`` of an LDAP server, with its rows in one session."""
 
-    def __init__(self, session: Session, state: LdapState) -> None:
+    def __init__(self, session: Session, state: LdapState,
+                 settings: Settings | None = None) -> None:
         self.session = session
+        self.settings = settings or Settings()  # its event scripts (none by default)
         self.state = state
         self.schema = state.schema
 
@@ -166,8 +173,7 @@ class LdapDirectory:
         return self._rows(found[:1])[0]
 
     def users(self) -> list[Mailbox]:
-        people = self._people(("users",), entries.users_filter(self.schema))
-        return self._rows(sorted(people, key=lambda p: p.name))
+        return self._rows(self.people())
 
     def group(self, name: str) -> GroupInfo:
         if name == EVERYONE:  # not an entry: every user
@@ -179,9 +185,7 @@ class LdapDirectory:
         return self._info(found[0])
 
     def groups(self) -> list[GroupInfo]:
-        everyone = self.group(EVERYONE)
-        found = self._groups(("groups",), entries.groups_filter(self.schema))
-        return [everyone, *(self._info(g) for g in sorted(found, key=lambda g: g.name))]
+        return [self.group(EVERYONE), *(self._info(g) for g in self.group_entries())]
 
     def groups_of(self, address: str) -> list[str]:
         person = self._person_at(address)
@@ -212,6 +216,23 @@ class LdapDirectory:
         return bool(self.state.find(("domain", domain.lower()),
                                     entries.domain_filter(self.schema, domain.lower()),
                                     limit=1))
+
+    # --- for kopano-cli: listings and --sync -------------------------------------------
+
+    def refresh(self) -> None:
+        """Forget every answer kept: the next questions read LDAP (a full --sync pass)."""
+        self.state.answers.clear()
+
+    def people(self) -> list[Person]:
+        """Every user and resource entry (paged searches), by name; no rows written."""
+        found = self._people(("users",), entries.users_filter(self.schema))
+        return sorted(found, key=lambda p: p.name)
+
+    def group_entries(self) -> list[LdapGroup]:
+        """Every group entry, security and distribution, by name (``ldap_mirror.mirror_group``
+        keeps their rows)."""
+        found = self._groups(("groups",), entries.groups_filter(self.schema))
+        return sorted(found, key=lambda g: g.name)
 
     # --- reading LDAP -------------------------------------------------------------------
 
@@ -305,7 +326,7 @@ class LdapDirectory:
     def _write(self, people: list[Person]) -> dict[str, Mailbox]:
         if not _is_reader(self.session):
             # The caller's transaction: it may still roll back, so nothing is remembered.
-            rows = mirror(self.session, people, wall.utcnow())
+            rows = mirror(self.session, people, wall.utcnow(), self._created)
         else:
             committed = self._write_apart(people)
             for person, row in zip(people, committed):
@@ -325,7 +346,11 @@ class LdapDirectory:
         url = bind.url.render_as_string(hide_password=False)
         with self.state.writer_lock(url), Session(bind, expire_on_commit=False) as own:
             with own.begin():
-                return mirror(own, people, wall.utcnow())
+                return mirror(own, people, wall.utcnow(), self._created)
+
+    def _created(self, session: Session, name: str) -> None:
+        # Kopano's createuser script, run once the row's transaction has committed.
+        event_scripts.queue_event(session, self.settings, "createuser", name)
 
 
 def _is_reader(session: Session) -> bool:
@@ -335,4 +360,4 @@ def _is_reader(session: Session) -> bool:
 
 
 def open_source(settings: Settings, session: Session) -> LdapDirectory:
-    return LdapDirectory(session, state_for(settings))
+    return LdapDirectory(session, state_for(settings), settings)
