@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from mr_engine.services import availability
 from mr_engine.services.meeting_requests import extend_and_queue
-from mr_engine.store import directory
+from mr_engine.store import directory, event_scripts
 from mr_engine.store import stores
 from mr_engine.clock import utcnow
 from mr_engine.config import Settings
@@ -149,6 +149,7 @@ def create_user(session: Session, args: argparse.Namespace, ctx: Context) -> str
                                     now=ctx.now, **basics)
     directory.update_user(session, mailbox, **changes)
     _features(session, args, ctx, mailbox)
+    event_scripts.queue_event(session, ctx.settings, "createuser", mailbox.name)
     message = f"User created: {mailbox.name}"
     if args.create_store:
         message += f"\nStore created: {stores.create_store(session, mailbox, ctx.now).guid}"
@@ -229,6 +230,7 @@ def delete_user(session: Session, args: argparse.Namespace, ctx: Context) -> str
     # Kopano keeps a deleted user's store as an orphan, to be hooked or removed later.
     stores.orphan_store_of(session, mailbox)
     directory.delete_user(session, mailbox)
+    event_scripts.queue_event(session, ctx.settings, "deleteuser", args.user)
     kept = f" (store {store.guid} is now an orphan)" if store else ""
     return f"User deleted: {args.user}{kept}"
 
@@ -267,6 +269,7 @@ def create_group(session: Session, args: argparse.Namespace, ctx: Context) -> st
     group = directory.create_group(session, args.group, args.email)
     if args.mr_pool is not None:
         directory.set_pool(session, group, args.mr_pool)
+    event_scripts.queue_event(session, ctx.settings, "creategroup", args.group)
     return f"Group created: {args.group}"
 
 
@@ -290,6 +293,7 @@ def update_group(session: Session, args: argparse.Namespace, ctx: Context) -> st
 
 def delete_group(session: Session, args: argparse.Namespace, ctx: Context) -> str:
     directory.delete_group(session, directory.get_group(session, args.group))
+    event_scripts.queue_event(session, ctx.settings, "deletegroup", args.group)
     return f"Group deleted: {args.group}"
 
 

@@ -16,7 +16,7 @@ the newcomer gets them and the old store stays the old row's (an orphan for --sy
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -25,17 +25,22 @@ from mr_engine.core.ldap_entries import LdapGroup, Person
 from mr_engine.store.models import Group, Mailbox
 
 
-def mirror(session: Session, people: Iterable[Person], now: dt.datetime) -> list[Mailbox]:
-    """The rows of ``people``, created or updated in ``session`` (flushed, not committed)."""
-    return [mirror_one(session, person, now) for person in people]
+def mirror(session: Session, people: Iterable[Person], now: dt.datetime,
+           on_create: Callable[[Session, str], None] | None = None) -> list[Mailbox]:
+    """The rows of ``people``, created or updated in ``session`` (flushed, not committed);
+    ``on_create`` is told the name of each new row (the createuser script's event)."""
+    return [mirror_one(session, person, now, on_create) for person in people]
 
 
-def mirror_one(session: Session, person: Person, now: dt.datetime) -> Mailbox:
+def mirror_one(session: Session, person: Person, now: dt.datetime,
+               on_create: Callable[[Session, str], None] | None = None) -> Mailbox:
     mailbox = _linked(session, person) or _adoptable(session, person)
     _give_up_conflicts(session, person, mailbox)
     if mailbox is None:
         mailbox = Mailbox(external_id=person.external_id, created_at=now, password_hash="")
         session.add(mailbox)
+        if on_create is not None:
+            on_create(session, person.name)
     apply(mailbox, person)
     session.flush()
     return mailbox
