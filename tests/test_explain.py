@@ -99,6 +99,9 @@ def test_conflicts_show_what_calendar_details_allow(db):
                  "organizer_name": "Organizer", "attendees": 1}}
     assert report["reasons"] == ["conflict on 2026-03-10 09:30-11:00 (UTC)"]
     assert report["alternatives"]["times"]  # a free time of the same length is offered
+    cancel = explained(db, ROOM, invite("u1", T9, T9 + HOUR, ROOM, organizer="ann@example.com",
+                                        method="CANCEL", sequence=1))
+    assert (cancel["outcome"], cancel["rules"], cancel["conflicts"]) == ("cancelled", [], [])
     before["mailboxes"] = every_row(db)["mailboxes"]  # the level was changed above
     assert every_row(db) == before
 
