@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import itertools
 import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import select
@@ -110,6 +112,24 @@ def test_a_stopped_server_answers_451_4_4_3_and_delivery_resumes(db, db_url, fre
         fresh_slapd.start()
         assert _rcpt(server.port, "carol@example.com")[0] == ["250 2.1.5 Ok"]
     assert len(messages_of(db, "dave")) == 2 and len(messages_of(db, "carol")) == 1
+
+
+def test_a_hung_server_times_out_without_holding_up_other_sessions(db, db_url, fresh_slapd):
+    settings = _settings(db_url, fresh_slapd, ldap_network_timeout=1)
+    with RunningServer(settings) as server:
+        assert _rcpt(server.port, "dave@example.com")[0] == ["250 2.1.5 Ok"]
+        fresh_slapd.pause()
+        try:
+            with ThreadPoolExecutor(1) as pool:
+                waiting = pool.submit(_rcpt, server.port, "carol@example.com")
+                time.sleep(0.2)  # carol's lookup is waiting on LDAP now
+                started = time.monotonic()
+                assert _rcpt(server.port, "dave@example.com")[0] == ["250 2.1.5 Ok"]
+                assert time.monotonic() - started < 1  # the event loop went on
+                assert not waiting.done()
+                assert waiting.result(30)[0] == ["451 4.4.3 directory unavailable"]
+        finally:
+            fresh_slapd.resume()
 
 
 def test_the_next_uri_answers_when_the_first_fails_and_is_then_asked_first(db, db_url,

@@ -2,7 +2,7 @@
 Kopano's schema (``ldap_schema``) and a tree (``ldap_trees``) loaded before it starts.
 
 It can be stopped and started again on the same port with the same data (the "directory
-unavailable" tests), run twice side by side (failover between ``ldap_uri`` entries), and
+unavailable" tests), frozen (a hung server: timeouts), run twice side by side (failover between ``ldap_uri`` entries), and
 changed while it runs (``modify``, ``rename``, ``delete``, ``add``) as its administrator.
 ``settings()`` are the engine's ldap_* settings for it.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -108,6 +109,7 @@ class Slapd:
     def stop(self) -> None:
         """Stop the server, keeping its data for ``start``."""
         if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a frozen one cannot hear SIGTERM
             self.proc.terminate()
             try:
                 self.proc.wait(20)
@@ -115,6 +117,15 @@ class Slapd:
                 self.proc.kill()
                 self.proc.wait(10)
         self.proc = None
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections open, nothing answered (a hung server)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
 
     @property
     def running(self) -> bool:
