@@ -115,3 +115,9 @@ def test_an_occurrence_rule_names_its_first_refusal_and_counts_the_rest() -> Non
     assert conflict.reason == ("conflict on 2026-03-17 11:00-12:00 (Europe/Berlin) "
                                "(and 2 more of 10 occurrences)")
     assert len(explained.conflicts) == 3
+
+
+def test_every_rule_said_idle_is_a_rule() -> None:
+    """A renamed rule keeps its "not applicable": ``_IDLE`` names only rules there are."""
+    from mr_engine.core.explanation import _IDLE
+    assert set(_IDLE) <= set(RULES)
