@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from mr_engine.core.explanation import DECLINE, NOT_APPLICABLE, PASS, RuleResult, explain
+from mr_engine.core.explanation import _IDLE, DECLINE, NOT_APPLICABLE, PASS, RuleResult, explain
 from mr_engine.core.policy import OCCURRENCE_RULES, REQUEST_RULES, People, decide
 from mr_engine.testing.times import BERLIN, NOW
 from tests.test_policy import busy, meeting, policy, series_with_conflicts, weekly
@@ -119,5 +119,4 @@ def test_an_occurrence_rule_names_its_first_refusal_and_counts_the_rest() -> Non
 
 def test_every_rule_said_idle_is_a_rule() -> None:
     """A renamed rule keeps its "not applicable": ``_IDLE`` names only rules there are."""
-    from mr_engine.core.explanation import _IDLE
     assert set(_IDLE) <= set(RULES)
