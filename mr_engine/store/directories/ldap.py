@@ -26,6 +26,7 @@ read, ``core.ldap_entries``), ``refresh()`` (forget the answers kept, for a full
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Collection, Hashable
 from contextlib import nullcontext
@@ -83,6 +84,8 @@ class LdapState:
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = wall.monotonic) -> None:
         self.schema = schema_of(settings)
+        self.attributes = sorted(set(self.schema.user_attributes())
+                                 | set(self.schema.group_attributes()))
         self.servers = LdapServers(settings)
         self.answers = AnswerCache(settings.ldap_cache_timeout, clock)
         # external_id -> (the Person last written to its row, the row's id)
@@ -106,19 +109,16 @@ class LdapState:
     def find(self, key: Hashable, query: str, limit: int = 0) -> tuple[Entry, ...]:
         """Users and groups matching ``query``, remembered under ``key``."""
         return self.cached(key, lambda: self._entries(self.servers.search(
-            query, self._attributes(), limit=limit)))
+            query, self.attributes, limit=limit)))
 
     def at(self, dn: str) -> Entry | None:
         """The user or group at ``dn`` (a DN member or send-as value)."""
         either = f"(|{entries.users_filter(self.schema)}{entries.groups_filter(self.schema)})"
         def read() -> Entry | None:
-            raw = self.servers.read(dn, either, self._attributes())
+            raw = self.servers.read(dn, either, self.attributes)
             found = self._entries([raw]) if raw else ()
             return found[0] if found else None
         return self.cached(("dn", dn.lower()), read)
-
-    def _attributes(self) -> list[str]:
-        return sorted(set(self.schema.user_attributes()) | set(self.schema.group_attributes()))
 
     def _entries(self, raws: list[RawEntry]) -> tuple[Entry, ...]:
         read = (entries.read_entry(self.schema, dn, attributes) for dn, attributes in raws)
@@ -130,9 +130,12 @@ _STATES_LOCK = threading.Lock()
 
 
 def state_for(settings: Settings) -> LdapState:
-    """This process's state of the configuration ``settings`` has (made on first use)."""
-    key = tuple(getattr(settings, name) for name in sorted(vars(settings))
-                if name.startswith("ldap_"))
+    """This process's state of the configuration ``settings`` has (made on first use; a
+    forked worker makes its own: connections are not shared across processes)."""
+    # The store too: what was mirrored is one store's rows (a command may open another).
+    key = (os.getpid(), settings.database_url,
+           *(getattr(settings, name) for name in sorted(vars(settings))
+             if name.startswith("ldap_")))
     with _STATES_LOCK:
         state = _STATES.get(key)
         if state is None:
