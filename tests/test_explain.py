@@ -127,6 +127,8 @@ def test_pool_names_the_member_it_would_pick(db):
     assert (report["outcome"], report["member"]) == (
         "accepted", {"name": "b", "address": "b@example.com"})
     assert report["reasons"] == ["delegated to b"] and results(report)["conflict"] == "pass"
+    # A member's own copy of the pool's request is the pool's (as delivery routes it).
+    assert explained(db, "a", invite("u2", T9, T9 + HOUR, POOL))["member"]["name"] == "b"
     book(db, "b", invite("u3", T9, T9 + HOUR, "b@example.com"))
     before = every_row(db)
     report = explained(db, "rooms", invite("u2", T9, T9 + HOUR, POOL))

@@ -60,12 +60,13 @@ def explain(session: Session, name: str, incoming: Incoming, settings: Settings,
     """What delivering ``incoming`` to the resource or pool ``name`` (a name or an address)
     would decide. Writes into ``session``: the caller rolls it back."""
     resource = _resource(session, settings, name)
-    if resource is not None:
-        return _for_resource(session, resource, incoming, settings, now)
-    pool = _pool(session, name)
-    if pool is None:
+    pool = _pool(session, name) if resource is None \
+        else _routed(session, resource, incoming, settings)
+    if pool is not None:
+        return _for_pool(session, pool, incoming, settings, now)
+    if resource is None:
         raise NotExplainable(f"no resource or pool {name!r}")
-    return _for_pool(session, pool, incoming, settings, now)
+    return _for_resource(session, resource, incoming, settings, now)
 
 
 def _resource(session: Session, settings: Settings, name: str) -> Mailbox | None:
@@ -86,6 +87,14 @@ def _pool(session: Session, name: str) -> Group | None:
     except DirectoryError:  # none of that name, or Everyone
         return None
     return group if group.mr_pool else None
+
+
+def _routed(session: Session, resource: Mailbox, incoming: Incoming,
+            settings: Settings) -> Group | None:
+    """The pool whose request a member's own copy is (it names the pool as ATTENDEE), as
+    delivery routes it; None for the member's own requests."""
+    route = pools.route(session, resource.email, resource, incoming, settings)
+    return None if route is None else route.pool
 
 
 def _for_resource(session: Session, resource: Mailbox, incoming: Incoming,
