@@ -75,9 +75,9 @@ def db_url(request, tmp_path) -> str:
 
 def _start_slapd(kind: str = "openldap") -> slapd_harness.Slapd:
     """A new slapd with the tree ``kind`` (``mr_engine.testing.ldap_trees``); without the
-    binaries the test is skipped, or fails where ``MR_ENGINE_TEST_REQUIRE_SLAPD=1`` (CI)."""
+    binaries the test is skipped, or fails where ``MR_ENGINE_TEST_REQUIRE_LDAP=1`` (CI)."""
     missing = slapd_harness.missing()
-    if missing and os.environ.get("MR_ENGINE_TEST_REQUIRE_SLAPD"):
+    if missing and os.environ.get("MR_ENGINE_TEST_REQUIRE_LDAP"):
         pytest.fail(missing)
     if missing:
         pytest.skip(missing)
