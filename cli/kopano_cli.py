@@ -35,6 +35,7 @@ from mr_engine.core.printable import printable_lines
 from mr_engine.core.resource_settings import SETTINGS
 
 from . import kopano_cli_format as fmt
+from .kopano_cli_format import Report
 from .common import fail, iso, open_db, print_json, run_guarded, settings_from
 from . import kopano_cli_stores as store_modes
 from .kopano_cli_flags import (FIELD_DESTS, FLAG_NAMES, PASSWORD_DESTS, UsageError,
@@ -85,7 +86,7 @@ def user_details(session: Session, mailbox: Mailbox, settings: Settings,
         "email": mailbox.email,
         "active": bool(mailbox.active),
         "admin_level": mailbox.admin_level,
-        "address_book": "visible",  # Kopano's hidden users: none here
+        "address_book": "hidden" if mailbox.hidden else "visible",  # kopanoHidden
         # Table 8.1 (§8.7): on or off for the user, the server's disabled_features applied.
         "features": features.effective(directory.user_features(mailbox),
                                        settings.disabled_features),
@@ -105,15 +106,6 @@ def user_details(session: Session, mailbox: Mailbox, settings: Settings,
 
 
 QUOTAS = ("quota_warning", "quota_soft", "quota_hard")
-
-
-@dataclass(frozen=True)
-class Report:
-    """What a change says: ``said`` under --verbose only (Kopano's tool says nothing on
-    success), ``shown`` always (what the admin needs, the new feed link)."""
-
-    said: str
-    shown: str = ""
 
 
 def _field_changes(args: argparse.Namespace) -> dict[str, Any]:
@@ -238,7 +230,7 @@ def delete_user(session: Session, args: argparse.Namespace, ctx: Context) -> str
 def list_users(session: Session, args: argparse.Namespace, ctx: Context) -> list[dict]:
     return [{**store_modes.user_row(m, ctx), "email": m.email, "active": m.active,
              "admin_level": m.admin_level, "resource_type": m.resource_type}
-            for m in ctx.source.users()]
+            for m in ctx.source.users() if args.show_hidden or not m.hidden]
 
 
 def _group_info(info: GroupInfo) -> dict[str, Any]:
@@ -341,12 +333,13 @@ UPDATE_GROUP = _mode("--group NAME with changes", update_group,
 
 # Flags that name a mode by themselves, in order of precedence.
 SIMPLE_MODES = (
-    ("list_users", _listing("--list-users", list_users, fmt.users_list)),
+    ("list_users", _mode("--list-users", list_users, {"json", "show_hidden"},
+                         render=fmt.users_list, readonly=True)),
     ("list_groups", _listing("--list-groups", list_groups, fmt.groups_list)),
     ("list_orphans", _listing("--list-orphans", store_modes.list_orphans, fmt.orphans)),
     ("list_stores", _listing("--list-stores", store_modes.list_stores, fmt.stores_list)),
     ("user_count", _listing("--user-count", store_modes.user_count, fmt.user_count)),
-    ("sync", _mode("--sync", store_modes.sync, set(), readonly=True)),
+    ("sync", _mode("--sync", store_modes.sync, VERBOSE)),
     ("purge_softdelete", _mode("--purge-softdelete", store_modes.purge_softdelete, VERBOSE)),
     ("remove_store", _mode("--remove-store", store_modes.remove_store, VERBOSE)),
     ("hook_store", _mode("--hook-store", store_modes.hook_store, {"user", *VERBOSE})),
@@ -447,8 +440,29 @@ def _output(mode: Mode, args: argparse.Namespace, results: list[Any]) -> str | N
     return printable_lines("\n".join(line for line in lines if line)) or None
 
 
+# What the directory defines when it is not the store's own (user_plugin = ldap): Kopano
+# too refused these with its ldap plugin; the next read would undo them anyway.
+SOURCE_DEFINED = ("create", "delete", "name", "password", "password_prompt", "email",
+                  "fullname", "active", "admin_level", "quota_warning", "quota_soft",
+                  "quota_hard", "resource_type", "resource_capacity", "add_feature",
+                  "remove_feature", "add_sendas", "remove_sendas", "add_user", "remove_user")
+
+
+def refused_by_source(args: argparse.Namespace, settings: Settings) -> str | None:
+    """Why the flags cannot be done with this ``user_plugin``; None when they can."""
+    if settings.user_plugin == "db":
+        return None
+    flags = [FLAG_NAMES[dest] for dest in SOURCE_DEFINED if given(args, dest)]
+    if not flags:
+        return None
+    return (f"{flags[0]} refused: LDAP is the source of users and groups (user_plugin = "
+            f"{settings.user_plugin}); change them in the directory")
+
+
 def execute(mode: Mode, args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    if (refused := refused_by_source(args, settings)) is not None:
+        return fail(refused)
     db = None
     try:
         db = open_db(settings)

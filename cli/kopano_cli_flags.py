@@ -148,6 +148,7 @@ ACTIONS = (
     _switch("--create", "create the --user or --group"),
     _switch("--delete", "delete the --user (its store becomes an orphan) or the --group"),
     _switch("--list-users", "list all users"),
+    _switch("--show-hidden", "with --list-users: hidden users too (kopanoHidden)"),
     _switch("--list-groups", "list all groups with their members"),
     _switch("--list-orphans", "list stores without a user and users without a store"),
     _switch("--list-stores", "list all stores"),

@@ -13,6 +13,7 @@ so a script reading Kopano's lines finds them where it did.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 from mr_engine.core.features import enabled_names
@@ -78,6 +79,15 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]],
 
     rule = indent + "-" * (sum(widths) + len(widths) - 1)
     return [line(headers), rule, *map(line, shown)]
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a change says: ``said`` under --verbose only (Kopano's tool says nothing on
+    success), ``shown`` always (what the admin needs, the new feed link)."""
+
+    said: str
+    shown: str = ""
 
 
 # --- --user ------------------------------------------------------------------------------

@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from mr_engine.services.directory_sync import synchronise
 from mr_engine.store import stores
 from mr_engine.store.directories import NotFound
 from mr_engine.store.models import Mailbox
 
 from .common import iso
+from .kopano_cli_format import Report
 from .kopano_cli_flags import PURGE_ALL
 
 if TYPE_CHECKING:
@@ -59,10 +61,16 @@ def user_count(session: Session, args: argparse.Namespace, ctx: Context) -> dict
     return {**counts, "total": len(kinds)}
 
 
-def sync(session: Session, args: argparse.Namespace, ctx: Context) -> str:
-    # The db plugin keeps users in the store itself: there is no other source to read.
-    return f"nothing to synchronise: user_plugin {ctx.settings.user_plugin} keeps the users " \
-        "in the store"
+def sync(session: Session, args: argparse.Namespace, ctx: Context) -> Report:
+    """The LDAP directory's full pass (``services.directory_sync``) and its summary, shown
+    with or without --verbose (a cron job's mail says what changed)."""
+    if ctx.settings.user_plugin == "db":
+        # The db plugin keeps users in the store itself: there is no other source to read.
+        said = f"nothing to synchronise: user_plugin {ctx.settings.user_plugin} keeps the " \
+            "users in the store"
+        return Report(said, said)
+    summary = "\n".join(synchronise(session, ctx.source, ctx.settings, ctx.now).lines())
+    return Report(summary, summary)
 
 
 def create_store(session: Session, args: argparse.Namespace, ctx: Context) -> str:

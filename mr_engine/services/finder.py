@@ -37,8 +37,9 @@ class Wanted:
 
 
 def resources(directory: Directory) -> list[Mailbox]:
-    """Every room and piece of equipment, by name."""
-    return [m for m in directory.users() if m.resource_type in KINDS]
+    """Every room and piece of equipment, by name, but the hidden ones (Kopano's address
+    book hiding, kopanoHidden: they still take requests sent to their address)."""
+    return [m for m in directory.users() if m.resource_type in KINDS and not m.hidden]
 
 
 def fits(resource: Mailbox, wanted: Wanted) -> bool:
