@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from mr_engine.store.db import open_database
-from mr_engine.store.directories import EVERYONE, NotFound
+from mr_engine.store.directories import EVERYONE, DirectoryUnavailable, NotFound
 from mr_engine.store.directories.ldap import LdapDirectory, LdapState
 from mr_engine.store.models import Mailbox
 from mr_engine.testing import ldap_trees
@@ -152,6 +152,19 @@ def test_the_next_uri_answers_when_the_first_fails_and_is_then_asked_first(db, d
             assert LdapDirectory(session, state).user("dave").fullname == "Dave Dunn"
     finally:
         second.close()
+
+
+def test_starttls_checks_the_servers_certificate_against_libldaps_ca_file(db, monkeypatch):
+    with Slapd(tls=True) as server:
+        settings = make_settings(db.engine.url.render_as_string(False),
+                                 **server.settings(ldap_starttls=True))
+        monkeypatch.delenv("LDAPTLS_CACERT", raising=False)  # ldap.conf's CAs, or the system's
+        with db.read() as session, pytest.raises(DirectoryUnavailable,
+                                                 match="certificate|CA public key"):
+            _source(session, settings).user("alice")
+        monkeypatch.setenv("LDAPTLS_CACERT", server.ca_file)
+        with db.read() as session:
+            assert _source(session, settings).user("alice").email == "alice@example.com"
 
 
 def test_commands_exit_1_with_a_one_line_reason_when_ldap_is_unreachable(tmp_path, slapd):

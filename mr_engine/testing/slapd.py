@@ -40,7 +40,7 @@ modulepath /usr/lib/ldap
 moduleload back_mdb
 pidfile {root}/slapd.pid
 sizelimit unlimited
-
+{tls}
 database mdb
 maxsize 104857600
 suffix "{base}"
@@ -67,15 +67,20 @@ class Slapd:
     """Started by the constructor with the tree ``kind`` ("openldap" or "ad"); stopped and
     removed by ``close`` (or leaving the ``with`` block)."""
 
-    def __init__(self, kind: str = "openldap", extra: Sequence[Entry] = ()) -> None:
+    def __init__(self, kind: str = "openldap", extra: Sequence[Entry] = (),
+                 tls: bool = False) -> None:
         """``extra``: entries loaded beside the tree (``ldap_trees.posix_user``, e.g. the
-        benchmark's users)."""
+        benchmark's users); ``tls``: StartTLS with a certificate for 127.0.0.1 that
+        ``ca_file`` signs (the client needs it to trust the server)."""
         self.kind = kind
+        self.tls = tls
         self.base, tree = TREES[kind]
         self.admin = f"cn=admin,{self.base}"
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="mr-slapd-"))
         (self.root / "data").mkdir()
+        if tls:
+            self._certificate()
         self.config = self.root / "slapd.conf"
         self.config.write_text(self._config())
         (self.root / "tree.ldif").write_text(ldap_trees.ldif([*tree(), *extra]))
@@ -83,6 +88,11 @@ class Slapd:
         self._run(SLAPADD, "-q", "-f", str(self.config), "-l", str(self.root / "tree.ldif"))
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
+
+    @property
+    def ca_file(self) -> str:
+        """The self-signed certificate, as a CA file (``LDAPTLS_CACERT``)."""
+        return str(self.root / "cert.pem")
 
     @property
     def uri(self) -> str:
@@ -174,8 +184,15 @@ class Slapd:
         (self.root / "ad.schema").write_text(ldap_schema.ad_schema())
         includes = [f"include /etc/ldap/schema/{name}.schema" for name in SYSTEM_SCHEMAS]
         includes += [f"include {self.root}/kopano.schema", f"include {self.root}/ad.schema"]
+        tls = (f"TLSCertificateFile {self.root}/cert.pem\n"
+               f"TLSCertificateKeyFile {self.root}/key.pem\n") if self.tls else ""
         return _CONFIG.format(includes="\n".join(includes), root=self.root, base=self.base,
-                              admin=self.admin, password=PASSWORD)
+                              admin=self.admin, password=PASSWORD, tls=tls)
+
+    def _certificate(self) -> None:
+        self._run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                  "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                  "-keyout", str(self.root / "key.pem"), "-out", str(self.root / "cert.pem"))
 
     def _run(self, *command: str) -> None:
         done = subprocess.run(command, capture_output=True, text=True)

@@ -1,8 +1,10 @@
 """The LDAP servers of ``ldap_uri``, asked in order: failover, timeouts, paged searches.
 
 One connection per server, opened on first use and kept, bound as ``ldap_bind_user``
-(anonymous when empty), secured with StartTLS when ``ldap_starttls`` says so, and every
-connect and operation bounded by ``ldap_network_timeout``. A server that fails is passed
+(anonymous when empty), secured with StartTLS when ``ldap_starttls`` says so (or ldaps://),
+and every connect and operation bounded by ``ldap_network_timeout``. TLS checks the
+server's certificate and name, against the CA file libldap (and so Kopano) uses: the
+``LDAPTLS_CACERT`` variable, else ``TLS_CACERT`` in /etc/ldap/ldap.conf, else the system's. A server that fails is passed
 over for the next one, which is then asked first from then on; a kept connection that
 fails is opened again once before its server counts as failed (a restarted server). When
 every server fails, ``DirectoryUnavailable`` names them and why.
@@ -13,6 +15,8 @@ as the server sent them (bytes): ``core.ldap_entries`` reads them.
 
 from __future__ import annotations
 
+import os
+import ssl
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -30,6 +34,7 @@ T = TypeVar("T")
 # The paged results control (RFC 2696).
 _PAGED = "1.2.840.113556.1.4.319"
 _NO_SUCH_OBJECT, _INVALID_DN_SYNTAX = 32, 34
+LDAP_CONF = "/etc/ldap/ldap.conf"
 _SIZE_LIMIT_EXCEEDED = 4
 
 
@@ -105,7 +110,7 @@ class LdapServers:
 
     def _open(self, uri: str) -> ldap3.Connection:
         timeout = self._settings.ldap_network_timeout or None
-        server = ldap3.Server(uri, connect_timeout=timeout, get_info=ldap3.NONE)
+        server = ldap3.Server(uri, connect_timeout=timeout, get_info=ldap3.NONE, tls=_tls())
         bind = (ldap3.AUTO_BIND_TLS_BEFORE_BIND if self._settings.ldap_starttls
                 else ldap3.AUTO_BIND_NO_TLS)
         return ldap3.Connection(server, user=self._settings.ldap_bind_user or None,
@@ -120,6 +125,27 @@ class LdapServers:
                 connection.unbind()
             except (LDAPException, OSError):
                 pass  # it is gone already
+
+
+def _tls() -> ldap3.Tls:
+    """Certificates required and checked (ldap3's default checks none)."""
+    return ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=ca_file())
+
+
+def ca_file(conf: str = LDAP_CONF) -> str | None:
+    """The CA certificates file as libldap finds it (ldap.conf(5)), or None."""
+    named = os.environ.get("LDAPTLS_CACERT")
+    if named:
+        return named
+    try:
+        with open(conf, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                words = line.split(None, 1)
+                if len(words) == 2 and words[0].upper() == "TLS_CACERT":
+                    return words[1].strip()
+    except OSError:
+        pass  # no ldap.conf: the system's CAs
+    return None
 
 
 def _paged(connection: ldap3.Connection, base: str, query: str, attributes: list[str],
