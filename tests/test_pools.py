@@ -115,6 +115,15 @@ def test_choice_is_the_member_with_fewest_hours_that_day(db, db_url):
     assert ("c", "u1", "09:00") in booked(db) and ("b", "u2", "09:00") in booked(db)
 
 
+def test_a_series_goes_to_the_member_free_for_every_occurrence(db, db_url):
+    make_pool(db, "a", "b")
+    book(db, "a", "x", [(T9 + 48 * HOUR, T9 + 49 * HOUR)])  # a is busy on the third day only
+    with server_at(db_url, NOW) as server:
+        deliver(server.port, invite("s", T9, T9 + HOUR, POOL, rrule="FREQ=DAILY;COUNT=3"), POOL)
+    assert [row for row in booked(db) if row[1] == "s"] == [("b", "s", "09:00")] * 3
+    assert [sender for sender, _, _ in replies(db)] == [POOL, B]
+
+
 def test_no_member_free_the_pool_declines(db, db_url):
     make_pool(db, "a", "b")
     with server_at(db_url, NOW) as server:

@@ -107,9 +107,10 @@ def _candidate(session: Session, req: Request, exclude: int | None) -> Candidate
     reasons = decision.reasons + tuple(r for _, r in decision.declined_instances)
     if decision.needs_approval:
         reasons += ("the member's bookings need approval",)
-    if not free:
-        return Candidate(req.resource.name, False, reasons=reasons)
-    start, end = day_of(min(i.start for i in decision.booked), req.zone)
+    first = min((i.start for i in decision.booked), default=None)
+    if not free or first is None:
+        return Candidate(req.resource.name, free, reasons=reasons)
+    start, end = day_of(first, req.zone)
     busy = cal.busy_intervals(session, req.resource, start, end, exclude)
     return Candidate(req.resource.name, True, booked_time(busy, start, end))
 
@@ -160,11 +161,14 @@ def process(session: Session, pool: Group, incoming: Incoming, settings: Setting
 
 
 def _cancel(session: Session, reqs: list[Request], held: Booking | None) -> BookingResult:
-    """A CANCEL to the pool (or to the member) frees the member's booking."""
-    holder = next((r for r in reqs if held is not None and r.resource.id == held.resource_id),
-                  None)
-    if holder is None:
+    """A CANCEL to the pool (or to the member) frees the member's booking (also of a
+    member that has left the pool since)."""
+    if held is None:
         return BookingResult("ignored", ["cancel for a meeting that is not booked"])
+    holder = next((r for r in reqs if r.resource.id == held.resource_id), None)
+    if holder is None:
+        cal.delete_booking(session, held)
+        return BookingResult("cancelled")
     return booking.process(session, holder)
 
 
@@ -174,8 +178,8 @@ def _book(session: Session, pool: Group, taker: Request, held: Booking | None,
     says so). Both delegation replies come first, the member's own extras after."""
     moved: list[OutgoingReply] = []
     if held is not None and held.resource_id != taker.resource.id:
-        previous = next(r for r in reqs if r.resource.id == held.resource_id)
-        moved = _moved_away(previous, taker.resource)
+        previous = next((r for r in reqs if r.resource.id == held.resource_id), None)
+        moved = _moved_away(previous, taker.resource) if previous is not None else []
         cal.delete_booking(session, held)
     result = booking.process(session, taker)
     booked = cal.find_booking(session, taker.resource.id, taker.invitation.uid)
