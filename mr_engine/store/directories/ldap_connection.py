@@ -116,7 +116,10 @@ class LdapServers:
         return ldap3.Connection(server, user=self._settings.ldap_bind_user or None,
                                 password=self._settings.ldap_bind_passwd or None,
                                 auto_bind=bind, receive_timeout=timeout,
-                                raise_exceptions=False, read_only=True)
+                                raise_exceptions=False, read_only=True,
+                                # AD answers with referrals to other domains' servers
+                                # (searchResRef): not followed, they are not ours.
+                                auto_referrals=False)
 
     def _drop(self, uri: str) -> None:
         connection = self._connections.pop(uri, None)
