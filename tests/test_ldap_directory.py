@@ -228,6 +228,23 @@ def test_renames_new_addresses_and_deletions_take_effect_when_the_cache_expires(
             source.user("carol")
 
 
+def test_a_user_recreated_under_the_same_name_gets_a_new_mailbox(db, fresh_slapd):
+    settings = make_settings(db.engine.url.render_as_string(False), **fresh_slapd.settings())
+    clock = Clock()
+    state = LdapState(settings, clock)
+    with db.read() as session:
+        [old] = LdapDirectory(session, state).resolve("dave@example.com")
+    fresh_slapd.delete(ldap_trees.user_dn("dave"))
+    fresh_slapd.add(*ldap_trees.posix_user("dave", 1020, "Another Dave"))
+    clock.now += settings.ldap_cache_timeout + 1
+    with db.read() as session:
+        [new] = LdapDirectory(session, state).resolve("dave@example.com")
+        gone = session.get(Mailbox, old.id)
+        assert (new.id != old.id, new.external_id, new.fullname) == (True, "1020", "Another Dave")
+        # The old row keeps its link (and store) and gives the name and address up.
+        assert (gone.name, gone.external_id) == (f"dave~{old.id}", "1004")
+
+
 def test_an_active_directory_tree_with_binary_guids_member_dns_and_group_types(db, ad_slapd):
     settings = make_settings(db.engine.url.render_as_string(False), **ad_slapd.settings())
     with db.read() as session:
