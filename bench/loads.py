@@ -39,6 +39,18 @@ class Limits:
 
 # --- load 1: plain delivery -------------------------------------------------------------------
 
+def load1(target: str, port: int, users: list[str], shapes: tuple[int, ...], limits: Limits,
+          message_size: int, failures: list[str]) -> list[dict]:
+    """Load 1's shapes against one server, a result each; refusals and errors are failures."""
+    results = []
+    for rcpts in shapes:
+        result = plain_delivery(target, port, users, rcpts, limits, message_size)
+        results.append(result.as_dict())
+        if result.refused or result.errors:
+            failures.append(f"load 1 on {target} ({rcpts} rcpt): {result.errors[:3]}")
+    return results
+
+
 def plain_delivery(target: str, port: int, users: list[str], recipients: int,
                    limits: Limits, message_size: int) -> LoadResult:
     """``limits.connections`` sessions, each message to ``recipients`` users of its own."""

@@ -2,7 +2,8 @@
 
 The order of a run: make the store (users, the resource, its pre-loaded calendar), start the
 SMTP sink the engine relays its replies to, start the engine, run load 1 (8x1 and 8x4) and
-load 2 over LMTP while sampling the engine's memory (load 4), and stop it; then run load 1 against each
+load 2 over LMTP while sampling the engine's memory (load 4), and stop it; with ``--ldap``,
+load 1 again with ``user_plugin = ldap`` (``ldap_load``); then run load 1 against each
 ``--compare`` peer with the same client; then load 3 in-process on a store of its own; then
 load 5 (free/busy over HTTP, against Radicale 3) on a store and an engine of its own.
 Everything listens on 127.0.0.1 only, and every load is bounded in messages and seconds.
@@ -24,7 +25,7 @@ from typing import Any
 
 from mr_engine.clock import utcnow
 
-from . import freebusy_load, loads, report
+from . import freebusy_load, ldap_load, loads, report
 from . import store as bstore
 from .processes import DOVECOT_HINT, Dovecot, Engine, Sink, StartError, dovecot_binary
 
@@ -44,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", action="append", default=[], metavar="PEER",
                    help="also run load 1 against 'dovecot' and/or 'sink' (repeatable or "
                         "comma-separated) and print the ratios")
+    p.add_argument("--ldap", action="store_true",
+                   help="also run load 1 with user_plugin = ldap (the same users in a "
+                        "throwaway OpenLDAP slapd) and print it beside the db plugin's")
     p.add_argument("--smoke", action="store_true",
                    help="everything tiny, a few seconds in all (for CI; figures meaningless)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON too")
@@ -186,9 +190,13 @@ def run(args: argparse.Namespace, peers: list[str], sizes: list[int], base_url: 
     finally:
         store.drop()
     failures = figures["run"].pop("failures")
+    if args.ldap:
+        figures["load1"]["results"] += ldap_load.run(limits, USERS, SHAPES, args.message_size,
+                                                     base_url, workdir, failures)
     figures["load1"]["results"] += _peer_loads(peers, limits, args.message_size, workdir,
                                                failures)
     figures["load1"]["ratios"] = report.ratios(figures["load1"]["results"])
+    figures["load1"]["ldap_ratios"] = report.ldap_ratios(figures["load1"]["results"])
     figures["load3"] = _calendar_load(base_url, workdir, sizes, args.repetitions)
     figures["load5"] = freebusy_load.run(base_url, workdir, freebusy_load.Limits(
         args.freebusy_occurrences, args.freebusy_duration, args.freebusy_clients, 1), utcnow())
@@ -239,17 +247,12 @@ def _engine_loads(args: argparse.Namespace, limits: loads.Limits, store: bstore.
     """Loads 1 and 2 against ``mr-engine serve``, and its memory meanwhile (load 4)."""
     users, calendar = _prepare(store.url, args.bookings)
     failures: list[str] = []
-    load1: list[dict] = []
     smarthost = Sink("smtp", workdir)  # takes the iTIP replies the relay sends
     try:
         engine = Engine(store.url, smarthost.address, workdir)
         try:
-            for rcpts in SHAPES:
-                result = loads.plain_delivery("mr-engine", engine.port, users, rcpts, limits,
-                                              args.message_size)
-                load1.append(result.as_dict())
-                if result.refused or result.errors:
-                    failures.append(f"load 1 ({rcpts} rcpt): {result.errors[:3]}")
+            load1 = loads.load1("mr-engine", engine.port, users, SHAPES, limits,
+                                args.message_size, failures)
             meeting = loads.meeting_requests(
                 engine.port, store.url, bstore.resource_address(),
                 loads.Limits(args.connections, args.requests, args.duration, args.warmup),
@@ -289,12 +292,8 @@ def _peer_loads(peers: list[str], limits: loads.Limits, message_size: int, workd
     for peer in peers:
         server = Dovecot(workdir) if peer == "dovecot" else Sink("lmtp", workdir)
         try:
-            for rcpts in SHAPES:
-                result = loads.plain_delivery(peer, server.port, users, rcpts, limits,
-                                              message_size)
-                results.append(result.as_dict())
-                if result.refused or result.errors:
-                    failures.append(f"load 1 on {peer} ({rcpts} rcpt): {result.errors[:3]}")
+            results += loads.load1(peer, server.port, users, SHAPES, limits, message_size,
+                                   failures)
         finally:
             server.stop()
     return results

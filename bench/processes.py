@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Mapping
 
 from mr_engine.testing.processes import children, engine_command, free_port
 
@@ -124,7 +125,9 @@ class Engine:
     """``mr-engine serve`` on 127.0.0.1 with the given store and smarthost."""
 
     def __init__(self, database_url: str, smarthost: str, workdir: Path,
-                 label: str = "mr-engine", watch_memory: bool = True) -> None:
+                 label: str = "mr-engine", watch_memory: bool = True,
+                 settings: Mapping[str, str] | None = None) -> None:
+        """``settings``: MR_ENGINE_* variables of this engine alone (load 1's LDAP run)."""
         self.log = workdir / f"{label}.log"
         env = dict(os.environ)
         self.port = free_port()
@@ -132,7 +135,7 @@ class Engine:
         env.update({"MR_ENGINE_DATABASE_URL": database_url,
                     "MR_ENGINE_LMTP_LISTEN": f"127.0.0.1:{self.port}",
                     "MR_ENGINE_HTTP_LISTEN": f"127.0.0.1:{self.http_port}",
-                    "MR_ENGINE_SMARTHOST": smarthost})
+                    "MR_ENGINE_SMARTHOST": smarthost, **(settings or {})})
         # The "ready" line is logged at INFO; with a quieter log level, probe the port.
         self._quiet = env.get("MR_ENGINE_LOG_LEVEL", "INFO").upper() not in ("INFO", "DEBUG")
         # Any other MR_ENGINE_* setting of the caller's environment reaches the engine too;

@@ -12,6 +12,9 @@ GROWTH_RATIO = 1.5
 MEMORY_MB = 200.0
 # The targets of issue 12 (load 5).
 FREEBUSY_PER_S = 1000.0
+# The target of issue 15: load 1 with user_plugin = ldap against the db plugin's.
+LDAP_RATIO = 0.9
+LDAP_TARGET = "mr-engine (ldap)"  # bench.ldap_load's rows
 FREEBUSY_P99_MS = 50.0
 RADICALE_RATIO = 10.0
 BUSY_LOAD = 1.0  # a 1-minute load average above this before a load: the cores were shared
@@ -34,10 +37,32 @@ def ratios(load1: list[dict]) -> list[dict]:
             if r["target"] == "mr-engine"}
     for r in load1:
         key = (r["connections"], r["recipients_per_message"])
-        if r["target"] != "mr-engine" and key in ours and r["deliveries_per_s"]:
+        if r["target"] not in ("mr-engine", LDAP_TARGET) and key in ours \
+                and r["deliveries_per_s"]:
             out.append({"shape": f"{key[0]}x{key[1]}", "versus": r["target"],
                         "ratio": round(ours[key]["deliveries_per_s"] / r["deliveries_per_s"], 3)})
     return out
+
+
+def ldap_ratios(load1: list[dict]) -> list[dict]:
+    """user_plugin = ldap / db in deliveries per second, per shape (the same run)."""
+    db = {(r["connections"], r["recipients_per_message"]): r for r in load1
+          if r["target"] == "mr-engine"}
+    return [{"shape": f"{key[0]}x{key[1]}",
+             "ratio": round(r["deliveries_per_s"] / db[key]["deliveries_per_s"], 3)}
+            for r in load1 if r["target"] == LDAP_TARGET
+            and (key := (r["connections"], r["recipients_per_message"])) in db
+            and db[key]["deliveries_per_s"]]
+
+
+def _ldap_target(load1: dict[str, Any]) -> dict:
+    found = load1.get("ldap_ratios") or []
+    worst = min((r["ratio"] for r in found), default=None)
+    return {"target": f"load 1: user_plugin = ldap >= {LDAP_RATIO}x the db plugin's "
+                      "deliveries/s",
+            "value": ", ".join(f"{r['shape']} {r['ratio']:.2f}x" for r in found)
+            or "not measured (add --ldap)",
+            "met": None if worst is None else worst >= LDAP_RATIO}
 
 
 def targets(figures: dict[str, Any]) -> list[dict]:
@@ -52,6 +77,7 @@ def targets(figures: dict[str, Any]) -> list[dict]:
     else:
         found.append({"target": f"load 1: >= {DOVECOT_RATIO}x Dovecot deliveries/s",
                       "value": "not measured (add --compare dovecot)", "met": None})
+    found.append(_ldap_target(figures["load1"]))
     per_s = figures["load2"]["accepted_per_s"]
     found.append({"target": f"load 2: >= {REQUESTS_PER_S:.0f} meeting requests/s",
                   "value": f"{per_s:.1f}/s", "met": per_s >= REQUESTS_PER_S})
@@ -166,6 +192,9 @@ def render(figures: dict[str, Any]) -> str:
     if l1["ratios"]:
         out.append("ratios (ours / theirs, deliveries/s): " + "; ".join(
             f"{r['shape']} vs {r['versus']} {r['ratio']:.2f}x" for r in l1["ratios"]))
+    if l1.get("ldap_ratios"):
+        out.append("user_plugin = ldap / db (deliveries/s): " + "; ".join(
+            f"{r['shape']} {r['ratio']:.2f}x" for r in l1["ldap_ratios"]))
 
     l2 = figures["load2"]
     out += ["", f"2. Meeting requests over LMTP to an equipment resource (capacity "

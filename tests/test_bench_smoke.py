@@ -12,16 +12,21 @@ import json
 import os
 import subprocess
 import sys
+from mr_engine.testing import slapd
 from mr_engine.testing.paths import checkout_of
 
 ROOT = checkout_of(__file__)
 
 
+# Load 1 with user_plugin = ldap too, where slapd is installed (CI installs it).
+LDAP = slapd.missing() is None
+
+
 def _run_smoke() -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MR_ENGINE_")}
     return subprocess.run([sys.executable, "-m", "bench", "--smoke", "--compare", "sink",
-                           "--json"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+                           "--json", *(["--ldap"] if LDAP else [])], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=150)
 
 
 def _figures(stdout: str) -> dict:
@@ -41,11 +46,14 @@ def test_smoke_run_exits_0_and_prints_every_load():
     figures = _figures(out)
     load1 = figures["load1"]["results"]
     shapes = {(r["target"], r["recipients_per_message"]) for r in load1}
-    assert shapes == {("mr-engine", 1), ("mr-engine", 4), ("sink", 1), ("sink", 4)}
+    ldap = {("mr-engine (ldap)", 1), ("mr-engine (ldap)", 4)} if LDAP else set()
+    assert shapes == {("mr-engine", 1), ("mr-engine", 4), ("sink", 1), ("sink", 4), *ldap}
     for result in load1:
         assert result["deliveries"] == result["messages"] * result["recipients_per_message"] > 0
         assert result["refused"] == 0 and result["deliveries_per_s"] > 0
     assert {r["versus"] for r in figures["load1"]["ratios"]} == {"sink"}
+    assert [r["shape"] for r in figures["load1"]["ldap_ratios"]] == \
+        (["8x1", "8x4"] if LDAP else [])
 
     load2 = figures["load2"]
     assert load2["requests_sent"] > 0
