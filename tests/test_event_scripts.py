@@ -16,6 +16,10 @@ from mr_engine.cli.kopano_cli import main
 from mr_engine.config import Settings
 from mr_engine.store import event_scripts
 from mr_engine.store.db import open_database
+from mr_engine.testing.lmtp_client import deliver
+from mr_engine.testing.mail import msg
+from mr_engine.testing.servers import RunningServer, make_settings
+from mr_engine.testing.store_views import messages_of
 
 
 def script(tmp_path: Path, name: str, body: str) -> str:
@@ -80,7 +84,7 @@ def test_scripts_run_after_the_commit_only(tmp_path, recorder, db_url):
             event_scripts.queue_event(session, settings, "createuser", "john")
             session.execute(text("SELECT 1"))
             assert not out.exists()  # not before the commit
-        event_scripts.submit(event_scripts.planned(settings, "createuser", "done")).result(10)
+        event_scripts.submit(event_scripts.planned(settings, "createuser", "done")).result(30)
     finally:
         db.dispose()
     assert out.read_text().splitlines() == [" user=john group=", " user=done group="]
@@ -95,8 +99,38 @@ def test_kopano_cli_runs_them_on_creation_and_deletion(recorder, db_url, monkeyp
                  ["--create", "-g", "sales"], ["--delete", "-g", "sales"],
                  ["--delete", "-u", "john"], ["--delete", "-u", "nobody"]):
         main(["--database-url", db_url, *args])
-        event_scripts.submit(event_scripts.Run("wait", ("true",), "X", "", 5)).result(10)
+        _wait_for_scripts()
     assert "'nobody' does not exist" in capsys.readouterr().err  # and runs nothing
     assert out.read_text().splitlines() == [
         "createuser user=john group=", "creategroup user= group=sales",
         "deletegroup user= group=sales", "deleteuser user=john group="]
+
+
+def test_just_in_time_creation_runs_it_and_delivery_does_not_wait(db, db_url, slapd,
+                                                                   tmp_path, caplog):
+    """The createuser script of a recipient created just in time starts after the row's
+    commit and runs on while the delivery is answered; then one that fails is logged."""
+    caplog.set_level(logging.INFO, logger="mr_engine.store.event_scripts")
+    started, release = tmp_path / "started", tmp_path / "release"
+    waiting = script(tmp_path, "waiting", f'echo "$KOPANO_USER" >> {started}\n'
+                     f'while [ ! -e {release} ]; do sleep 0.05; done\nexit 4')
+    settings = make_settings(db_url, **slapd.settings(createuser_script=waiting,
+                                                      script_timeout=60))
+    with RunningServer(settings) as server:
+        deliver(server.port, msg(message_id="<jit-1@remote.example>"), "alice@example.com")
+        # Answered 250 while the script still waits for the test (and for at most 60 s).
+        assert len(messages_of(db, "alice")) == 1 and not release.exists()
+        release.touch()
+        _wait_for_scripts()
+        assert started.read_text() == "alice\n"
+        deliver(server.port, msg(message_id="<jit-2@remote.example>"), "bob@example.com")
+        _wait_for_scripts()
+    assert len(messages_of(db, "bob")) == 1
+    failed = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert failed == [f"createuser script {waiting} for alice failed with exit status 4",
+                      f"createuser script {waiting} for bob failed with exit status 4"]
+
+
+def _wait_for_scripts() -> None:
+    """Until the scripts queued so far have run (the runner takes them in order)."""
+    event_scripts.submit(event_scripts.Run("wait", ("true",), "X", "", 5)).result(30)
