@@ -58,8 +58,9 @@ def _loads(server: harness.Slapd, store: bstore.FreshStore, limits: loads.Limits
     addresses = [bstore.user_address(i) for i in range(users)]
     smarthost = Sink("smtp", workdir)
     try:
+        # Watched as the db plugin's engine is (load 4), so both share the cores alike.
         engine = Engine(store.url, smarthost.address, workdir, label="mr-engine-ldap",
-                        watch_memory=False, settings=engine_settings(server))
+                        settings=engine_settings(server))
         try:
             return loads.load1(TARGET, engine.port, addresses, shapes, limits, message_size,
                                failures)
