@@ -19,6 +19,7 @@ from mr_engine.store.directories import EVERYONE, DirectoryUnavailable, NotFound
 from mr_engine.store.directories.ldap import LdapDirectory, LdapState
 from mr_engine.store.models import Mailbox
 from mr_engine.testing import ldap_trees
+from mr_engine.testing.http import get
 from mr_engine.testing.invites import invite
 from mr_engine.testing.lmtp_client import RawClient, deliver, send_message
 from mr_engine.testing.mail import msg
@@ -130,6 +131,20 @@ def test_a_hung_server_times_out_without_holding_up_other_sessions(db, db_url, f
                 assert waiting.result(30)[0] == ["451 4.4.3 directory unavailable"]
         finally:
             fresh_slapd.resume()
+
+
+def test_an_ldap_rooms_calendar_and_free_busy_and_503_while_ldap_is_down(db_url, fresh_slapd):
+    settings = _settings(db_url, fresh_slapd, http_listen=("127.0.0.1:0",))
+    with RunningServer(settings, clock=lambda: NOW) as server:
+        feed = get(server.http_port, "/calendars/room1@example.com.ics")  # mirrors room1
+        # Free/busy reads the store's own rows (store.calendar_owners): room1's now.
+        busy = get(server.http_port, "/freebusy/room1@example.com.vfb")
+        user = get(server.http_port, "/calendars/dave.ics")
+        fresh_slapd.stop()
+        down = get(server.http_port, "/calendars/beamer.ics")
+    assert (feed.status, busy.status, user.status) == (200, 200, 404)
+    assert "BEGIN:VCALENDAR" in feed.body and "BEGIN:VFREEBUSY" in busy.body
+    assert (down.status, down.body) == (503, "the directory is unavailable, try again later\n")
 
 
 def test_the_next_uri_answers_when_the_first_fails_and_is_then_asked_first(db, db_url,

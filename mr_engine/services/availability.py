@@ -33,7 +33,7 @@ from mr_engine.core.resource_settings import ResourceSettings
 from mr_engine.services import pools
 from mr_engine.store import calendar_owners, calendar_store, directory
 from mr_engine.store.calendar_owners import CalendarOwner, QuickOwners, QuickReadUnavailable
-from mr_engine.store.directories import Directory, DirectoryError
+from mr_engine.store.directories import Directory, NotFound
 from mr_engine.store.models import Group, Mailbox
 
 __all__ = ["feed_text", "feed_url", "find_resource", "freebusy_periods", "freebusy_text",
@@ -54,7 +54,7 @@ def find_resource(directory: Directory, name: str) -> Mailbox | None:
 def _by_name(directory: Directory, name: str) -> Mailbox | None:
     try:
         return directory.user(name)
-    except DirectoryError:
+    except NotFound:  # an unreachable directory is no answer: it goes up (503)
         return None
 
 

@@ -1,5 +1,6 @@
-"""Failures as short answers: a bad parameter 400, an unknown resource 404, the database
-down 503, anything else 500; always one plain-text line, never a traceback page.
+"""Failures as short answers: a bad parameter 400, an unknown resource 404, the database or
+the directory (LDAP) down 503, anything else 500; always one plain-text line, never a
+traceback page.
 
 Handlers raise ``BadRequest``, ``NotFound`` or ``Forbidden`` with the reason a person
 should read; the middleware answers them and logs the rest with their traceback (for the
@@ -13,6 +14,8 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeout
+
+from mr_engine.store.directories import DirectoryUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,9 @@ async def answer_failures(request: web.Request, handler: Handler) -> web.StreamR
         log.error("HTTP %s %s: database unavailable: %s", request.method, request.path,
                   str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return plain(503, "the database is unavailable, try again later")
+    except DirectoryUnavailable as exc:
+        log.error("HTTP %s %s: %s", request.method, request.path, exc)
+        return plain(503, "the directory is unavailable, try again later")
     except Exception:
         log.exception("HTTP %s %s failed", request.method, request.path)
         return plain(500, "internal error (logged on the server)")
