@@ -359,13 +359,21 @@ def _offering(session: Session, req: Request, instances: list[Instance], decisio
     return dataclasses.replace(req, offer=offer)
 
 
-def _counter(req: Request, outcome: str, reasons: list[str]) -> list[OutgoingReply]:
-    """RFC 5546 §3.2.7: a single meeting declined for a conflict gets a COUNTER proposing
-    the nearest free time, when the resource proposes times (``--mr-propose-time``)."""
+def _proposes(req: Request, outcome: str, reasons: list[str]) -> bool:
+    """Whether a decline comes with a COUNTER: a single meeting with times of day (a
+    quarter hour is no all-day proposal) declined for a conflict, a free time found, and
+    the resource proposes times (``--mr-propose-time``)."""
     master = req.invitation.master
-    if outcome != "declined" or not req.offer.times or master is None or master.recurring \
-            or not req.resource.resource_settings.propose_time \
-            or not any(r.startswith(CONFLICT_ON) for r in reasons):
+    return outcome == "declined" and bool(req.offer.times) and master is not None \
+        and not master.recurring and not master.all_day \
+        and req.resource.resource_settings.propose_time \
+        and any(r.startswith(CONFLICT_ON) for r in reasons)
+
+
+def _counter(req: Request, outcome: str, reasons: list[str]) -> list[OutgoingReply]:
+    """RFC 5546 §3.2.7: the COUNTER proposing the nearest free time, when ``_proposes``."""
+    master = req.invitation.master
+    if master is None or not _proposes(req, outcome, reasons):
         return []
     return [counter(master, req.resource, req.offer.times[0], req.message_id, req.now,
                     req.hostname)]
