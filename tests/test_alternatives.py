@@ -8,7 +8,7 @@ from __future__ import annotations
 import email
 import email.policy
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import given, settings, strategies as st

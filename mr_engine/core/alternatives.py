@@ -37,7 +37,8 @@ from mr_engine.core.resource_settings import ResourceSettings
 from mr_engine.core.timezones import format_span
 
 __all__ = ["Alternatives", "Candidate", "GRID", "DAYS", "Option", "SHOWN", "Slot",
-           "free_resources", "free_times", "offered_for", "text", "times_help"]
+           "free_resources", "free_times", "offered_for", "search_span", "seats_declined",
+           "text", "times_help"]
 
 GRID = timedelta(minutes=15)
 DAYS = 14  # the requested day and the 13 after it
@@ -118,6 +119,7 @@ def times_help(reasons: Sequence[str]) -> bool:
 
 
 def seats_declined(reasons: Sequence[str]) -> bool:
+    """Whether the seats were a reason: then only rooms of known, enough seats are offered."""
     return any(_seats(r) for r in reasons)
 
 
