@@ -24,10 +24,12 @@ from mr_engine.core.policy import People, facts_of
 from mr_engine.core.recurrence import Instance
 from mr_engine.core.reply import build_counter
 from mr_engine.core.resource_settings import ResourceSettings
-from mr_engine.testing.ical import INVITED_ROOM, vcalendar, vevent
+from mr_engine.testing.ical import INVITED_ROOM, parse_fixture, vcalendar, vevent
+from mr_engine.testing.paths import checkout_of
 from mr_engine.testing.times import BERLIN, HOUR, NOW, UTC
 
 ROOM = ResourceSettings(kind="room", decline_conflict=True)
+FIXTURES = checkout_of(__file__) / "fixtures"
 MINUTE = timedelta(minutes=1)
 
 
@@ -63,6 +65,18 @@ def test_people_are_individual_attendees_but_the_organizer_and_the_resource() ->
     event = inv.events[0]
     assert people_invited(event, [INVITED_ROOM.upper()]) == 4
     assert people_invited(event) == 5
+
+
+@pytest.mark.parametrize(("fixture", "resource", "people"), [
+    ("mozilla/meet-meeting-invite.eml", "room@example.com", 1),  # Google: the organizer listed
+    ("mozilla/repeat-event.eml", "receiver@example.com", 1),  # Thunderbird: all INDIVIDUAL
+    ("mozilla/outlook-test-invite.eml", "room@example.com", 1),
+    ("own/apple-weekly-dst.eml", "room1@example.org", 0),  # the room as CUTYPE=ROOM
+    ("own/exchange-series-exception.eml", "beamer2@example.org", 1),  # CUTYPE=RESOURCE
+])
+def test_people_in_each_clients_invitation(fixture: str, resource: str, people: int) -> None:
+    event = parse_fixture(FIXTURES / fixture).events[0]
+    assert people_invited(event, [resource]) == people
 
 
 @pytest.mark.parametrize(("enforce", "seats", "invited", "reason"), [
