@@ -1,8 +1,8 @@
 """``user_plugin = ldap`` against a real slapd (``mr_engine.testing.slapd``) on both
-databases: recipients created just in time over LMTP, aliases, groups (nested; by memberUid
-and by DN), a room booked with its LDAP capacity, a server stopped (451 4.4.3) and back,
-failover between URIs, entries renamed, re-addressed and deleted as the cache expires, and
-an Active Directory shaped tree."""
+databases: recipients created just in time over LMTP (and HTTP), aliases, groups (nested;
+by memberUid and by DN), equipment booked with its LDAP capacity, a server stopped (451
+4.4.3) and back, a hung one, failover between URIs, StartTLS, entries renamed, re-addressed
+and deleted as the cache expires, and an Active Directory shaped tree."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from sqlalchemy import select
 
 from mr_engine.store.db import open_database
 from mr_engine.store.directories import EVERYONE, DirectoryUnavailable, NotFound
+from mr_engine.config import Settings
 from mr_engine.store.directories.ldap import LdapDirectory, LdapState
+from mr_engine.store.directories.ldap_connection import LdapServers
 from mr_engine.store.models import Mailbox
 from mr_engine.testing import ldap_trees
 from mr_engine.testing.http import get
@@ -147,41 +149,6 @@ def test_an_ldap_rooms_calendar_and_free_busy_and_503_while_ldap_is_down(db_url,
     assert (down.status, down.body) == (503, "the directory is unavailable, try again later\n")
 
 
-def test_the_next_uri_answers_when_the_first_fails_and_is_then_asked_first(db, db_url,
-                                                                          fresh_slapd):
-    second = Slapd()
-    try:
-        second.modify(ldap_trees.user_dn("dave"), cn=["Dave on the second"])
-        settings = _settings(db_url, fresh_slapd, ldap_uri=(fresh_slapd.uri, second.uri))
-        state = LdapState(settings, Clock())
-        fresh_slapd.stop()
-        with db.write() as session:
-            assert LdapDirectory(session, state).user("dave").fullname == "Dave on the second"
-        fresh_slapd.start()
-        state.answers.clear()
-        with db.write() as session:  # the first is back, but the second answers first now
-            assert LdapDirectory(session, state).user("dave").fullname == "Dave on the second"
-        second.stop()
-        state.answers.clear()
-        with db.write() as session:
-            assert LdapDirectory(session, state).user("dave").fullname == "Dave Dunn"
-    finally:
-        second.close()
-
-
-def test_starttls_checks_the_servers_certificate_against_libldaps_ca_file(db, monkeypatch):
-    with Slapd(tls=True) as server:
-        settings = make_settings(db.engine.url.render_as_string(False),
-                                 **server.settings(ldap_starttls=True))
-        monkeypatch.delenv("LDAPTLS_CACERT", raising=False)  # ldap.conf's CAs, or the system's
-        with db.read() as session, pytest.raises(DirectoryUnavailable,
-                                                 match="certificate|CA public key"):
-            _source(session, settings).user("alice")
-        monkeypatch.setenv("LDAPTLS_CACERT", server.ca_file)
-        with db.read() as session:
-            assert _source(session, settings).user("alice").email == "alice@example.com"
-
-
 def test_commands_exit_1_with_a_one_line_reason_when_ldap_is_unreachable(tmp_path, slapd):
     env = {"MR_ENGINE_DATABASE_URL": f"sqlite:///{tmp_path}/s.db", "PATH": str(BIN),
            "MR_ENGINE_USER_PLUGIN": "ldap", "MR_ENGINE_LDAP_SEARCH_BASE": slapd.base,
@@ -190,6 +157,39 @@ def test_commands_exit_1_with_a_one_line_reason_when_ldap_is_unreachable(tmp_pat
                           capture_output=True, text=True)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "directory unavailable: ldap://127.0.0.1:9: " in done.stderr.splitlines()[-1]
+
+
+# --- the connection alone (no database) -------------------------------------------------
+
+def _fullname(servers: LdapServers, uid: str) -> str:
+    [(_dn, attributes)] = servers.search(f"(uid={uid})", ["cn"])
+    return attributes["cn"][0].decode()
+
+
+def test_the_next_uri_answers_when_the_first_fails_and_is_then_asked_first(fresh_slapd):
+    with Slapd() as second:
+        second.modify(ldap_trees.user_dn("dave"), cn=["Dave on the second"])
+        servers = LdapServers(Settings().replace(
+            **fresh_slapd.settings(ldap_uri=(fresh_slapd.uri, second.uri))))
+        fresh_slapd.stop()
+        assert _fullname(servers, "dave") == "Dave on the second"
+        fresh_slapd.start()  # back, but the second answers first now
+        assert _fullname(servers, "dave") == "Dave on the second"
+        second.stop()
+        assert _fullname(servers, "dave") == "Dave Dunn"
+        fresh_slapd.stop()
+        with pytest.raises(DirectoryUnavailable, match=f"{fresh_slapd.uri}: .*; {second.uri}"):
+            servers.search("(uid=dave)", ["cn"])
+
+
+def test_starttls_checks_the_servers_certificate_against_libldaps_ca_file(monkeypatch):
+    with Slapd(tls=True) as server:
+        servers = LdapServers(Settings().replace(**server.settings(ldap_starttls=True)))
+        monkeypatch.delenv("LDAPTLS_CACERT", raising=False)  # ldap.conf's CAs, or the system's
+        with pytest.raises(DirectoryUnavailable, match="certificate|CA public key"):
+            _fullname(servers, "alice")
+        monkeypatch.setenv("LDAPTLS_CACERT", server.ca_file)
+        assert _fullname(servers, "alice") == "Alice Archer"
 
 
 # --- in one session, with the cache's clock --------------------------------------------

@@ -2,9 +2,10 @@
 Kopano's schema (``ldap_schema``) and a tree (``ldap_trees``) loaded before it starts.
 
 It can be stopped and started again on the same port with the same data (the "directory
-unavailable" tests), frozen (a hung server: timeouts), run twice side by side (failover between ``ldap_uri`` entries), and
-changed while it runs (``modify``, ``rename``, ``delete``, ``add``) as its administrator.
-``settings()`` are the engine's ldap_* settings for it.
+unavailable" tests), frozen (a hung server: timeouts), run twice side by side (failover
+between ``ldap_uri`` entries), offer StartTLS, and be changed while it runs (``modify``,
+``rename``, ``delete``, ``add``) as its administrator. ``settings()`` are the engine's
+ldap_* settings for it.
 """
 
 from __future__ import annotations

@@ -3,11 +3,12 @@
 One connection per server, opened on first use and kept, bound as ``ldap_bind_user``
 (anonymous when empty), secured with StartTLS when ``ldap_starttls`` says so (or ldaps://),
 and every connect and operation bounded by ``ldap_network_timeout``. TLS checks the
-server's certificate and name, against the CA file libldap (and so Kopano) uses: the
-``LDAPTLS_CACERT`` variable, else ``TLS_CACERT`` in /etc/ldap/ldap.conf, else the system's. A server that fails is passed
-over for the next one, which is then asked first from then on; a kept connection that
-fails is opened again once before its server counts as failed (a restarted server). When
-every server fails, ``DirectoryUnavailable`` names them and why.
+server's certificate and name against the CA file libldap (and so Kopano) uses: the
+``LDAPTLS_CACERT`` variable, else ``TLS_CACERT`` in /etc/ldap/ldap.conf, else the system's.
+
+A server that fails is passed over for the next one, which is then asked first from then
+on; a kept connection that fails is opened again once before its server counts as failed
+(a restarted server). When every server fails, ``DirectoryUnavailable`` names them and why.
 
 Searches answer ``(dn, attributes)`` pairs, the attribute names lower-cased and the values
 as the server sent them (bytes): ``core.ldap_entries`` reads them.
