@@ -21,6 +21,7 @@ from mr_engine.store.directories.ldap import LdapDirectory, LdapState
 from mr_engine.store.directories.ldap_connection import LdapServers
 from mr_engine.store.models import Mailbox
 from mr_engine.testing import ldap_trees
+from mr_engine.testing.accounts import add_users
 from mr_engine.testing.http import get
 from mr_engine.testing.invites import invite
 from mr_engine.testing.lmtp_client import RawClient, deliver, send_message
@@ -258,6 +259,17 @@ def test_a_user_recreated_under_the_same_name_gets_a_new_mailbox(db, fresh_slapd
         assert (new.id != old.id, new.external_id, new.fullname) == (True, "1020", "Another Dave")
         # The old row keeps its link (and store) and gives the name and address up.
         assert (gone.name, gone.external_id) == (f"dave~{old.id}", "1004")
+
+
+def test_a_db_plugin_user_is_adopted_with_its_store_when_ldap_takes_over(db, slapd):
+    add_users(db, "bob")  # bob@example.com, kept by the db plugin until now
+    with RunningServer(make_settings(db.engine.url.render_as_string(False))) as server:
+        deliver(server.port, msg(message_id="<before@remote.example>"), to="bob@example.com")
+    settings = make_settings(db.engine.url.render_as_string(False), **slapd.settings())
+    with db.write() as session:
+        bob = _source(session, settings).user("bob")
+        assert (bob.external_id, bob.fullname, bob.quota_hard) == ("1002", "Bob Baker", 3000)
+    assert [m.message_id for m in messages_of(db, "bob")] == ["<before@remote.example>"]
 
 
 def test_an_active_directory_tree_with_binary_guids_member_dns_and_group_types(db, ad_slapd):

@@ -1,5 +1,5 @@
-"""Kopano's LDAP rules as pure functions (``core.ldap_entries``) and the answers cache with
-an explicit clock (``ldap_cache``): no server, no database."""
+"""Kopano's LDAP rules as pure functions (``core.ldap_entries``), the answers cache with an
+explicit clock (``ldap_cache``) and where the TLS CA file is found: no server, no database."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from mr_engine.core import ldap_entries as entries
 from mr_engine.core.ldap_entries import LdapSchema, Person, Quotas
 from mr_engine.store.directories.ldap import schema_of
 from mr_engine.store.directories.ldap_cache import NEGATIVE_TTL, AnswerCache
+from mr_engine.store.directories.ldap_connection import ca_file
 
 OPENLDAP = LdapSchema()
 AD = schema_of(load_settings({"ldap_server_type": "ad"}, environ={}))
@@ -129,3 +130,20 @@ def test_answers_are_kept_for_the_cache_time_and_nothing_found_for_a_minute_at_m
     clock.now += 300
     assert cache.get("found", ask(["y"])) == ["y"]
     assert asked == [["x"], [], ["new"], ["y"]]
+
+
+@pytest.mark.parametrize("environ, conf, expected", [
+    ({"LDAPTLS_CACERT": "/env/ca.pem"}, "TLS_CACERT /conf/ca.pem\n", "/env/ca.pem"),
+    ({}, "# a comment\nBASE dc=x\ntls_cacert\t/conf/ca.pem\n", "/conf/ca.pem"),
+    ({}, "BASE dc=x\n", None),
+    ({}, None, None),
+])
+def test_the_ca_file_is_found_as_libldap_finds_it(tmp_path, monkeypatch, environ, conf,
+                                                  expected):
+    monkeypatch.delenv("LDAPTLS_CACERT", raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "ldap.conf"
+    if conf is not None:
+        path.write_text(conf)
+    assert ca_file(str(path)) == expected
