@@ -183,6 +183,13 @@ def test_the_next_uri_answers_when_the_first_fails_and_is_then_asked_first(fresh
             servers.search("(uid=dave)", ["cn"])
 
 
+def test_searches_read_every_page(slapd):
+    servers = LdapServers(Settings().replace(**slapd.settings(ldap_page_size=2)))
+    found = servers.search("(objectClass=posixAccount)", ["uid"])
+    assert sorted(attributes["uid"][0].decode() for _dn, attributes in found) == \
+        ["alice", "beamer", "bob", "carol", "dave", "room1", "shared"]
+
+
 def test_starttls_checks_the_servers_certificate_against_libldaps_ca_file(monkeypatch):
     with Slapd(tls=True) as server:
         servers = LdapServers(Settings().replace(**server.settings(ldap_starttls=True)))

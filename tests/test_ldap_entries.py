@@ -10,7 +10,7 @@ from mr_engine.core import ldap_entries as entries
 from mr_engine.core.ldap_entries import LdapSchema, Person, Quotas
 from mr_engine.store.directories.ldap import schema_of
 from mr_engine.store.directories.ldap_cache import NEGATIVE_TTL, AnswerCache
-from mr_engine.store.directories.ldap_connection import ca_file
+from mr_engine.store.directories.ldap_connection import ca_file, complete_entry, ranged
 
 OPENLDAP = LdapSchema()
 AD = schema_of(load_settings({"ldap_server_type": "ad"}, environ={}))
@@ -147,3 +147,34 @@ def test_the_ca_file_is_found_as_libldap_finds_it(tmp_path, monkeypatch, environ
     if conf is not None:
         path.write_text(conf)
     assert ca_file(str(path)) == expected
+
+
+@pytest.mark.parametrize("raw, values, more", [
+    ({"member": [b"a"], "CN": [b"g"]}, {"member": [b"a"], "cn": [b"g"]}, {}),
+    ({"member;range=0-1": [b"a", b"b"]}, {"member": [b"a", b"b"]}, {"member": 2}),
+    ({"member;Range=2-*": [b"c"]}, {"member": [b"c"]}, {}),
+])
+def test_ad_value_ranges_are_merged_and_the_next_range_named(raw, values, more):
+    assert ranged(raw) == (values, more)
+
+
+class RangedGroup:
+    """A connection to AD holding a group of five members, sent two values a range."""
+
+    MEMBERS = [f"cn=m{i}".encode() for i in range(5)]
+
+    def __init__(self) -> None:
+        self.response: list[dict] = []
+
+    def search(self, dn, query, search_scope, attributes):
+        start = int(attributes[0].split("=")[1].split("-")[0])
+        high = "*" if start + 2 >= 5 else str(start + 1)
+        self.response = [{"type": "searchResEntry", "dn": dn, "raw_attributes": {
+            f"member;range={start}-{high}": self.MEMBERS[start:start + 2]}}]
+
+
+def test_a_large_ad_groups_members_are_read_range_by_range():
+    item = {"dn": "cn=big", "raw_attributes": {"member;range=0-1": RangedGroup.MEMBERS[:2],
+                                               "cn": [b"big"]}}
+    dn, values = complete_entry(RangedGroup(), item)
+    assert (dn, values["member"], values["cn"]) == ("cn=big", RangedGroup.MEMBERS, [b"big"])

@@ -17,6 +17,7 @@ as the server sent them (bytes): ``core.ldap_entries`` reads them.
 from __future__ import annotations
 
 import os
+import re
 import ssl
 import threading
 from collections.abc import Callable
@@ -160,15 +161,16 @@ def _paged(connection: ldap3.Connection, base: str, query: str, attributes: list
         connection.search(base, query, search_scope=scope, attributes=attributes,
                           size_limit=limit, paged_size=None if limit else page_size,
                           paged_cookie=cookie)
-        code = connection.result.get("result", 0)
+        # Kept before complete_entry asks more on the same connection.
+        result, response = connection.result, connection.response or []
+        code = result.get("result", 0)
         if code in (_NO_SUCH_OBJECT, _INVALID_DN_SYNTAX):
             return entries
         if code not in (0, _SIZE_LIMIT_EXCEEDED):
-            raise LDAPException(f"{connection.result.get('description')}: "
-                                f"{connection.result.get('message') or query}")
-        entries += [_raw(item) for item in connection.response or ()
+            raise LDAPException(f"{result.get('description')}: {result.get('message') or query}")
+        entries += [complete_entry(connection, item) for item in response
                     if item.get("type") == "searchResEntry"]
-        cookie = _next_page(connection.result)
+        cookie = _next_page(result)
         if not cookie or limit:
             return entries
 
@@ -178,9 +180,36 @@ def _next_page(result: dict[str, Any]) -> Any:
     return (control.get("value") or {}).get("cookie")
 
 
-def _raw(item: dict[str, Any]) -> RawEntry:
-    return item["dn"], {name.lower(): list(values)
-                        for name, values in item["raw_attributes"].items()}
+def complete_entry(connection: ldap3.Connection, item: dict[str, Any]) -> RawEntry:
+    """The entry with every value: AD sends a large group's ``member`` in ranges
+    (``member;range=0-1499``, MS-ADTS 3.1.1.3.1.3.3), the rest asked for range by range."""
+    values, more = ranged(item["raw_attributes"])
+    for name, start in more.items():
+        while start is not None:
+            connection.search(item["dn"], "(objectClass=*)", search_scope=ldap3.BASE,
+                              attributes=[f"{name};range={start}-*"])
+            page = [i for i in connection.response or () if i.get("type") == "searchResEntry"]
+            got, rest = ranged(page[0]["raw_attributes"]) if page else ({}, {})
+            values.setdefault(name, []).extend(got.get(name, []))
+            start = rest.get(name)
+    return item["dn"], values
+
+
+_RANGE = re.compile(r"(?P<name>[^;]+);range=(?P<low>\d+)-(?P<high>\d+|\*)", re.IGNORECASE)
+
+
+def ranged(raw: dict[str, list[bytes]]) -> tuple[dict[str, list[bytes]], dict[str, int]]:
+    """Attribute values by lower-cased name, ranges merged, and for each attribute whose
+    last range is not the end (``-*``), where the next one starts."""
+    values: dict[str, list[bytes]] = {}
+    more: dict[str, int] = {}
+    for name, got in raw.items():
+        match = _RANGE.fullmatch(name)
+        key = (match["name"] if match else name).lower()
+        values.setdefault(key, []).extend(got)
+        if match and match["high"] != "*":
+            more[key] = int(match["high"]) + 1
+    return values, more
 
 
 def _reason(exc: BaseException) -> str:
