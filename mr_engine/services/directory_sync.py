@@ -80,12 +80,15 @@ def _mirror_people(session: Session, people: list[Person], settings: Settings,
         raise DirectoryError("LDAP has no users at all: nothing synchronised (check "
                              "ldap_search_base and ldap_user_search_filter)")
 
+    new: set[str] = set()
+
     def created(session: Session, name: str) -> None:
+        new.add(name)
         report.created.append(name)
         event_scripts.queue_event(session, settings, "createuser", name)
 
     for person, row in zip(people, mirror(session, people, now, created)):
-        if person.name in report.created:
+        if person.name in new:
             stores.create_store(session, row, now)
         elif _snapshot(row) != before.get(person.external_id):
             report.updated.append(person.name)
