@@ -461,8 +461,6 @@ def refused_by_source(args: argparse.Namespace, settings: Settings) -> str | Non
 
 def execute(mode: Mode, args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    if (refused := refused_by_source(args, settings)) is not None:
-        return fail(refused)
     db = None
     try:
         db = open_db(settings)
@@ -485,11 +483,23 @@ def execute(mode: Mode, args: argparse.Namespace) -> int:
     return 0
 
 
+def _refusal(args: argparse.Namespace) -> int:
+    """1 (said why) when the flags change what the user plugin's source defines, else 0:
+    checked before the flags' own rules, so that a change LDAP owns is refused as such."""
+    refused = refused_by_source(args, settings_from(args))
+    return fail(refused) if refused is not None else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         apply_aliases(args)
+    except UsageError as exc:
+        parser.error(str(exc))
+    if (code := run_guarded(lambda: _refusal(args))) != 0:
+        return code
+    try:
         mode = choose_mode(args)
         if args.password_prompt:
             args.password = read_password()

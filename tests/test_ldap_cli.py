@@ -65,6 +65,7 @@ def test_features_from_ldap_attributes(cli, monkeypatch):
 
 REFUSED = [
     ["--create", "--user", "zoe", "--email", "zoe@example.com"],
+    ["--create", "--user", "zoe"],  # refused as LDAP's, not for the missing --email
     ["--delete", "--user", "bob"],
     ["--user", "bob", "--name", "robert"],
     ["--user", "bob", "--password", "secret"],
