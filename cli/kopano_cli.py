@@ -339,7 +339,7 @@ SIMPLE_MODES = (
     ("list_orphans", _listing("--list-orphans", store_modes.list_orphans, fmt.orphans)),
     ("list_stores", _listing("--list-stores", store_modes.list_stores, fmt.stores_list)),
     ("user_count", _listing("--user-count", store_modes.user_count, fmt.user_count)),
-    ("sync", _mode("--sync", store_modes.sync, VERBOSE)),
+    ("sync", _mode("--sync", store_modes.sync, {"json", *VERBOSE})),
     ("purge_softdelete", _mode("--purge-softdelete", store_modes.purge_softdelete, VERBOSE)),
     ("remove_store", _mode("--remove-store", store_modes.remove_store, VERBOSE)),
     ("hook_store", _mode("--hook-store", store_modes.hook_store, {"user", *VERBOSE})),
@@ -477,7 +477,8 @@ def execute(mode: Mode, args: argparse.Namespace) -> int:
             db.dispose()
     # Only now, after the commit, is there something to report.
     if args.json:
-        print_json(results[0] if len(results) == 1 else results)
+        data = [r.data if isinstance(r, Report) else r for r in results]
+        print_json(data[0] if len(data) == 1 else data)
     elif (text := _output(mode, args, results)) is not None:
         print(text)
     return 0

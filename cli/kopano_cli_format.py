@@ -88,6 +88,7 @@ class Report:
 
     said: str
     shown: str = ""
+    data: Any = None  # what --json prints, for a change that has data (--sync's summary)
 
 
 # --- --user ------------------------------------------------------------------------------

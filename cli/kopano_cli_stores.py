@@ -6,6 +6,7 @@ counts and ``--sync``. Each takes (session, args, ctx) as the user and group mod
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import zoneinfo
 from typing import TYPE_CHECKING, Any
@@ -68,9 +69,10 @@ def sync(session: Session, args: argparse.Namespace, ctx: Context) -> Report:
         # The db plugin keeps users in the store itself: there is no other source to read.
         said = f"nothing to synchronise: user_plugin {ctx.settings.user_plugin} keeps the " \
             "users in the store"
-        return Report(said, said)
-    summary = "\n".join(synchronise(session, ctx.source, ctx.settings, ctx.now).lines())
-    return Report(summary, summary)
+        return Report(said, said, {"synchronised": False})
+    report = synchronise(session, ctx.source, ctx.settings, ctx.now)
+    summary = "\n".join(report.lines())
+    return Report(summary, summary, {"synchronised": True, **dataclasses.asdict(report)})
 
 
 def create_store(session: Session, args: argparse.Namespace, ctx: Context) -> str:

@@ -135,9 +135,9 @@ def test_sync_creates_updates_and_orphans(capsys, monkeypatch, db_url, fresh_sla
     fresh_slapd.delete(ldap_trees.group_dn("news"))
     fresh_slapd.add(ldap_trees.user_dn("zoe"), ldap_trees.posix_user("zoe", 1010,
                                                                      "Zoe Zed")[1])
-    assert cli("--sync").splitlines() == [
-        "Users created: 1 (zoe)", "Users updated: 1 (dave)", "Users orphaned: 1 (alice)",
-        "Groups created: 0", "Groups deleted: 1 (news)"]
+    assert cli.json("--sync") == {
+        "synchronised": True, "created": ["zoe"], "updated": ["dave"], "orphaned": ["alice"],
+        "groups_created": [], "groups_deleted": ["news"]}
     _scripts_done()
     assert events.read_text().splitlines()[-3:] == ["createuser zoe", "deleteuser alice",
                                                     "deletegroup news"]
