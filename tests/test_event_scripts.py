@@ -5,7 +5,9 @@ nothing; kopano-cli's creations and deletions run them."""
 from __future__ import annotations
 
 import logging
+import os
 import stat
+import subprocess
 import time
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from mr_engine.store import event_scripts
 from mr_engine.store.db import open_database
 from mr_engine.testing.lmtp_client import deliver
 from mr_engine.testing.mail import msg
+from mr_engine.testing.paths import BIN
 from mr_engine.testing.servers import RunningServer, make_settings
 from mr_engine.testing.store_views import messages_of
 
@@ -134,3 +137,16 @@ def test_just_in_time_creation_runs_it_and_delivery_does_not_wait(db, db_url, sl
 def _wait_for_scripts() -> None:
     """Until the scripts queued so far have run (the runner takes them in order)."""
     event_scripts.submit(event_scripts.Run("wait", ("true",), "X", "", 5)).result(30)
+
+
+def test_the_command_waits_for_its_scripts_before_it_exits(tmp_path):
+    """kopano-cli (the console script, e.g. --sync from cron) ends only once the scripts
+    its change queued have run."""
+    out = tmp_path / "out"
+    slow = script(tmp_path, "slow", f'sleep 1\necho "$KOPANO_USER" > {out}')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MR_ENGINE_")}
+    env.update(MR_ENGINE_DATABASE_URL=f"sqlite:///{tmp_path}/store.db",
+               MR_ENGINE_CREATEUSER_SCRIPT=slow)
+    done = subprocess.run([str(BIN / "kopano-cli"), "--create", "-u", "zed", "--email",
+                           "zed@example.com"], env=env, capture_output=True, timeout=60)
+    assert done.returncode == 0 and out.read_text() == "zed\n"
