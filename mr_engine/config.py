@@ -14,6 +14,7 @@ import grp
 import os
 import pwd
 import re
+import shlex
 import tomllib
 import zoneinfo
 from dataclasses import dataclass, field
@@ -157,6 +158,17 @@ def _parse_optional_str(raw: Any) -> str:
 def _parse_features(raw: Any) -> tuple[str, ...]:
     """Kopano's feature names, space- or comma-separated (a TOML list too)."""
     return features.parse_names(raw if isinstance(raw, (list, tuple)) else str(raw))
+
+
+def _parse_command(raw: Any) -> str:
+    """A program and its arguments, as a shell would split them (none runs it); empty: none.
+    Checked here, so that a script never fails to be split where its event happens."""
+    command = _parse_optional_str(raw).strip()
+    try:
+        shlex.split(command)
+    except ValueError as exc:
+        raise ValueError(f"cannot split {command!r}: {exc}") from None
+    return command
 
 
 def _parse_positive_duration(raw: Any) -> int:
@@ -441,14 +453,14 @@ SCHEMA: tuple[Setting, ...] = (
     Setting("disabled_features", _parse_features,
             "Features off for users that have them neither enabled nor disabled (Kopano's "
             "imap pop3 mobile outlook webapp; space- or comma-separated)"),
-    Setting("createuser_script", _parse_optional_str,
+    Setting("createuser_script", _parse_command,
             "Program run (KOPANO_USER in its environment) when a user is created (empty = none)"),
-    Setting("deleteuser_script", _parse_optional_str,
+    Setting("deleteuser_script", _parse_command,
             "Program run (KOPANO_USER in its environment) when a user is deleted (empty = none)"),
-    Setting("creategroup_script", _parse_optional_str,
+    Setting("creategroup_script", _parse_command,
             "Program run (KOPANO_GROUP in its environment) when a group is created "
             "(empty = none)"),
-    Setting("deletegroup_script", _parse_optional_str,
+    Setting("deletegroup_script", _parse_command,
             "Program run (KOPANO_GROUP in its environment) when a group is deleted "
             "(empty = none)"),
     Setting("script_timeout", _parse_positive_duration,

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from mr_engine.cli.kopano_cli import main
-from mr_engine.config import Settings
+from mr_engine.config import ConfigError, Settings, load_settings
 from mr_engine.store import event_scripts
 from mr_engine.store.db import open_database
 from mr_engine.testing.lmtp_client import deliver
@@ -150,3 +150,11 @@ def test_the_command_waits_for_its_scripts_before_it_exits(tmp_path):
     done = subprocess.run([str(BIN / "kopano-cli"), "--create", "-u", "zed", "--email",
                            "zed@example.com"], env=env, capture_output=True, timeout=60)
     assert done.returncode == 0 and out.read_text() == "zed\n"
+
+
+def test_a_script_setting_that_cannot_be_split_is_a_configuration_error(tmp_path):
+    away = {"MR_ENGINE_SYSTEM_CONFIG": str(tmp_path / "none.toml")}
+    with pytest.raises(ConfigError, match="createuser_script.*No closing quotation"):
+        load_settings(environ={**away, "MR_ENGINE_CREATEUSER_SCRIPT": "/bin/x 'open"})
+    settings = load_settings(environ={**away, "MR_ENGINE_CREATEUSER_SCRIPT": "/bin/x 'a b'"})
+    assert event_scripts.planned(settings, "createuser", "u").command == ("/bin/x", "a b")
