@@ -14,8 +14,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, func, inspect, select, text
 from sqlalchemy.engine import make_url
 
-from mr_engine.store.db import MIGRATIONS, alembic_config, current_revision, make_engine, \
-    open_database, upgrade
+from mr_engine.store.db import HEAD_REVISION, MIGRATIONS, alembic_config, current_revision, \
+    make_engine, open_database, stored_revision, upgrade
 from mr_engine.store.models import Base
 
 from mr_engine.testing.paths import BIN
@@ -23,6 +23,16 @@ from mr_engine.testing.paths import BIN
 
 def head_revision(engine) -> str:
     return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+
+
+def test_the_head_revision_the_store_knows_is_alembics(tmp_path):
+    """A new migration must move ``HEAD_REVISION`` too, or stores would stop one short."""
+    engine = make_engine(f"sqlite:///{tmp_path}/head.db", pool_size=1)
+    assert stored_revision(engine) is None
+    assert HEAD_REVISION == head_revision(engine)
+    upgrade(engine)
+    assert stored_revision(engine) == current_revision(engine) == HEAD_REVISION
+    engine.dispose()
 
 
 def test_db_upgrade_from_empty_to_head(tmp_path, pg_server):
