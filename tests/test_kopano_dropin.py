@@ -12,6 +12,7 @@ import os
 import subprocess
 from typing import Any
 
+import pytest
 from sqlalchemy import select, update
 
 from mr_engine.store.db import Database
@@ -52,6 +53,13 @@ def _set(db: Database, model: Any, where: Any, **values: Any) -> None:
         session.execute(update(model).where(where).values(**values))
 
 
+# The console scripts' layouts are the CLI's own, the same on either backend: these run on
+# SQLite alone (each is some twenty subprocesses); the same commands run on PostgreSQL in
+# tests/test_kopano_cli.py.
+LAYOUTS_ON_SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
+@LAYOUTS_ON_SQLITE
 def test_manual_user_details_line_by_line(db, db_url):
     """§8.2: ``kopano-cli --user john``, each line as the manual lays it out."""
     cli(db_url, "--create", "-u", "john", "--email", "john@example.com", "--fullname",
@@ -102,6 +110,7 @@ def test_manual_user_details_line_by_line(db, db_url):
         {"imap": True, "pop3": False, "mobile": False, "outlook": True, "webapp": True}, 1)
 
 
+@LAYOUTS_ON_SQLITE
 def test_manual_group_list_and_orphan_layouts(db, db_url):
     """§8.2.2 (a group and its users), the listings, and §8.2.3's orphan listing."""
     for name, full in (("john", "John Doe"), ("jane", "Jane Roe"), ("old", "Old Timer")):
@@ -154,6 +163,7 @@ def test_manual_group_list_and_orphan_layouts(db, db_url):
         "Store", "guid", "Username", "Store", "size"]
 
 
+@LAYOUTS_ON_SQLITE
 def test_cron_style_scripts(db, db_url):
     """-u a -u b applies to both; --purge-softdelete 30 purges only what is older;
     kopano-set-oof -u john -m 0 switches out-of-office off, quietly to scripts."""
@@ -186,6 +196,7 @@ def test_cron_style_scripts(db, db_url):
     assert cli(db_url, "--user", "john").count("Out-Of-Office:                 disabled") == 1
 
 
+@LAYOUTS_ON_SQLITE
 def test_set_oof_habits_and_the_same_state_through_kopano_cli(db, db_url, tmp_path):
     cli(db_url, "--create", "-u", "john", "--email", "john@example.com",
         "--timezone", "Europe/Berlin")
@@ -224,6 +235,7 @@ def test_set_oof_habits_and_the_same_state_through_kopano_cli(db, db_url, tmp_pa
                                                                        "infinite")
 
 
+@LAYOUTS_ON_SQLITE
 def test_sync_user_count_and_password_prompt_end(db, db_url):
     cli(db_url, "--create", "-u", "john", "--email", "john@example.com")
     cli(db_url, "--create", "-u", "off", "--email", "off@example.com", "--active", "no")
