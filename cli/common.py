@@ -15,6 +15,7 @@ from mr_engine.store.db import Database, open_database
 from mr_engine.store.location import is_new_store, store_location
 from mr_engine.store.directories import DirectoryError
 from mr_engine.core.printable import json_printable, printable
+from mr_engine.core.timezones import iso_utc
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -77,9 +78,7 @@ def open_db(settings: Settings) -> Database:
 
 def iso(value: dt.datetime | None) -> str | None:
     """ISO 8601 in UTC with a ``Z`` suffix (null stays null)."""
-    if value is None:
-        return None
-    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if value is None else iso_utc(value)
 
 
 def print_json(value: Any) -> None:

@@ -238,8 +238,8 @@ def test_the_alternatives_in_words_and_as_json() -> None:
         "Free at these times:", "- 2026-03-17 09:00-10:00 (Europe/Berlin)",
         "Free instead (invite one of them):", "- Room B <room-b@example.org> (8 seats)",
         "- Beamer <beamer@example.org> (capacity 2)"]
-    assert offer.as_json()["times"] == [{"start": "2026-03-17T08:00:00+00:00",
-                                         "end": "2026-03-17T09:00:00+00:00"}]
+    assert offer.as_json()["times"] == [{"start": "2026-03-17T08:00:00Z",
+                                         "end": "2026-03-17T09:00:00Z"}]
     assert offer.as_json()["resources"][0] == {
         "name": "room-b", "address": "room-b@example.org", "kind": "room", "seats": 8,
         "capacity": 1, "pooled": True, "fullname": "Room B"}

@@ -135,8 +135,8 @@ def test_pool_names_the_member_it_would_pick(db):
     assert (report["outcome"], report["member"]) == ("declined", None)
     assert report["reasons"][0] == NONE_FREE and report["conflicts"]
     # What the pool's decline offers: times some member is free, as its reply lists them.
-    assert report["alternatives"]["times"][0] == {"start": "2026-03-10T08:00:00+00:00",
-                                                  "end": "2026-03-10T09:00:00+00:00"}
+    assert report["alternatives"]["times"][0] == {"start": "2026-03-10T08:00:00Z",
+                                                  "end": "2026-03-10T09:00:00Z"}
     assert every_row(db) == before
 
 

@@ -34,7 +34,7 @@ from mr_engine.core.busy import BusyTimes
 from mr_engine.core.policy import People, RequestFacts, ResourceFacts
 from mr_engine.core.recurrence import Instance
 from mr_engine.core.resource_settings import ResourceSettings
-from mr_engine.core.timezones import format_span
+from mr_engine.core.timezones import format_span, iso_utc
 
 __all__ = ["Alternatives", "Candidate", "GRID", "DAYS", "Option", "SHOWN", "Slot",
            "free_resources", "free_times", "offered_for", "search_span", "seats_declined",
@@ -79,7 +79,7 @@ class Alternatives:
 
     def as_json(self) -> dict[str, Any]:
         """``{"times": [{"start", "end"}], "resources": [{"name", ...}]}``, times ISO in UTC."""
-        return {"times": [{"start": s.start.isoformat(), "end": s.end.isoformat()}
+        return {"times": [{"start": iso_utc(s.start), "end": iso_utc(s.end)}
                           for s in self.times],
                 "resources": [dataclasses.asdict(o) for o in self.resources]}
 

@@ -182,3 +182,8 @@ def format_span(start: datetime, end: datetime, zone: tzinfo, label: str | None 
     else:
         end_text = local_end.strftime("%Y-%m-%d %H:%M")
     return f"{local_start:%Y-%m-%d %H:%M}-{end_text} ({label or zone_label(zone)})"
+
+
+def iso_utc(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``, as every JSON output of the engine writes a time."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
