@@ -3,16 +3,18 @@ explicit clock (``ldap_cache``) and where the TLS CA file is found: no server, n
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from mr_engine.config import LDAP_AD_DEFAULTS, load_settings
 from mr_engine.core import ldap_entries as entries
-from mr_engine.core.ldap_entries import LdapSchema, Person, Quotas
+from mr_engine.core.ldap_entries import Person, Quotas
 from mr_engine.store.directories.ldap import schema_of
 from mr_engine.store.directories.ldap_cache import NEGATIVE_TTL, AnswerCache
 from mr_engine.store.directories.ldap_connection import ca_file, complete_entry, ranged
 
-OPENLDAP = LdapSchema()
+OPENLDAP = schema_of(load_settings({}, environ={}))
 AD = schema_of(load_settings({"ldap_server_type": "ad"}, environ={}))
 
 
@@ -51,7 +53,7 @@ def test_a_user_entry_reads_as_kopano_reads_it(attributes, expected):
 
 
 def test_quotas_are_multiplied_and_entries_without_a_name_are_no_users():
-    schema = LdapSchema(quota_multiplier=1048576)
+    schema = dataclasses.replace(OPENLDAP, quota_multiplier=1048576)
     person = entries.read_person(schema, "uid=a", _user(kopanoQuotaOverride=[b"1"],
                                                         kopanoQuotaSoft=[b"2"]))
     assert person.quotas == Quotas(0, 2 * 1048576, 0)
@@ -90,7 +92,7 @@ def test_filters_combine_the_type_the_configured_filter_and_the_condition():
     assert entries.address_filter(AD, "x@y") == (
         "(|(&(objectClass=user)(objectCategory=Person)(|(mail=x@y)(otherMailbox=x@y)))"
         "(&(objectClass=group)(objectCategory=Group)(|(mail=x@y)(otherMailbox=x@y))))")
-    assert entries.users_filter(LdapSchema(user_filter="kopanoAccount=1")) == \
+    assert entries.users_filter(dataclasses.replace(OPENLDAP, user_filter="kopanoAccount=1")) == \
         "(&(objectClass=posixAccount)(kopanoAccount=1))"
     assert entries.group_by(OPENLDAP, "cn", []) == entries.groups_filter(
         OPENLDAP, entries.NOTHING)

@@ -22,42 +22,43 @@ ADS_GROUP_TYPE_SECURITY_ENABLED = 0x80000000
 
 @dataclass(frozen=True)
 class LdapSchema:
-    """The attribute names and kinds Kopano's ldap.cfg settings choose."""
+    """The attribute names and kinds Kopano's ldap.cfg settings choose; built from the
+    settings (``directories.ldap.schema_of``), whose defaults are written once, there."""
 
-    object_type: str = "objectClass"
-    user_type: str = "posixAccount"
-    group_type: str = "posixGroup"
-    user_filter: str = ""
-    group_filter: str = ""
-    user_unique: str = "uidNumber"
-    user_unique_binary: bool = False
-    group_unique: str = "gidNumber"
-    group_unique_binary: bool = False
-    login: str = "uid"
-    fullname: str = "cn"
-    email: str = "mail"
-    aliases: str = "kopanoAliases"
-    admin: str = "kopanoAdmin"
-    nonactive: str = "kopanoSharedStoreOnly"
-    resource_type: str = "kopanoResourceType"
-    resource_capacity: str = "kopanoResourceCapacity"
-    group_name: str = "cn"
-    members: str = "memberUid"
-    members_are_dns: bool = False
-    members_relation: str = "uid"  # empty: the unique attribute
-    security: str = "kopanoSecurityGroup"
-    security_is_ads: bool = False
-    sendas: str = "kopanoSendAsPrivilege"
-    sendas_are_dns: bool = False
-    sendas_relation: str = ""  # empty: the unique attribute
-    hidden: str = "kopanoHidden"
-    quota_override: str = "kopanoQuotaOverride"
-    quota_warn: str = "kopanoQuotaWarn"
-    quota_soft: str = "kopanoQuotaSoft"
-    quota_hard: str = "kopanoQuotaHard"
-    quota_multiplier: int = 1
-    enabled_features: str = "kopanoEnabledFeatures"
-    disabled_features: str = "kopanoDisabledFeatures"
+    object_type: str
+    user_type: str
+    group_type: str
+    user_filter: str
+    group_filter: str
+    user_unique: str
+    user_unique_binary: bool
+    group_unique: str
+    group_unique_binary: bool
+    login: str
+    fullname: str
+    email: str
+    aliases: str
+    admin: str
+    nonactive: str
+    resource_type: str
+    resource_capacity: str
+    group_name: str
+    members: str
+    members_are_dns: bool
+    members_relation: str  # empty: the unique attribute
+    security: str
+    security_is_ads: bool
+    sendas: str
+    sendas_are_dns: bool
+    sendas_relation: str  # empty: the unique attribute
+    hidden: str
+    quota_override: str
+    quota_warn: str
+    quota_soft: str
+    quota_hard: str
+    quota_multiplier: int
+    enabled_features: str
+    disabled_features: str
 
     def user_attributes(self) -> list[str]:
         """What a user's search asks for (relations too: a member or send-as value may
