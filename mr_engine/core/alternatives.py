@@ -37,7 +37,7 @@ from mr_engine.core.resource_settings import ResourceSettings
 from mr_engine.core.timezones import format_span, iso_utc
 
 __all__ = ["Alternatives", "Candidate", "GRID", "DAYS", "Option", "SHOWN", "Slot",
-           "free_resources", "free_times", "offered_for", "search_span", "seats_declined",
+           "free_resources", "free_times", "offered_for", "preference", "search_span", "seats_declined",
            "text", "times_help"]
 
 GRID = timedelta(minutes=15)
@@ -243,8 +243,13 @@ def free_resources(kind: str, candidates: Sequence[Candidate],
                if c.option.kind == kind and live
                and _seats_enough(c, people, need_known_seats)
                and _free_for_all(c, live, people, now)]
-    fitting.sort(key=lambda c: (not c.option.pooled, c.option.name.casefold()))
+    fitting.sort(key=lambda c: preference(c.option))
     return tuple(c.option for c in fitting[:shown])
+
+
+def preference(option: Option) -> tuple[bool, str]:
+    """The order resources are offered in: pool members first, then by name."""
+    return (not option.pooled, option.name.casefold())
 
 
 # --- in words ---------------------------------------------------------------------------------

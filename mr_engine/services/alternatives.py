@@ -49,10 +49,13 @@ def _times(session: Session, resource: Mailbox, live: Sequence[Instance], now: d
     return core.free_times(live, busy, resource.resource_settings, zone, now)
 
 
-def _candidate(session: Session, other: Mailbox, live: Sequence[Instance], pooled: bool,
+def _option(other: Mailbox, pooled: bool) -> Option:
+    return Option(other.name, other.email, other.resource_type, other.resource_seats,
+                  other.resource_capacity, pooled, other.fullname)
+
+
+def _candidate(session: Session, other: Mailbox, option: Option, live: Sequence[Instance],
                settings: Settings) -> Candidate:
-    option = Option(other.name, other.email, other.resource_type, other.resource_seats,
-                    other.resource_capacity, pooled, other.fullname)
     return Candidate(option, other.resource_settings, _busy(session, other, *_span(live)),
                      horizon.zone_of(other, settings))
 
@@ -60,12 +63,23 @@ def _candidate(session: Session, other: Mailbox, live: Sequence[Instance], poole
 def _resources(session: Session, resource: Mailbox, live: Sequence[Instance],
                now: dt.datetime, settings: Settings, people: int,
                need_known_seats: bool) -> tuple[Option, ...]:
+    """The first free ones in the order offered, reading the busy times of a few
+    resources at a time (a decline runs in the write transaction; a site may have
+    thousands of rooms): the core's answer over all of them, without reading them all."""
     mates = pool_mates(session, resource)
-    others = [m for m in finder.resources(open_directory(settings, session))
-              if m.id != resource.id and m.resource_type == resource.resource_type]
-    candidates = [_candidate(session, m, live, m.id in mates, settings) for m in others]
-    return core.free_resources(resource.resource_type, candidates, live, now, people,
-                               need_known_seats)
+    others = sorted(((m, _option(m, m.id in mates))
+                     for m in finder.resources(open_directory(settings, session))
+                     if m.id != resource.id and m.resource_type == resource.resource_type),
+                    key=lambda pair: core.preference(pair[1]))
+    found: tuple[Option, ...] = ()
+    for first in range(0, len(others), core.SHOWN):
+        candidates = [_candidate(session, m, option, live, settings)
+                      for m, option in others[first:first + core.SHOWN]]
+        found += core.free_resources(resource.resource_type, candidates, live, now, people,
+                                     need_known_seats, shown=core.SHOWN - len(found))
+        if len(found) == core.SHOWN:
+            break
+    return found
 
 
 def alternatives(session: Session, resource: Mailbox, instances: Sequence[Instance],
