@@ -55,6 +55,16 @@ OOF_SUPPRESSED = Counter(
     "mr_engine_oof_replies_suppressed",
     "Messages to a user out of office that got no reply, by reason", ["reason"])
 
+# The stages of ``mr_engine.cpu_time``: a meeting request's calendar read, its decision and
+# its reply's composition, and the rest of the commit side (every delivery's transaction).
+CPU_STAGES = ("parse", "decide", "reply_build", "commit")
+CPU_SECONDS = Counter(
+    "mr_engine_cpu_seconds",
+    "CPU seconds of the delivery's stages: a meeting request's calendar parse, decision and "
+    "reply build, and the rest of the commit side (transactions and COMMITs)", ["stage"])
+
+for _stage in CPU_STAGES:
+    CPU_SECONDS.labels(_stage)
 for _outcome in DELIVERY_OUTCOMES:  # zeros from the start, so rates exist before the first
     DELIVERIES.labels(_outcome)
 
