@@ -24,6 +24,7 @@ from typing import Callable
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from mr_engine import cpu_time
 from mr_engine.config import Settings
 from mr_engine.metrics import Count
 from mr_engine.store.db import Database
@@ -92,12 +93,14 @@ class Committer:
         return list(await asyncio.gather(*(job.future for job in jobs)))
 
     def _work(self) -> None:
+        cpu_time.name_thread("committer")  # top -H; the benchmark's commit side
         while True:
             first = self._jobs.get()
             if first is None:
                 return
             batch = [first]
-            self._commit(batch)
+            with cpu_time.COMMIT:
+                self._commit(batch)
             if batch[-1] is None:  # stop() was called while the batch was gathered
                 return
 
