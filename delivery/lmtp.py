@@ -18,7 +18,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import Envelope as SMTPEnvelope
 from aiosmtpd.smtp import Session as SMTPSession
 
-from mr_engine import metrics
+from mr_engine import cpu_time, metrics
 from mr_engine.config import Settings
 from mr_engine.store.db import Database
 from mr_engine.store.directories import DirectoryUnavailable, open_directory
@@ -233,7 +233,8 @@ class DeliveryHandler:
 
     def _read_calendar(self, env: Envelope) -> None:
         try:
-            env.invitation(self._zone)  # the zone of resources that do not set their own
+            with cpu_time.PARSE:
+                env.invitation(self._zone)  # the zone of resources that do not set their own
         except Exception:  # the meeting step meets it again and delivers the message as mail
             log.warning("calendar of message-id=%s not read", env.message_id, exc_info=True)
 

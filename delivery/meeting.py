@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from mr_engine import metrics
+from mr_engine import cpu_time, metrics
 from mr_engine.services import booking
 from mr_engine.services.booking import BookingResult
 from mr_engine.services.meeting_requests import book_and_queue
@@ -30,7 +30,8 @@ def process_meeting_request(d: Delivery) -> Outcome | None:
         return None
 
     def run() -> tuple[str, BookingResult] | None:
-        req = booking.read_request(d.mailbox, d.envelope, d.settings, d.now)
+        with cpu_time.PARSE:
+            req = booking.read_request(d.mailbox, d.envelope, d.settings, d.now)
         if req is None:
             return None
         return f"meeting request {req.invitation.uid}", book_and_queue(d.session, req, d.now)

@@ -29,6 +29,7 @@ from typing import Callable, Protocol, TypeVar
 
 from sqlalchemy.orm import Session
 
+from mr_engine import cpu_time
 from mr_engine.core import booked_calendar
 from mr_engine.store import calendar_store as cal
 from mr_engine.services import alternatives, approvals, horizon, who_asks
@@ -572,10 +573,11 @@ def _answer(req: Request, outcome: str, reasons: list[str], answers: list[Answer
         else [answers[:1], answers[1:]]
     event = req.invitation.events[0]
     try:
-        replies = [compose(req.invitation, event, req.resource, group, req.message_id,
-                           req.now, req.hostname, req.delegation, _offered(req, group))
-                   for group in groups]
-        replies += _counter(req, outcome, reasons)
+        with cpu_time.REPLY_BUILD:
+            replies = [compose(req.invitation, event, req.resource, group, req.message_id,
+                               req.now, req.hostname, req.delegation, _offered(req, group))
+                       for group in groups]
+            replies += _counter(req, outcome, reasons)
     except ValueError as exc:
         log.warning("%s: %s: no reply sent: %s", req.resource.name, req.invitation.uid, exc)
         return BookingResult(outcome, reasons, problems=[f"no reply sent: {exc}"],

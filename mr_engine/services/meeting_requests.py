@@ -12,6 +12,7 @@ import logging
 
 from sqlalchemy.orm import Session
 
+from mr_engine import cpu_time
 from mr_engine.config import Settings
 from mr_engine.services import booking, horizon, pools
 from mr_engine.services.replies import OutgoingReply
@@ -31,7 +32,8 @@ def queue_replies(session: Session, replies: list[OutgoingReply], now: dt.dateti
 
 def book_and_queue(session: Session, req: booking.Request, now: dt.datetime) -> booking.BookingResult:
     """Process the request and queue its replies in the same transaction."""
-    result = booking.process(session, req)
+    with cpu_time.DECIDE:
+        result = booking.process(session, req)
     queue_replies(session, result.replies, now)
     return result
 
@@ -40,7 +42,8 @@ def pool_book_and_queue(session: Session, pool: Group, incoming: booking.Incomin
                         settings: Settings, now: dt.datetime) -> booking.BookingResult | None:
     """A pool's request processed (``services.pools``), its replies queued with it; None
     when the message is no request of the pool's."""
-    result = pools.process(session, pool, incoming, settings, now)
+    with cpu_time.DECIDE:
+        result = pools.process(session, pool, incoming, settings, now)
     if result is not None:
         queue_replies(session, result.replies, now)
     return result
