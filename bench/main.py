@@ -2,7 +2,9 @@
 
 The order of a run: make the store (users, the resource, its pre-loaded calendar), start the
 SMTP sink the engine relays its replies to, start the engine, run load 1 (8x1 and 8x4) and
-load 2 over LMTP while sampling the engine's memory (load 4), and stop it; with ``--ldap``,
+load 2 over LMTP while sampling the engine's memory (load 4), and stop it; then the same
+three again on a store that has grown (load 6, ``grown_store``: a cached copy on SQLite, built
+in the run's database on PostgreSQL; ``--no-grown`` skips it); with ``--ldap``,
 load 1 again with ``user_plugin = ldap`` (``ldap_load``); then run load 1 against each
 ``--compare`` peer with the same client; then load 3 in-process on a store of its own; then
 load 5 (free/busy over HTTP, against Radicale 3) on a store and an engine of its own.
@@ -25,7 +27,7 @@ from typing import Any
 
 from mr_engine.clock import utcnow
 
-from . import freebusy_load, ldap_load, loads, report
+from . import freebusy_load, grown_store, ldap_load, loads, report
 from . import store as bstore
 from .processes import DOVECOT_HINT, Dovecot, Engine, Sink, StartError, dovecot_binary
 
@@ -77,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drain-wait", type=float, default=30.0,
                    help="after load 2, wait at most this long for the relay to send the "
                         "queued replies to the sink smarthost (default 30)")
+    p.add_argument("--no-grown", action="store_true",
+                   help="skip load 6 (loads 1, 2 and 4 again on a store grown to 200,000 "
+                        "messages and 1,000,000 booked occurrences)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     return p
 
@@ -178,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace, peers: list[str], sizes: list[int], base_url: str | None,
         workdir: Path) -> dict[str, Any]:
-    """All five loads; the figures as one dict (see ``report``)."""
+    """All six loads; the figures as one dict (see ``report``)."""
     warnings: list[str] = []
     if _on_tmpfs(workdir):
         warnings.append(f"{workdir} is on tmpfs: fsync costs nothing there, durability "
@@ -190,6 +195,8 @@ def run(args: argparse.Namespace, peers: list[str], sizes: list[int], base_url: 
     finally:
         store.drop()
     failures = figures["run"].pop("failures")
+    if not args.no_grown:
+        figures["load6"] = _grown_loads(args, limits, base_url, workdir, failures)
     if args.ldap:
         figures["load1"]["results"] += ldap_load.run(limits, USERS, SHAPES, args.message_size,
                                                      base_url, workdir, failures)
@@ -197,6 +204,8 @@ def run(args: argparse.Namespace, peers: list[str], sizes: list[int], base_url: 
                                                failures)
     figures["load1"]["ratios"] = report.ratios(figures["load1"]["results"])
     figures["load1"]["ldap_ratios"] = report.ldap_ratios(figures["load1"]["results"])
+    if "load6" in figures:
+        figures["load6"]["ratios"] = report.grown_ratios(figures)
     figures["load3"] = _calendar_load(base_url, workdir, sizes, args.repetitions)
     figures["load5"] = freebusy_load.run(base_url, workdir, freebusy_load.Limits(
         args.freebusy_occurrences, args.freebusy_duration, args.freebusy_clients, 1), utcnow())
@@ -278,6 +287,21 @@ def _engine_loads(args: argparse.Namespace, limits: loads.Limits, store: bstore.
         "memory": {"vmhwm_kb": vmhwm, "vmhwm_mb": _mb(vmhwm),
                    "pss_peak_kb": pss, "pss_peak_mb": _mb(pss)},
     }
+
+
+def _grown_loads(args: argparse.Namespace, limits: loads.Limits, base_url: str | None,
+                 workdir: Path, failures: list[str]) -> dict[str, Any]:
+    """Load 6: loads 1, 2 and 4 again, on a store that has grown (``grown_store``)."""
+    store = bstore.FreshStore.create(base_url, workdir, "grown")
+    try:
+        grown = grown_store.provide(
+            store.url, grown_store.SMOKE if args.smoke else grown_store.FULL)
+        figures = _engine_loads(args, limits, store, workdir)
+    finally:
+        store.drop()
+    failures.extend(f"load 6: {f}" for f in figures["run"]["failures"])
+    return {"store": grown.as_dict(), "load1": figures["load1"]["results"],
+            "load2": figures["load2"], "memory": figures["memory"]}
 
 
 def _mb(kib: int | None) -> float | None:

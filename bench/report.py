@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from . import cpu_split
+
 # The targets of issue 6 (a 2-core machine, the benchmark's defaults).
 DOVECOT_RATIO = 1.0
 REQUESTS_PER_S = 150.0
@@ -17,6 +19,9 @@ LDAP_RATIO = 0.9
 LDAP_TARGET = "mr-engine (ldap)"  # bench.ldap_load's rows
 FREEBUSY_P99_MS = 50.0
 RADICALE_RATIO = 10.0
+# The targets of issue 18 (load 6): a store that has grown, against the fresh one.
+GROWN_RATIO = 0.8
+GROWN_MEMORY_MB = 200.0
 BUSY_LOAD = 1.0  # a 1-minute load average above this before a load: the cores were shared
 
 
@@ -53,6 +58,37 @@ def ldap_ratios(load1: list[dict]) -> list[dict]:
             for r in load1 if r["target"] == LDAP_TARGET
             and (key := (r["connections"], r["recipients_per_message"])) in db
             and db[key]["deliveries_per_s"]]
+
+
+def _comparable(load1: list[dict], load2: dict[str, Any]) -> dict[str, float]:
+    """The figures load 6 compares, by name: mr-engine's deliveries/s per shape, and the
+    meeting requests accepted per second."""
+    found = {f"{r['connections']}x{r['recipients_per_message']} deliveries/s":
+             r["deliveries_per_s"] for r in load1 if r["target"] == "mr-engine"}
+    return {**found, "meeting requests accepted/s": load2["accepted_per_s"]}
+
+
+def grown_ratios(figures: dict[str, Any]) -> list[dict]:
+    """Load 6 / the fresh store's figure of the same run, per figure."""
+    fresh = _comparable(figures["load1"]["results"], figures["load2"])
+    grown = _comparable(figures["load6"]["load1"], figures["load6"]["load2"])
+    return [{"figure": name, "fresh": fresh.get(name), "grown": value,
+             "ratio": round(value / fresh[name], 3) if fresh.get(name) else None}
+            for name, value in grown.items()]
+
+
+def _grown_targets(load6: dict[str, Any] | None) -> list[dict]:
+    if load6 is None:
+        return [{"target": f"load 6: >= {GROWN_RATIO}x the fresh store's figures",
+                 "value": "not measured (--no-grown)", "met": None}]
+    found = [{"target": f"load 6: {r['figure']} >= {GROWN_RATIO}x fresh",
+              "value": f"{r['ratio']:.2f}x" if r["ratio"] is not None else "unknown",
+              "met": r["ratio"] is not None and r["ratio"] >= GROWN_RATIO}
+             for r in load6["ratios"]]
+    mb = load6["memory"]["vmhwm_mb"]
+    return found + [{"target": f"load 6 peak memory (sum of VmHWM) <= {GROWN_MEMORY_MB:.0f} MB",
+                     "value": f"{mb:.1f} MB" if mb is not None else "unknown",
+                     "met": mb is not None and mb <= GROWN_MEMORY_MB}]
 
 
 def _ldap_target(load1: dict[str, Any]) -> dict:
@@ -93,6 +129,7 @@ def targets(figures: dict[str, Any]) -> list[dict]:
                   "value": f"{mb:.1f} MB" if mb is not None else "unknown",
                   "met": mb is not None and mb <= MEMORY_MB})
     found += _freebusy_targets(figures["load5"])
+    found += _grown_targets(figures.get("load6"))
     if figures["run"]["mode"] == "smoke":  # sizes too small to judge anything
         for t in found:
             t["met"] = None
@@ -141,6 +178,31 @@ def _render_freebusy(l5: dict[str, Any]) -> list[str]:
         out.append(f"NOTE: the load average was above {BUSY_LOAD} before {', '.join(busy)}: "
                    "other processes shared the cores, those figures are low")
     return out + _render_check(l5["check"])
+
+
+def _render_grown(l6: dict[str, Any]) -> list[str]:
+    st, c = l6["store"], l6["store"]["counts"]
+    made = (f"cached copy used (built in {st['build_seconds']:.1f} s, copied in "
+            f"{st['copy_seconds']:.1f} s)" if st["cache"] == "used" else
+            f"built in {st['build_seconds']:.1f} s; cache: {st['cache']}")
+    out = ["", f"6. A store that has grown: loads 1, 2 and 4 again with {c['messages']:,} more "
+               f"messages in {c['stores']:,} more mailboxes' stores and {c['resources']:,} "
+               f"rooms holding {c['occurrences']:,} booked occurrences ({c['bookings']:,} "
+               "bookings)", f"store {st['key']}: {made}"]
+    out += table(["figure", "fresh store", "grown store", "grown / fresh"],
+                 [[r["figure"], f"{r['fresh']:.1f}" if r["fresh"] is not None else "-",
+                   f"{r['grown']:.1f}", f"{r['ratio']:.2f}x" if r["ratio"] is not None else "-"]
+                  for r in l6["ratios"]])
+    p99 = {f"{r['connections']}x{r['recipients_per_message']}": r["p99_ms"] for r in l6["load1"]}
+    out.append("p99 on the grown store: " + ", ".join(
+        f"{k} {v:.1f} ms" for k, v in p99.items()) +
+        f", meeting requests {l6['load2']['p99_ms']:.1f} ms")
+    mem = l6["memory"]
+    if mem["vmhwm_kb"] is not None:
+        out.append(f"peak memory (load 4's measure), sum of VmHWM: {mem['vmhwm_mb']:.1f} MB"
+                   + (f"; largest total PSS {mem['pss_peak_mb']:.1f} MB"
+                      if mem["pss_peak_kb"] is not None else ""))
+    return out
 
 
 def _rate(per_s: float) -> str:
@@ -195,6 +257,7 @@ def render(figures: dict[str, Any]) -> str:
     if l1.get("ldap_ratios"):
         out.append("user_plugin = ldap / db (deliveries/s): " + "; ".join(
             f"{r['shape']} {r['ratio']:.2f}x" for r in l1["ldap_ratios"]))
+    out += cpu_split.delivery_lines(l1["results"])
 
     l2 = figures["load2"]
     out += ["", f"2. Meeting requests over LMTP to an equipment resource (capacity "
@@ -211,6 +274,7 @@ def render(figures: dict[str, Any]) -> str:
                else f"{l2['still_queued_after_drain_wait']} still queued after the wait")
     out.append(f"relay to the sink smarthost: {l2['relayed_by_end']} of these replies sent by "
                f"the end of the load; {drained}")
+    out += cpu_split.request_lines(l2)
 
     l3 = figures["load3"]
     out += ["", f"3. Conflict-check latency as the calendar grows ({l3['method']})"]
@@ -234,6 +298,8 @@ def render(figures: dict[str, Any]) -> str:
                    f"{mem['pss_peak_kb']} kB = {mem['pss_peak_mb']:.1f} MB")
 
     out += _render_freebusy(figures["load5"])
+    if "load6" in figures:
+        out += _render_grown(figures["load6"])
 
     out += ["", "Targets" + (" (smoke run: sizes too small to judge)" if run["mode"] == "smoke"
                              else "")]
