@@ -25,6 +25,7 @@ from mr_engine.core.recurrence import Instance
 
 from . import store as bstore
 from .client import LoadResult, percentile, run_load
+from .cpu_split import EngineCpu, Meter
 from .messages import DOMAIN, SENDER, invite, invite_template, plain_template, \
     with_message_id
 
@@ -40,12 +41,16 @@ class Limits:
 # --- load 1: plain delivery -------------------------------------------------------------------
 
 def load1(target: str, port: int, users: list[str], shapes: tuple[int, ...], limits: Limits,
-          message_size: int, failures: list[str]) -> list[dict]:
-    """Load 1's shapes against one server, a result each; refusals and errors are failures."""
+          message_size: int, failures: list[str], cpu: EngineCpu | None = None) -> list[dict]:
+    """Load 1's shapes against one server, a result each; refusals and errors are failures.
+    With ``cpu`` (an engine's), each result has its CPU µs per message by side too."""
     results = []
     for rcpts in shapes:
+        meter = Meter(cpu).start() if cpu is not None else None
         result = plain_delivery(target, port, users, rcpts, limits, message_size)
         results.append(result.as_dict())
+        if meter is not None:
+            results[-1]["cpu_us_per_message"] = meter.sides(sent(result, limits))
         if result.refused or result.errors:
             failures.append(f"load 1 on {target} ({rcpts} rcpt): {result.errors[:3]}")
     return results
@@ -66,6 +71,12 @@ def plain_delivery(target: str, port: int, users: list[str], recipients: int,
                                 SENDER))
 
 
+def sent(load: LoadResult, limits: Limits) -> int:
+    """The transactions a load sent: the measured ones and every connection's warm-up (the
+    CPU time read around it covers both)."""
+    return load.messages + load.connections * limits.warmup
+
+
 # --- load 2: meeting requests -----------------------------------------------------------------
 
 MEASURED = "Benchmark meeting"
@@ -80,6 +91,7 @@ class MeetingResult:
     relayed: int = 0  # of those replies, sent to the smarthost when the load ended
     drain_seconds: float | None = None  # after the load, until the relay had sent them all
     left_queued: int = 0  # replies still queued when the drain wait gave up
+    cpu: dict = field(default_factory=dict)  # CPU µs per request, by side and by stage
 
     @property
     def per_s(self) -> float:
@@ -95,7 +107,8 @@ class MeetingResult:
                 "relay_drain_seconds": (round(self.drain_seconds, 2)
                                         if self.drain_seconds is not None else None),
                 "still_queued_after_drain_wait": self.left_queued,
-                "connections": self.load.connections, "errors": self.load.errors[:5]}
+                "connections": self.load.connections, "errors": self.load.errors[:5],
+                **self.cpu}
 
 
 def relay_drain(database_url: str, timeout: float) -> tuple[float | None, int]:
@@ -119,9 +132,10 @@ def relay_drain(database_url: str, timeout: float) -> tuple[float | None, int]:
 
 
 def meeting_requests(port: int, database_url: str, resource: str, limits: Limits,
-                     now: dt.datetime) -> MeetingResult:
+                     now: dt.datetime, cpu: EngineCpu | None = None) -> MeetingResult:
     """Single-instance one-hour REQUESTs at random quarter hours inside the booking window,
-    each with its own UID; the resource's capacity is large, so every one should fit."""
+    each with its own UID; the resource's capacity is large, so every one should fit.
+    With ``cpu``, the engine's CPU µs per request by side and by stage too."""
     template = invite_template(resource)
     warm = template.replace(MEASURED.encode(), WARMUP.encode())
     base = now.replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
@@ -135,9 +149,13 @@ def meeting_requests(port: int, database_url: str, resource: str, limits: Limits
                       start + dt.timedelta(hours=1), f"req.{run}.{index}.{seq}@{DOMAIN}")
         return [resource], body
 
+    meter = Meter(cpu).start() if cpu is not None else None
     load = asyncio.run(run_load("mr-engine", "127.0.0.1", port, limits.connections, 1, factory,
                                 limits.max_messages, limits.duration, limits.warmup, SENDER))
     result = MeetingResult(load)
+    if meter is not None:
+        result.cpu = {"cpu_us_per_request": meter.sides(sent(load, limits)),
+                      "cpu_stages_per_request": meter.stages(sent(load, limits))}
     db = bstore.open_store(database_url)
     try:
         with db.read() as session:

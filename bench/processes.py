@@ -2,7 +2,8 @@
 
 * ``Engine``: ``mr-engine serve`` exactly as in production (its settings from the
   environment, durability untouched); its log goes to a file, its peak memory is read from
-  /proc.
+  /proc, and so is its threads' CPU time (``cpu_split``), with its stage counters from
+  its /metrics.
 * ``Dovecot``: Debian's ``dovecot-lmtpd`` with a generated minimal configuration (Maildir,
   static userdb/passdb, fsync at Dovecot's defaults), as root or as the invoking user.
 * ``Sink``: ``python -m bench.sink``, an aiosmtpd LMTP or SMTP server that stores nothing.
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Mapping
 
 from mr_engine.testing.processes import children, engine_command, free_port
+
+from .cpu_split import EngineCpu
 
 START_TIMEOUT = 60.0
 DOVECOT_HINT = ("Dovecot's LMTP server is not installed; install it with\n"
@@ -184,6 +187,14 @@ class Engine:
         """The largest total PSS of ``serve`` and its workers seen so far (pages shared
         after ``fork`` counted once, unlike a sum of VmHWM)."""
         return self.memory.stop() if self.memory is not None else None
+
+    def worker_pids(self) -> list[int]:
+        """The processes that serve: the workers, or ``serve`` itself when it has none."""
+        return children(self.proc.pid) or [self.proc.pid]
+
+    def cpu(self) -> EngineCpu:
+        """Its workers' threads and its /metrics, for ``cpu_split.Meter``."""
+        return EngineCpu(self.worker_pids, f"http://127.0.0.1:{self.http_port}/metrics")
 
     def stop(self) -> int:
         if getattr(self, "memory", None) is not None:
