@@ -261,11 +261,11 @@ def _engine_loads(args: argparse.Namespace, limits: loads.Limits, store: bstore.
         engine = Engine(store.url, smarthost.address, workdir)
         try:
             load1 = loads.load1("mr-engine", engine.port, users, SHAPES, limits,
-                                args.message_size, failures)
+                                args.message_size, failures, engine.cpu())
             meeting = loads.meeting_requests(
                 engine.port, store.url, bstore.resource_address(),
                 loads.Limits(args.connections, args.requests, args.duration, args.warmup),
-                utcnow())
+                utcnow(), engine.cpu())
             meeting.drain_seconds, meeting.left_queued = loads.relay_drain(
                 store.url, args.drain_wait)
             vmhwm = engine.vm_hwm_kb()
