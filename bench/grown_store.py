@@ -68,7 +68,7 @@ class Growth:
 
 
 FULL = Growth()
-SMOKE = Growth(mailboxes=20, messages=200, resources=4, occurrences=400)
+SMOKE = Growth(mailboxes=20, messages=200, resources=2, occurrences=600)  # series too
 
 
 @dataclass

@@ -2,8 +2,9 @@
 
 Only that the benchmark works is checked (the real server as a subprocess, the raw LMTP
 client, the sink peer, the in-process conflict check, load 5's HTTP client against the
-engine's free/busy and Radicale's REPORT, and that both show the planned busy time); the
-smoke sizes are far too small for the figures to mean anything, so no timing is asserted.
+engine's free/busy and Radicale's REPORT, and that both show the planned busy time; load 6
+on a tiny grown store); the smoke sizes are far too small for the figures to mean anything,
+so no timing is asserted.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def test_smoke_run_exits_0_and_prints_every_load():
     out = proc.stdout
     for heading in ("1. Plain delivery over LMTP", "2. Meeting requests over LMTP",
                     "3. Conflict-check latency", "4. Peak resident memory",
-                    "5. Free/busy over HTTP", "Targets"):
+                    "5. Free/busy over HTTP", "6. A store that has grown", "Targets"):
         assert heading in out, out
 
     figures = _figures(out)
@@ -82,3 +83,15 @@ def test_smoke_run_exits_0_and_prints_every_load():
     # capacity 2 is busy only where both units are taken: less than any-event busy time
     assert 0 < check["engine"]["busy_seconds_found"] < check["radicale"]["busy_seconds_found"]
     assert check["radicale_equals_engine_capacity_1"]
+
+    load6 = figures["load6"]
+    assert load6["store"]["counts"]["messages"] == 200
+    assert load6["store"]["counts"]["occurrences"] == 600
+    assert load6["store"]["cache"] in ("built", "used")
+    assert {r["recipients_per_message"] for r in load6["load1"]} == {1, 4}
+    assert all(r["refused"] == 0 and r["deliveries"] > 0 for r in load6["load1"])
+    assert load6["load2"]["accepted_and_answered"] == load6["load2"]["requests_sent"] > 0
+    assert [r["figure"] for r in load6["ratios"]] == \
+        ["8x1 deliveries/s", "8x4 deliveries/s", "meeting requests accepted/s"]
+    assert all(r["ratio"] > 0 for r in load6["ratios"])
+    assert load6["memory"]["vmhwm_kb"] > 0
