@@ -13,6 +13,8 @@ import json
 import os
 import subprocess
 import sys
+
+import pytest
 from mr_engine.testing import slapd
 from mr_engine.testing.paths import checkout_of
 
@@ -53,6 +55,11 @@ def test_smoke_run_exits_0_and_prints_every_load():
         assert result["deliveries"] == result["messages"] * result["recipients_per_message"] > 0
         assert result["refused"] == 0 and result["deliveries_per_s"] > 0
     assert {r["versus"] for r in figures["load1"]["ratios"]} == {"sink"}
+    for result in load1:  # the engine's CPU split (bench.cpu_split), the peers have none
+        split = result.get("cpu_us_per_message")
+        assert (split is not None) == (result["target"] == "mr-engine"), result
+        assert split is None or (split["protocol"] > 0 and split["commit"] > 0)
+    assert "CPU per delivery (one message" in out
     assert [r["shape"] for r in figures["load1"]["ldap_ratios"]] == \
         (["8x1", "8x4"] if LDAP else [])
 
@@ -60,6 +67,12 @@ def test_smoke_run_exits_0_and_prints_every_load():
     assert load2["requests_sent"] > 0
     assert load2["accepted_and_answered"] == load2["requests_sent"]
     assert load2["declined"] == 0 and load2["accepted_per_s"] > 0
+    assert load2["cpu_us_per_request"]["protocol"] > 0
+    assert load2["cpu_us_per_request"]["commit"] > 0
+    stages = load2["cpu_stages_per_request"]
+    assert all(stages["us"][s] > 0 for s in ("parse", "decide", "reply_build", "commit"))
+    assert sum(stages["percent"].values()) == pytest.approx(100, abs=0.5)
+    assert "CPU per request: parse " in out
 
     points = figures["load3"]["points"]
     assert [p["occurrences"] for p in points] == [100, 1000]
