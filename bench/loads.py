@@ -1,6 +1,7 @@
 """The four loads: plain delivery, meeting requests, conflict-check latency, peak memory.
 
-Loads 1 and 2 go over LMTP to a running server (``client.run_load``); load 3 runs the
+Loads 1 and 2 go over LMTP to a running server (``client.run_load``), given the engine's
+``cpu_split.EngineCpu`` also with its CPU time per transaction around them; load 3 runs the
 conflict check in-process against the real database; load 4 is read from /proc by the
 caller (``processes.Engine.vm_hwm_kb``).
 """
