@@ -9,6 +9,11 @@ Most batches deliver everything, so the first run has no savepoints. If a recipi
 refused or fails, that run is rolled back and the batch runs again with a SAVEPOINT per
 recipient: the refused one is rolled back and answered 4xx/5xx alone. A failed commit
 answers every recipient of the batch 451 4.3.0, so the MTA retries.
+
+Statements are few, since the server's time per statement is what a delivery costs: the
+first run claims the batch's Message-IDs in one statement and inserts its messages in one;
+each store's size is updated once, at the end of the batch (the quota check adds what the
+batch has filed). The careful run claims and inserts inside each recipient's savepoint.
 """
 
 from __future__ import annotations
@@ -128,12 +133,12 @@ class Committer:
             results = self._careful(jobs, now)
         except Exception:
             log.exception("commit of %d deliveries failed; answering 451", len(jobs))
-            results = [_Result(TEMPFAIL, "", "commit failed") for job in jobs]
+            results = [_Result(TEMPFAIL, "", ["commit failed"]) for job in jobs]
         self.mail.batch_done()  # the answers are final: a next run writes afresh
         # Logged once committed (and outside the write lock): "delivered" is then true.
         for job, result in zip(jobs, results):
             DeliveryLine.after_data(job.envelope, job.recipient, result.outcome, result.mailbox,
-                                    result.notes).log()
+                                    "; ".join(result.notes)).log()
             for count in result.counts:
                 count.record()
             job.loop.call_soon_threadsafe(_resolve, job.future, result.outcome)
@@ -149,7 +154,7 @@ class Committer:
                 return results
         except Exception:
             log.exception("commit of %d deliveries failed; answering 451", len(jobs))
-            return [_Result(TEMPFAIL, "", "commit failed") for job in jobs]
+            return [_Result(TEMPFAIL, "", ["commit failed"]) for job in jobs]
 
     def _deliver_all(self, session: Session, jobs: list[DeliveryJob], now: dt.datetime,
                      careful: bool) -> list["_Result"] | None:
@@ -163,9 +168,15 @@ class Committer:
         ids = sorted({job.mailbox_id for job in jobs})
         mailboxes = open_directory(self.settings, session).mailboxes(ids)
         loaded = Batch.load(session, ids)
+        loaded.defer = True  # written below, once for the batch
         # Mailbox order, so that row locks (resources, first stores) are taken in one order
         # by every process and two batches cannot deadlock.
         order = sorted(range(len(jobs)), key=lambda i: jobs[i].mailbox_id)
+        if not careful:
+            try:
+                self._claim_all(loaded, [jobs[i] for i in order], mailboxes, now)
+            except Exception:
+                return None
         by_index: dict[int, _Result] = {}
         for i in order:
             mailbox = mailboxes.get(jobs[i].mailbox_id)  # None: deleted since RCPT
@@ -179,22 +190,45 @@ class Committer:
             if result.outcome.code >= 400:
                 return None
             by_index[i] = result
+        try:
+            loaded.write()
+        except SQLAlchemyError:
+            if careful:
+                raise  # the commit fails: 451 for all
+            return None  # careful, each message is inserted in its savepoint
         return [by_index[i] for i in range(len(jobs))]
+
+    def _claim_all(self, loaded: Batch, jobs: list[DeliveryJob], mailboxes: dict[int, Mailbox],
+                   now: dt.datetime) -> None:
+        """The batch's Message-ID claims in one statement, when the pipeline checks them.
+
+        Only into stores that exist: creating one takes its mailbox's row lock, which its
+        own delivery takes in turn (mailbox order), not all of them before the first.
+        """
+        if pipeline.skip_duplicate not in self.steps:
+            return
+        keys = []
+        for job in jobs:
+            store_id = loaded.stores.known(job.mailbox_id)
+            if store_id is not None and job.mailbox_id in mailboxes and job.envelope.message_id:
+                keys.append((store_id, job.envelope.message_id))
+        loaded.claim_all(keys, now, self.settings.dedupe_window)
 
     def _run(self, session: Session, loaded: Batch, job: DeliveryJob, mailbox: Mailbox | None,
              now: dt.datetime) -> "_Result":
         if mailbox is None:
             return _Result(Outcome(550, "5.1.1", "Mailbox no longer exists"), "",
-                           "no such mailbox")
+                           ["no such mailbox"])
         d = Delivery(session=session, settings=self.settings, now=now, envelope=job.envelope,
                      recipient=job.recipient, mailbox=mailbox, batch=loaded, mail=self.mail)
         outcome = pipeline.run(d, self.steps)
         if outcome.code >= 400:
-            return _Result(outcome, mailbox.name, "; ".join(d.notes))
-        return _Result(outcome, mailbox.name, "; ".join(d.notes), d.queued, tuple(d.counts))
+            return _Result(outcome, mailbox.name, d.notes)
+        return _Result(outcome, mailbox.name, d.notes, d.queued, tuple(d.counts))
 
     def _deliver_one(self, session: Session, loaded: Batch, job: DeliveryJob,
                      mailbox: Mailbox | None, now: dt.datetime) -> "_Result":
+        mark = loaded.filings.mark()
         try:
             with session.begin_nested():
                 # The ORM emits SAVEPOINT only when asked for the connection; the steps'
@@ -203,26 +237,32 @@ class Committer:
                 result = self._run(session, loaded, job, mailbox, now)
                 if result.outcome.code >= 400:
                     raise _Rollback(result)
+                loaded.filings.write_messages(loaded.conn)  # a failing insert fails it alone
             return result
         except _Rollback as refused:
-            loaded.stores.forget(job.mailbox_id)  # what this delivery created is undone
+            self._undo(loaded, job, mark)  # what this delivery created is undone
             return refused.result
         except SQLAlchemyError:
-            loaded.stores.forget(job.mailbox_id)
+            self._undo(loaded, job, mark)
             log.exception("store error delivering to %s", job.recipient)
-            return _Result(TEMPFAIL, "", "store error")
+            return _Result(TEMPFAIL, "", ["store error"])
         except Exception:
             # A bug must not lose the message: answer 4xx so the MTA keeps it and retries.
-            loaded.stores.forget(job.mailbox_id)
+            self._undo(loaded, job, mark)
             log.exception("unexpected error delivering to %s", job.recipient)
-            return _Result(TEMPFAIL, "", "internal error")
+            return _Result(TEMPFAIL, "", ["internal error"])
+
+    @staticmethod
+    def _undo(loaded: Batch, job: DeliveryJob, mark: tuple[int, dict[int, int]]) -> None:
+        loaded.stores.forget(job.mailbox_id)
+        loaded.filings.undo(mark)
 
 
 @dataclass(frozen=True)
 class _Result:
     outcome: Outcome
     mailbox: str  # the name of the mailbox reached, "" when none was
-    notes: str
+    notes: list[str]  # joined for the log line; a filing's note gets its id once written
     queued: int = 0  # outbound messages queued (replies, auto-replies)
     counts: tuple[Count, ...] = ()  # a refused delivery's were rolled back with it
 

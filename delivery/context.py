@@ -15,7 +15,7 @@ import email.policy
 import logging
 from dataclasses import dataclass, field
 from datetime import tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from icalendar import Calendar
 from sqlalchemy import Connection
@@ -24,7 +24,9 @@ from sqlalchemy.orm import Session
 from mr_engine.services.booking import BookingResult
 from mr_engine.config import Settings
 from mr_engine.metrics import Count
+from mr_engine.core.headers import header_text
 from mr_engine.core.itip import Invitation, InvitationError, invitation_in, read_calendar
+from mr_engine.store import messages
 from mr_engine.store.models import Mailbox
 from mr_engine.store.oof_state import OofState, get_oof_many
 from mr_engine.store.stores import StoreIndex
@@ -81,6 +83,14 @@ class Envelope:
             self._read["calendar"] = read_calendar(self.message)
         return self._read["calendar"]
 
+    @property
+    def listing(self) -> tuple[str, str]:
+        """Subject and From decoded for message listings, once for all recipients."""
+        if "listing" not in self._read:
+            self._read["listing"] = (header_text(self.message.get("Subject")),
+                                     header_text(self.message.get("From")))
+        return self._read["listing"]
+
     def invitation(self, zone: tzinfo) -> Invitation | InvitationError | None:
         """The calendar read for a resource in ``zone`` (``itip.invitation_in``), once a zone.
 
@@ -108,16 +118,51 @@ class Outcome:
 
 @dataclass
 class Batch:
-    """What the group committer reads once for all deliveries of one transaction."""
+    """What the group committer reads once for all deliveries of one transaction, and the
+    writes it makes once for all of them."""
 
     conn: Connection  # the transaction's connection, for Core statements
     stores: StoreIndex
     oof: dict[int, OofState]  # by mailbox id; a mailbox missing here has none set
+    filings: messages.Filings = field(default_factory=messages.Filings)
+    # The (store id, Message-ID) claims made for the whole batch at once (``claim_all``):
+    # whether the next delivery of that key is the first copy. A key missing here (a store
+    # created in this batch, or no claims made at once) is claimed by its delivery.
+    claims: dict[tuple[int, str], bool] = field(default_factory=dict)
+    # The group committer writes the filings itself (``write``), once for the batch; left
+    # False, each filing is written at once.
+    defer: bool = False
 
     @classmethod
     def load(cls, session: Session, mailbox_ids: list[int]) -> "Batch":
         return cls(session.connection(), StoreIndex(session, mailbox_ids),
                    get_oof_many(session, mailbox_ids))
+
+    def file(self, row: dict[str, Any], on_id: Callable[[int], None]) -> None:
+        """A message filed (``messages.message_row``); its id goes to ``on_id``."""
+        self.filings.add(row, on_id)
+        if not self.defer:
+            self.write()
+
+    def write(self) -> None:
+        self.filings.write_messages(self.conn)
+        self.filings.write_sizes(self.conn)
+
+    def claim_all(self, keys: list[tuple[int, str]], now: dt.datetime, window: int) -> None:
+        """Claim these Message-IDs in one statement (for a batch without savepoints: a
+        refused delivery rolls them all back). ``keys`` in the order the deliveries run."""
+        if window > 0 and keys:
+            won = messages.claim_message_ids(self.conn, keys, now, window)
+            self.claims = {key: key in won for key in keys}
+
+    def is_duplicate(self, store_id: int, message_id: str | None, now: dt.datetime,
+                     window: int) -> bool:
+        """``messages.is_duplicate``, from the batch's claims when ``claim_all`` made one."""
+        first = self.claims.get((store_id, message_id or ""))
+        if first is None:
+            return messages.is_duplicate(self.conn, store_id, message_id, now, window)
+        self.claims[(store_id, message_id or "")] = False  # a second copy in the batch is one
+        return not first
 
 
 @dataclass

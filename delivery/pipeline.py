@@ -40,8 +40,8 @@ def skip_duplicate(d: Delivery) -> Outcome | None:
     # MTAs retry a whole message after a partial failure; the recipients that already have
     # it must not get a second copy (nor a second booking or auto-reply).
     assert d.store_id is not None
-    if messages.is_duplicate(d.batch.conn, d.store_id, d.envelope.message_id, d.now,
-                              d.settings.dedupe_window):
+    if d.batch.is_duplicate(d.store_id, d.envelope.message_id, d.now,
+                            d.settings.dedupe_window):
         d.notes.append("duplicate")
         return DUPLICATE
     return None

@@ -6,6 +6,10 @@ is won. Two transactions racing for one key on PostgreSQL cannot both win: the s
 on the first one's uncommitted key, then sees its stamp (or, if the first rolled back, inserts
 after all). SQLite serializes writers anyway. Used for duplicate suppression (one copy of a
 Message-ID per store) and for the out-of-office interval (one reply per sender).
+
+``claim_many`` makes many claims in one such statement (``insertmanyvalues`` renders one
+multi-row INSERT); the rows go in the caller's order, so that every process takes the row
+locks in one order.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from sqlalchemy import Connection, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
-__all__ = ["claim"]
+__all__ = ["claim", "claim_many"]
 
 
 @functools.cache
@@ -32,7 +36,7 @@ def _statement(table: Table, stamp: str, dialect: str) -> Insert:
     # only_before is bound with the column's type, so it is compared as the rows are stored.
     return stmt.on_conflict_do_update(
         index_elements=key, set_={stamp: stmt.excluded[stamp]},
-        where=column <= bindparam("only_before", type_=column.type)).returning(key[0])
+        where=column <= bindparam("only_before", type_=column.type)).returning(*key)
 
 
 def claim(conn: Connection, table: Table, values: dict[str, Any], stamp: str,
@@ -41,3 +45,13 @@ def claim(conn: Connection, table: Table, values: dict[str, Any], stamp: str,
     True if the caller won the claim."""
     stmt = _statement(table, stamp, conn.dialect.name)
     return conn.execute(stmt, {**values, "only_before": only_before}).first() is not None
+
+
+def claim_many(conn: Connection, table: Table, rows: list[dict[str, Any]], stamp: str,
+               only_before: dt.datetime) -> set[tuple[Any, ...]]:
+    """``claim`` for each row (no two with one key), in one statement; the keys won."""
+    if not rows:
+        return set()
+    stmt = _statement(table, stamp, conn.dialect.name)
+    params = [{**row, "only_before": only_before} for row in rows]
+    return {tuple(won) for won in conn.execute(stmt, params)}

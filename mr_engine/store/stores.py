@@ -216,6 +216,10 @@ class StoreIndex:
             sid = self._stores[mailbox.id] = ensure_store(self._session, mailbox, now).id
         return sid
 
+    def known(self, mailbox_id: int) -> int | None:
+        """The mailbox's store id if it is known already (none is created)."""
+        return self._stores.get(mailbox_id)
+
     def folder_id(self, store_id: int, name: str) -> int:
         fid = self._folders.get((store_id, name))
         if fid is None:
