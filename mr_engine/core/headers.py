@@ -35,7 +35,8 @@ def header_text(value: str | Header | None) -> str:
     if isinstance(value, str):
         # compat32 parsing keeps raw 8-bit bytes as surrogate escapes; recover them.
         value = _decode_bytes(value.encode("ascii", "surrogateescape"), None) \
-            if any("\udc80" <= c <= "\udcff" for c in value) else value
+            if not value.isascii() and any("\udc80" <= c <= "\udcff" for c in value) \
+            else value
     try:
         chunks = decode_header(value)
         text = "".join(_decode_bytes(part, charset) if isinstance(part, bytes) else part
