@@ -198,7 +198,7 @@ def _apply(session: Session, req: Request, booking: Booking | None) -> BookingRe
         else _series(session, req, booking)
     if any(e.out_of_range for e in req.invitation.events):
         result.problems.append(OUT_OF_RANGE)  # declined, and the input was not usable
-    if result.outcome == "accepted" and req.resource.resource_settings.notify_delegates:
+    if result.outcome == "accepted" and horizon.settings_of_resource(req.resource).notify_delegates:
         result.replies += _notices(session, req)
     return result
 
@@ -367,7 +367,7 @@ def _proposes(req: Request, outcome: str, reasons: list[str]) -> bool:
     master = req.invitation.master
     return outcome == "declined" and bool(req.offer.times) and master is not None \
         and not master.recurring and not master.all_day \
-        and req.resource.resource_settings.propose_time \
+        and horizon.settings_of_resource(req.resource).propose_time \
         and any(r.startswith(CONFLICT_ON) for r in reasons)
 
 
@@ -442,8 +442,8 @@ def _settle_series(session: Session, req: Request, booking: Booking | None,
             cal.delete_booking(session, booking)
         return _answer(req, "declined", list(decision.reasons),
                        [Answer(master, "DECLINED", summarize(decision.reasons), None)])
-    booking = _save_booking(session, req, booking, master)
-    booking.horizon = _horizon(req) if master.recurring else None
+    booking = _save_booking(session, req, booking, master,
+                            _horizon(req) if master.recurring else None)
     cal.add_occurrences(session, req.resource, booking, decision.booked)
     answers = [Answer(master, acceptance.partstat, acceptance.note, None)]
     answers += [Answer(event_for(req.invitation, inst), "DECLINED", reason, inst.recurrence_id,
@@ -536,7 +536,9 @@ def _cancel(session: Session, req: Request, booking: Booking | None) -> BookingR
 
 
 def _save_booking(session: Session, req: Request, booking: Booking | None,
-                  event: EventData) -> Booking:
+                  event: EventData, horizon: dt.datetime | None = None) -> Booking:
+    """The booking's row written (``horizon``: how far its series is materialized), in
+    one INSERT or UPDATE: set before the flush, not after it in a second statement."""
     if booking is None:
         booking = Booking(resource_id=req.resource.id, uid=req.invitation.uid,
                           created_at=req.now)
@@ -550,6 +552,7 @@ def _save_booking(session: Session, req: Request, booking: Booking | None,
     booking.calendar = booked_calendar.calendar_of(req.invitation)
     booking.status = "booked"
     booking.updated_at = req.now
+    booking.horizon = horizon
     session.flush()
     return booking
 
