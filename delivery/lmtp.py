@@ -9,6 +9,7 @@ at RCPT time and hands the message to the group committer after DATA.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 import zoneinfo
@@ -291,9 +292,10 @@ _METRIC_OUTCOME = {"deferred": "temporary_failure"}
 
 def _count(outcomes: list[Outcome], seconds: float) -> None:
     metrics.DELIVERY_SECONDS.observe(seconds)
-    for outcome in outcomes:
-        word = delivery_outcome(outcome)
-        metrics.DELIVERIES.labels(_METRIC_OUTCOME.get(word, word)).inc()
+    # One increment a word, not a recipient: with worker processes each is a locked write
+    # to the worker's metrics file.
+    for word, count in collections.Counter(map(delivery_outcome, outcomes)).items():
+        metrics.DELIVERIES.labels(_METRIC_OUTCOME.get(word, word)).inc(count)
 
 
 def _client(server: LMTP, session: SMTPSession, mail_from: str) -> Client:
