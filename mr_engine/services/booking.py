@@ -537,22 +537,19 @@ def _cancel(session: Session, req: Request, booking: Booking | None) -> BookingR
 
 def _save_booking(session: Session, req: Request, booking: Booking | None,
                   event: EventData, horizon: dt.datetime | None = None) -> Booking:
-    """The booking's row written (``horizon``: how far its series is materialized), in
-    one INSERT or UPDATE: set before the flush, not after it in a second statement."""
+    """The booking's row written (``horizon``: how far its series is materialized) in one
+    statement: a new one by a Core INSERT (``calendar_store.new_booking``), a booked one
+    changed by the ORM's UPDATE."""
+    values = {"sequence": event.sequence, "dtstamp": event.dtstamp,
+              "organizer": event.organizer, "organizer_name": event.organizer_cn[:255],
+              "attendee_count": len(event.attendees), "summary": event.summary,
+              "calendar": booked_calendar.calendar_of(req.invitation), "status": "booked",
+              "updated_at": req.now, "horizon": horizon}
     if booking is None:
-        booking = Booking(resource_id=req.resource.id, uid=req.invitation.uid,
-                          created_at=req.now)
-        session.add(booking)
-    booking.sequence = event.sequence
-    booking.dtstamp = event.dtstamp
-    booking.organizer = event.organizer
-    booking.organizer_name = event.organizer_cn[:255]
-    booking.attendee_count = len(event.attendees)
-    booking.summary = event.summary
-    booking.calendar = booked_calendar.calendar_of(req.invitation)
-    booking.status = "booked"
-    booking.updated_at = req.now
-    booking.horizon = horizon
+        return cal.new_booking(session, resource_id=req.resource.id, uid=req.invitation.uid,
+                               created_at=req.now, pool_id=None, **values)
+    for name, value in values.items():
+        setattr(booking, name, value)
     session.flush()
     return booking
 
