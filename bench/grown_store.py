@@ -47,6 +47,9 @@ MEETING = dt.timedelta(hours=1)
 SERIES = 10  # occurrences of a weekly series
 WEEK_SLOTS = 14  # slots of STEP in a week
 SERIES_PER_BLOCK = 10  # of the WEEK_SLOTS offsets of a block of SERIES weeks; the rest single
+# Cached files of another generation are removed; other sizes of this one (the smoke run's)
+# are kept beside it.
+GENERATION = f"rev{HEAD_REVISION}-v{VERSION}"
 CACHE = Path(tempfile.gettempdir()) / "mr-engine-bench-cache"
 
 
@@ -63,7 +66,7 @@ class Growth:
     @property
     def key(self) -> str:
         """What the cached file is named by: schema, generator and parameters."""
-        return (f"rev{HEAD_REVISION}-v{VERSION}-{self.mailboxes}mb-{self.messages}msg-"
+        return (f"{GENERATION}-{self.mailboxes}mb-{self.messages}msg-"
                 f"{self.resources}res-{self.occurrences}occ-{self.body_size}b")
 
 
@@ -126,8 +129,10 @@ def _build_cache(cache_dir: Path, growth: Growth) -> dict[str, Any]:
     """Build into a private file, then rename it into place: a run killed halfway, or two
     runs building at once, never leave a half-built store under the cache's name."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    for old in cache_dir.glob("grown-*"):  # other keys: an older schema or generator
-        old.unlink(missing_ok=True)
+    current = f"grown-{GENERATION}-"
+    for old in cache_dir.glob("grown-*"):  # an older schema or generator: never used again
+        if not old.name.startswith(current):
+            old.unlink(missing_ok=True)
     fd, name = tempfile.mkstemp(dir=cache_dir, prefix=".building-", suffix=".db")
     os.close(fd)
     try:

@@ -77,3 +77,14 @@ def test_a_second_run_copies_the_cached_store(tmp_path):
     assert second.build_seconds == first.build_seconds and second.copy_seconds is not None
     assert [p.name for p in (tmp_path / "cache").glob("grown-*.db")] == \
         [f"grown-{GROWTH.key}.db"]
+
+
+def test_a_build_removes_other_generations_only(tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    stale = cache / "grown-rev0001-v1-1mb-1msg-1res-1occ-2048b.db"
+    other_size = cache / f"grown-{grown_store.GENERATION}-1mb-1msg-1res-1occ-2048b.db"
+    stale.touch()
+    other_size.touch()
+    _provide(tmp_path, "a.db")
+    assert not stale.exists() and other_size.exists()
