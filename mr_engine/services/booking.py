@@ -181,10 +181,11 @@ def process(session: Session, req: Request) -> BookingResult:
     occurrence that the request could meet.
     """
     lock_mailbox(session, req.resource.id)
-    caught_up = horizon.catch_up(session, req.resource, _extender(req))
+    caught_up, booking = horizon.catch_up_with(session, req.resource, _extender(req),
+                                               req.invitation.uid)
     if caught_up.series:
         log.info("%s: %s", req.resource.name, caught_up.describe())
-    result = _apply(session, req, cal.find_booking(session, req.resource.id, req.invitation.uid))
+    result = _apply(session, req, booking)
     result.replies[:0] = caught_up.replies
     return result
 

@@ -26,7 +26,7 @@ import zoneinfo
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from mr_engine.core import booked_calendar
@@ -49,6 +49,11 @@ STEP = dt.timedelta(days=8)
 _DUE = (select(Booking).where(Booking.resource_id == bindparam("resource"),
                               Booking.horizon < bindparam("due"))
         .order_by(Booking.id).limit(bindparam("limit")))
+# The due series and the meeting a request is for, oldest first, as ``_DUE`` orders them.
+_DUE_OR_UID = (select(Booking).where(Booking.resource_id == bindparam("resource"),
+                                     or_(Booking.horizon < bindparam("due"),
+                                         Booking.uid == bindparam("uid")))
+               .order_by(Booking.id))
 _BOOKED_FROM = select(Occurrence.recurrence_id).where(
     Occurrence.booking_id == bindparam("booking"), Occurrence.start >= bindparam("start"))
 
@@ -115,11 +120,28 @@ def catch_up(session: Session, resource: Mailbox, ext: Extender,
 
     The caller holds the resource's lock (``db.lock_mailbox``) and the transaction.
     """
-    done = Extended()
     due = window_end(resource, ext.now) + DUE_AHEAD
+    return _extend_all(session, resource, ext, session.scalars(
+        _DUE, {"resource": resource.id, "due": due, "limit": limit}).all())
+
+
+def catch_up_with(session: Session, resource: Mailbox, ext: Extender,
+                  uid: str) -> tuple[Extended, Booking | None]:
+    """``catch_up``, and the booking of the meeting ``uid`` (None if it has none) read by
+    the same query: one statement less for every request."""
+    due = window_end(resource, ext.now) + DUE_AHEAD
+    rows = session.scalars(_DUE_OR_UID, {"resource": resource.id, "due": due,
+                                         "uid": uid}).all()
+    done = _extend_all(session, resource, ext,
+                       [b for b in rows if b.horizon is not None and b.horizon < due])
+    return done, next((b for b in rows if b.uid == uid), None)
+
+
+def _extend_all(session: Session, resource: Mailbox, ext: Extender,
+                due: list[Booking]) -> Extended:
+    done = Extended()
     until = window_end(resource, ext.now) + STEP
-    for booking in session.scalars(_DUE, {"resource": resource.id, "due": due,
-                                          "limit": limit}).all():
+    for booking in due:
         _extend(session, resource, booking, until, ext, done)
     return done
 
