@@ -182,7 +182,7 @@ def _render_freebusy(l5: dict[str, Any]) -> list[str]:
 
 def _render_grown(l6: dict[str, Any]) -> list[str]:
     st, c = l6["store"], l6["store"]["counts"]
-    made = (f"cached copy used (built in {st['build_seconds']:.1f} s, copied in "
+    made = (f"cached copy used (built in {st['build_seconds']:.1f} s, copied and synced in "
             f"{st['copy_seconds']:.1f} s)" if st["cache"] == "used" else
             f"built in {st['build_seconds']:.1f} s; cache: {st['cache']}")
     out = ["", f"6. A store that has grown: loads 1, 2 and 4 again with {c['messages']:,} more "
