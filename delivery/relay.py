@@ -289,9 +289,9 @@ class Relay:
                 break
             sent = [_Attempt.make(link, job) for job in jobs]
             with self.db.write() as session:
-                recorded = [(a, outbox.record(session, a.job, self.owner, a.outcome, now,
-                                              self.lifetime)) for a in sent]
-            for attempt, results in recorded:
+                recorded = outbox.record_all(session, [(a.job, a.outcome) for a in sent],
+                                             self.owner, now, self.lifetime)
+            for attempt, results in zip(sent, recorded):
                 attempt.log(results, self.settings.smarthost, now)
                 _count_attempt(results)
                 done.attempts.append(results)

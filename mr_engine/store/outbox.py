@@ -167,29 +167,35 @@ class RelayJob:
     created_at: dt.datetime
 
 
+_T = OutboundMessage.__table__
+_CLAIMED = (_T.c.id, _T.c.sender, _T.c.recipients, _T.c.content, _T.c.attempts, _T.c.created_at)
+
+
 def claim(session: Session, owner: str, now: dt.datetime,
           lease: dt.timedelta, limit: int = 1) -> list[RelayJob]:
     """Take up to ``limit`` due messages for ``owner`` until ``now + lease``, oldest first.
 
     Several at once: under load, one write transaction per message made the relay wait its
-    turn behind the delivery committer once for every reply.
+    turn behind the delivery committer once for every reply. Two statements for the batch
+    (read the due rows, stamp them all), no ORM objects: the relay only needs the values.
     """
-    stmt = (select(OutboundMessage)
-            .where(OutboundMessage.status == QUEUED, OutboundMessage.next_attempt_at <= now,
-                   or_(OutboundMessage.lease_until.is_(None), OutboundMessage.lease_until <= now))
-            .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id).limit(limit))
+    stmt = (select(*_CLAIMED)
+            .where(_T.c.status == QUEUED, _T.c.next_attempt_at <= now,
+                   or_(_T.c.lease_until.is_(None), _T.c.lease_until <= now))
+            .order_by(_T.c.next_attempt_at, _T.c.id).limit(limit))
     if session.get_bind().dialect.name != "sqlite":
         # Concurrent claimers skip rows another transaction is claiming instead of waiting.
         stmt = stmt.with_for_update(skip_locked=True)
-    jobs = []
-    for row in session.scalars(stmt):
+    rows = session.execute(stmt).all()
+    if rows:
         # Counted when started, so a message that keeps killing its worker still ages out.
-        row.attempts += 1
-        row.lease_owner, row.lease_until = owner, now + lease
-        jobs.append(RelayJob(row.id, row.sender, tuple(recipients_of(row)), row.content,
-                        row.attempts, row.created_at))
-    session.flush()
-    return jobs
+        session.execute(update(OutboundMessage)
+                        .where(OutboundMessage.id.in_([r.id for r in rows]))
+                        .values(attempts=OutboundMessage.attempts + 1, lease_owner=owner,
+                                lease_until=now + lease)
+                        .execution_options(synchronize_session=False))
+    return [RelayJob(r.id, r.sender, tuple(x for x in r.recipients.split(",") if x),
+                     r.content, r.attempts + 1, r.created_at) for r in rows]
 
 
 def retry_at(attempts: int, created_at: dt.datetime, now: dt.datetime,
@@ -280,3 +286,36 @@ def record(session: Session, job: RelayJob, owner: str, outcome: SendOutcome, no
         session.flush()
         results.append(AttemptResult(target.id, target.status, fate["recipients"], target.last_error))
     return results
+
+
+def _all_accepted(job: RelayJob, outcome: SendOutcome) -> bool:
+    return outcome.accepted == job.recipients and not outcome.temporary \
+        and not outcome.permanent
+
+
+def record_all(session: Session, attempts: Sequence[tuple[RelayJob, SendOutcome]], owner: str,
+               now: dt.datetime, lifetime: dt.timedelta) -> list[list[AttemptResult]]:
+    """``record`` for a pass's batch, in order: the messages every recipient took (the
+    common case) in two statements for the whole batch, the others one by one."""
+    held = _mark_sent(session, [job.id for job, o in attempts if _all_accepted(job, o)], owner)
+
+    def recorded(job: RelayJob, outcome: SendOutcome) -> list[AttemptResult]:
+        if not _all_accepted(job, outcome):
+            return record(session, job, owner, outcome, now, lifetime)
+        return [AttemptResult(job.id, SENT, job.recipients)] if job.id in held else []
+
+    return [recorded(job, outcome) for job, outcome in attempts]
+
+
+def _mark_sent(session: Session, ids: list[int], owner: str) -> set[int]:
+    """Marks sent those of ``ids`` whose lease is still ``owner``'s; returns them (the rest
+    were deleted meanwhile, or another worker took the expired lease over)."""
+    if not ids:
+        return set()
+    held = set(session.scalars(select(_T.c.id).where(_T.c.id.in_(ids),
+                                                     _T.c.lease_owner == owner)))
+    if held:
+        session.execute(update(OutboundMessage).where(OutboundMessage.id.in_(held))
+                        .values(status=SENT, last_error="", lease_owner=None, lease_until=None)
+                        .execution_options(synchronize_session=False))
+    return held
