@@ -76,16 +76,18 @@ def route(session: Session, recipient: str, mailbox: Mailbox, incoming: Incoming
     inv = incoming.invitation(zoneinfo.ZoneInfo(settings.default_timezone))  # zone: moot
     if not isinstance(inv, Invitation) or inv.method not in ("REQUEST", "CANCEL"):
         return None
-    pool = directory.pool_at(session, recipient)
+    invited = {a.address for e in inv.events for a in e.attendees}
+    # One query for both questions below: a delivery to a non-pool costs a single SELECT.
+    found = directory.pools_among(session, [*directory.address_forms(recipient), *invited])
+    pool = directory.first_at(found, recipient)
     if pool is not None:
         first = directory.nested_members(session, pool)[:1]
         named = pool.email is not None and is_attendee(inv, [pool.email]) is not None
         return Route(pool, first == [mailbox]) if named else None
     if mailbox.resource_type == "none":
         return None
-    invited = {a.address for e in inv.events for a in e.attendees}
-    for pool in directory.pools_among(session, invited):
-        if mailbox in directory.nested_members(session, pool):
+    for pool in found:  # by name; none is at the recipient's address (just checked)
+        if pool.email_lower in invited and mailbox in directory.nested_members(session, pool):
             return Route(pool, True)
     return None
 

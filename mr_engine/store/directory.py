@@ -385,13 +385,19 @@ def set_pool(session: Session, group: Group, on: bool) -> None:
 
 def pool_at(session: Session, address: str) -> Group | None:
     """The pool whose address is ``address`` (any case, ``+detail`` ignored), else None."""
+    return first_at(pools_among(session, address_forms(address)), address)
+
+
+def address_forms(address: str) -> list[str]:
+    """``address`` as a pool's address may match it: lower-cased, then without +detail."""
     lowered = address.strip().lower()
-    for candidate in dict.fromkeys((lowered, strip_detail(lowered))):
-        group = session.scalar(select(Group).where(Group.email_lower == candidate,
-                                                   Group.mr_pool.is_(True)))
-        if group is not None:
-            return group
-    return None
+    return list(dict.fromkeys((lowered, strip_detail(lowered))))
+
+
+def first_at(pools: Iterable[Group], address: str) -> Group | None:
+    """The one of ``pools`` at ``address`` itself, else at it without ``+detail``."""
+    by_address = {p.email_lower: p for p in pools}
+    return next((by_address[a] for a in address_forms(address) if a in by_address), None)
 
 
 def pool_named(session: Session, name: str) -> Group | None:

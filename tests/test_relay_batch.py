@@ -1,0 +1,60 @@
+"""outbox.record_all: a pass's batch recorded at once gives every message the fate that
+``record`` gives it alone (fully accepted, partly refused, lease lost), on both backends."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from mr_engine.store import outbox
+from mr_engine.store.outbox import SENT, QUEUED, FAILED, AttemptResult, SendOutcome
+from mr_engine.testing.store_views import outbox_rows
+
+LEASE, LIFETIME = dt.timedelta(minutes=5), dt.timedelta(days=5)
+
+
+def queue(db, now, recipients_per_message):
+    with db.write() as session:
+        for i, rcpts in enumerate(recipients_per_message):
+            outbox.enqueue(session, sender="res@example.org", recipients=list(rcpts),
+                           content=f"Subject: m{i}\n\nbody\n".encode(), subject=f"m{i}",
+                           now=now)
+
+
+def test_a_batch_is_recorded_as_each_message_alone(db, now):
+    queue(db, now, [["a@example.org"], ["b@example.org", "c@example.org"],
+                    ["d@example.org"], ["e@example.org"]])
+    with db.write() as session:
+        jobs = outbox.claim(session, "me", now, LEASE, 10)
+    assert [j.attempts for j in jobs] == [1, 1, 1, 1]
+    with db.write() as session:  # the fourth's lease went to another worker meanwhile
+        [taken] = outbox.claim(session, "other", now + 2 * LEASE, LEASE, 1)
+    assert taken.id == jobs[0].id
+    outcomes = [
+        SendOutcome(("a@example.org",), reply="250 ok"),
+        SendOutcome(("b@example.org",), temporary={"c@example.org": "451 later"}),
+        SendOutcome(permanent={"d@example.org": "550 no"}),
+        SendOutcome(("e@example.org",), reply="250 ok")]
+    with db.write() as session:
+        results = outbox.record_all(session, list(zip(jobs, outcomes)), "me", now, LIFETIME)
+    assert results[0] == []  # lost lease: the other worker records it
+    assert [r.status for r in results[1]] == [SENT, QUEUED]
+    assert results[2] == [AttemptResult(jobs[2].id, FAILED, ("d@example.org",), "550 no")]
+    assert results[3] == [AttemptResult(jobs[3].id, SENT, ("e@example.org",))]
+    rows = {r.id: r for r in outbox_rows(db)}
+    assert (rows[jobs[0].id].status, rows[jobs[0].id].lease_owner) == (QUEUED, "other")
+    assert rows[jobs[0].id].attempts == 2
+    done = rows[jobs[3].id]
+    assert (done.status, done.lease_owner, done.lease_until, done.last_error,
+            done.recipients, done.attempts) == (SENT, None, None, "", "e@example.org", 1)
+
+
+def test_claim_reads_the_envelope_and_stamps_the_lease(db, now):
+    queue(db, now, [["x@example.org", "y@example.org"]])
+    with db.write() as session:
+        [job] = outbox.claim(session, "me", now, LEASE, 5)
+    assert (job.sender, job.recipients, job.content) == (
+        "res@example.org", ("x@example.org", "y@example.org"), b"Subject: m0\n\nbody\n")
+    [row] = outbox_rows(db)
+    assert (row.lease_owner, row.lease_until, row.attempts) == ("me", now + LEASE, 1)
+    with db.write() as session:
+        assert outbox.claim(session, "you", now, LEASE, 5) == []
