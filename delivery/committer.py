@@ -95,6 +95,8 @@ class Committer:
         jobs = [DeliveryJob(envelope, rcpt, mid, loop, loop.create_future()) for rcpt, mid in targets]
         for job in jobs:
             self._jobs.put(job)
+        if len(jobs) == 1:  # most messages: gather's wrapper task and callbacks saved
+            return [await jobs[0].future]
         return list(await asyncio.gather(*(job.future for job in jobs)))
 
     def _work(self) -> None:
@@ -136,12 +138,16 @@ class Committer:
             results = [_Result(TEMPFAIL, "", ["commit failed"]) for job in jobs]
         self.mail.batch_done()  # the answers are final: a next run writes afresh
         # Logged once committed (and outside the write lock): "delivered" is then true.
+        answers: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Outcome], Outcome]]] = {}
         for job, result in zip(jobs, results):
             DeliveryLine.after_data(job.envelope, job.recipient, result.outcome, result.mailbox,
                                     "; ".join(result.notes)).log()
             for count in result.counts:
                 count.record()
-            job.loop.call_soon_threadsafe(_resolve, job.future, result.outcome)
+            answers.setdefault(job.loop, []).append((job.future, result.outcome))
+        # One wake-up of each loop for the whole batch, not one a delivery.
+        for loop, answered in answers.items():
+            loop.call_soon_threadsafe(_resolve, answered)
         if any(result.queued for result in results):
             self.on_queued()
 
@@ -267,6 +273,7 @@ class _Result:
     counts: tuple[Count, ...] = ()  # a refused delivery's were rolled back with it
 
 
-def _resolve(future: asyncio.Future[Outcome], outcome: Outcome) -> None:
-    if not future.done():
-        future.set_result(outcome)
+def _resolve(answered: list[tuple[asyncio.Future[Outcome], Outcome]]) -> None:
+    for future, outcome in answered:
+        if not future.done():  # cancelled: its session was closed meanwhile
+            future.set_result(outcome)
