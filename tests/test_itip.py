@@ -402,3 +402,24 @@ def test_sequence_transparency_and_status(lines, sequence: int, transparent: boo
 def test_vevent_is_kept_serialized_for_storage() -> None:
     event = parse_invitation(CALENDAR, BERLIN).events[0]
     assert event.ical.startswith("BEGIN:VEVENT") and "UID:meeting-1@example.org" in event.ical
+
+
+LONG = "DESCRIPTION:" + "x" * 100  # folded when serialized, not when kept as received
+
+
+def test_vevent_is_kept_as_received() -> None:
+    # The sender's text, long line and order of properties as they were, CRLF-terminated.
+    text = vevent(LONG, "X-ORDER:last")
+    event = parse_invitation(vcalendar(text), BERLIN).events[0]
+    assert event.ical == text + "\r\n"
+
+
+@pytest.mark.parametrize("calendar", [
+    vcalendar(vevent(LONG)).replace(b"BEGIN:VEVENT", b"Begin:VEvent"),  # not cut from the text
+    vcalendar(vevent(LONG)) + vcalendar(vevent(uid="other@example.org")),  # which one is read?
+    vcalendar(vevent(LONG, "CREATED:x")),  # icalendar noted an error in the VEVENT
+])
+def test_vevent_is_serialized_again_when_its_text_is_not_known(calendar: bytes) -> None:
+    event = parse_invitation(calendar, BERLIN).events[0]
+    assert event.ical.startswith("BEGIN:VEVENT") and "UID:meeting-1@example.org" in event.ical
+    assert "x" * 100 not in event.ical
