@@ -13,9 +13,10 @@ import datetime as dt
 from dataclasses import dataclass, fields, replace
 from typing import Any, Iterable
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
+from mr_engine.store.by_ids import ByIds
 from mr_engine.store.claims import claim
 from mr_engine.store.directories import DirectoryError
 from mr_engine.store.models import Mailbox, OutOfOffice, OutOfOfficeLog
@@ -49,9 +50,9 @@ def _state(row: OutOfOffice | None) -> OofState:
 
 # Built once: this runs for every batch of deliveries, and statement construction costs
 # more than the query itself (profiled under the benchmark's load).
-_GET = select(OutOfOffice.mailbox_id, OutOfOffice.enabled, OutOfOffice.subject,
-              OutOfOffice.body, OutOfOffice.start, OutOfOffice.until).where(
-    OutOfOffice.mailbox_id.in_(bindparam("mailboxes", expanding=True)))
+_GET = ByIds(OutOfOffice.mailbox_id,
+             select(OutOfOffice.mailbox_id, OutOfOffice.enabled, OutOfOffice.subject,
+                    OutOfOffice.body, OutOfOffice.start, OutOfOffice.until).where)
 
 
 def get_oof_many(session: Session, mailbox_ids: Iterable[int]) -> dict[int, OofState]:
@@ -60,7 +61,7 @@ def get_oof_many(session: Session, mailbox_ids: Iterable[int]) -> dict[int, OofS
     if not ids:
         return {}
     session.flush()  # the Core read below must see this session's pending changes
-    rows = session.connection().execute(_GET, {"mailboxes": ids})
+    rows = session.connection().execute(*_GET(ids))
     return {row[0]: OofState(*row[1:]) for row in rows}
 
 

@@ -14,6 +14,7 @@ from typing import Iterable
 from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
+from mr_engine.store.by_ids import ByIds
 from mr_engine.store.db import lock_mailbox
 from mr_engine.store.directories import DirectoryError, Duplicate, NotFound
 from mr_engine.store.models import Folder, Mailbox, Message, Store
@@ -184,10 +185,10 @@ def folder_id(session: Session, store_id: int, name: str) -> int:
     return fid
 
 
-_INDEX = (select(Store.mailbox_id, Store.id, Folder.name, Folder.id)
-          .outerjoin(Folder, Folder.store_id == Store.id)
-          .where(Store.mailbox_id.in_(bindparam("mailboxes", expanding=True)),
-                 Store.deleted_at.is_(None)))
+_INDEX = ByIds(Store.mailbox_id,
+               select(Store.mailbox_id, Store.id, Folder.name, Folder.id)
+               .outerjoin(Folder, Folder.store_id == Store.id)
+               .where(Store.deleted_at.is_(None)).where)
 
 
 class StoreIndex:
@@ -205,7 +206,7 @@ class StoreIndex:
         self._folders: dict[tuple[int, str], int] = {}
         ids = sorted(set(mailbox_ids))
         if ids:
-            for mailbox_id, store_id, name, fid in session.execute(_INDEX, {"mailboxes": ids}):
+            for mailbox_id, store_id, name, fid in session.execute(*_INDEX(ids)):
                 self._stores[mailbox_id] = store_id
                 if name is not None:
                     self._folders[(store_id, name)] = fid
