@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mr_engine.core.imip import find_calendar
-from mr_engine.core.itip import InvitationError, is_attendee, parse_invitation
+from mr_engine.core.itip import InvitationError, is_attendee, parse_invitation, read_calendar
 from mr_engine.testing.ical import INVITED_ROOM, parse_fixture, vcalendar, vevent
 from mr_engine.testing.paths import checkout_of
 from mr_engine.testing.times import BERLIN, utc
@@ -423,3 +423,24 @@ def test_vevent_is_serialized_again_when_its_text_is_not_known(calendar: bytes) 
     event = parse_invitation(calendar, BERLIN).events[0]
     assert event.ical.startswith("BEGIN:VEVENT") and "UID:meeting-1@example.org" in event.ical
     assert "x" * 100 not in event.ical
+
+
+def custom_zone(offset: str) -> str:
+    return "\r\n".join(["BEGIN:VTIMEZONE", "TZID:Customized Time Zone", "BEGIN:STANDARD",
+                        "DTSTART:19700101T000000", f"TZOFFSETFROM:{offset}",
+                        f"TZOFFSETTO:{offset}", "END:STANDARD", "END:VTIMEZONE"])
+
+
+def test_senders_vtimezone_is_cached_by_its_text_as_received(monkeypatch) -> None:
+    # Another message with the zone finds its tzinfo without serializing the zone again
+    # (icalendar's parse and its first build of the zone may); a zone of the same name
+    # with other rules is another zone.
+    local = "DTSTART;TZID=Customized Time Zone:20260317T100000"
+    for offset, hour in (("+0300", 7), ("+0500", 5)):
+        data = vcalendar(custom_zone(offset), vevent(start=local, end="DURATION:PT1H"))
+        message = b"Content-Type: text/calendar\n\n" + data
+        assert parse_invitation(data, BERLIN).events[0].start == utc(2026, 3, 17, hour)
+        calendar = read_calendar(email.message_from_bytes(message))
+        with monkeypatch.context() as patch:
+            patch.setattr("icalendar.Timezone.to_ical", lambda self: pytest.fail("serialized"))
+            assert parse_invitation(calendar, BERLIN).events[0].start == utc(2026, 3, 17, hour)

@@ -38,10 +38,11 @@ _MAX_EVENTS = 1000
 _DTSTART_OPTIONAL = frozenset({"CANCEL", "REPLY", "REFRESH", "DECLINECOUNTER"})
 _Periods = list[tuple[datetime, timedelta]]
 _VTIMEZONE = re.compile(r"^BEGIN:VTIMEZONE$.*?^END:VTIMEZONE$\n?", re.M | re.S | re.I)
-_VEVENT = re.compile(r"^BEGIN:VEVENT$.*?^END:VEVENT$\n?", re.M | re.S)
-# Any line icalendar might read as the start of a VCALENDAR or VEVENT, however written.
-_VCALENDAR = re.compile(r"^[ \t]*BEGIN[ \t]*:[ \t]*VCALENDAR", re.M | re.I)
-_ANY_VEVENT = re.compile(r"^[ \t]*BEGIN[ \t]*:[ \t]*VEVENT", re.M | re.I)
+# The components whose text as received is used (_texts_of), and any line icalendar might
+# read as the start of a component, however written.
+_BLOCKS = {name: re.compile(rf"^BEGIN:{name}$.*?^END:{name}$\n?", re.M | re.S)
+           for name in ("VEVENT", "VTIMEZONE")}
+_ANY_BEGIN = re.compile(r"^[ \t]*BEGIN[ \t]*:[ \t]*(\w*)", re.M | re.I)
 # The times a booking may have. RFC 5545 allows the years 0000-9999, but arithmetic near
 # either end overflows Python's datetime (DTSTART in year 1, 9999-12-31 plus two days,
 # DURATION:P99999999W), and no resource is booked before 1900 or for ten years at a time.
@@ -50,7 +51,7 @@ LATEST = datetime(9000, 1, 1, tzinfo=timezone.utc)
 LONGEST = timedelta(days=3653)
 OUT_OF_RANGE = "the meeting's time is out of range"
 _TIMEZONE_TEXT = "mr_engine_timezones"  # attribute of a Calendar that _load_calendar read
-_EVENT_TEXTS = "mr_engine_vevents"  # another: the VEVENTs as received, in order
+_BLOCK_TEXTS = "mr_engine_blocks"  # another: VEVENTs and VTIMEZONEs as received, in order
 
 
 class InvitationError(Exception):
@@ -155,19 +156,24 @@ def _load_calendar(data: bytes) -> Calendar:
             # The VTIMEZONEs as received, for keeping with a booking: cut from the text,
             # because icalendar takes 0.7 ms to serialize an Outlook zone again.
             setattr(calendar, _TIMEZONE_TEXT, "".join(_VTIMEZONE.findall(text)))
-            setattr(calendar, _EVENT_TEXTS, _event_texts(text))
+            setattr(calendar, _BLOCK_TEXTS, _block_texts(text))
             return calendar
     raise InvitationError("no VEVENT in the calendar")
 
 
-def _event_texts(text: str) -> list[str] | None:
-    """The VEVENTs of a calendar's *text* as received, in order, CRLF-terminated; None when
-    the text holds more than one VCALENDAR (the one read could not be told by position) or
-    a VEVENT begun in another spelling than ``BEGIN:VEVENT`` (it would not be found)."""
-    blocks = _VEVENT.findall(text)
-    if len(_VCALENDAR.findall(text)) != 1 or len(_ANY_VEVENT.findall(text)) != len(blocks):
-        return None
-    return [(b if b.endswith("\n") else b + "\n").replace("\n", "\r\n") for b in blocks]
+def _block_texts(text: str) -> dict[str, list[str]]:
+    """The VEVENTs and VTIMEZONEs of a calendar's *text* as received, in order,
+    CRLF-terminated, by component name. No entry for a name when the text holds more than one
+    VCALENDAR (the one read could not be told by position) or such a component begun in
+    another spelling than ``BEGIN:NAME`` (it would not be found)."""
+    begun = [name.upper() for name in _ANY_BEGIN.findall(text)]
+    found: dict[str, list[str]] = {}
+    for name, pattern in _BLOCKS.items():
+        blocks = pattern.findall(text)
+        if begun.count("VCALENDAR") == 1 and begun.count(name) == len(blocks):
+            found[name] = [(b if b.endswith("\n") else b + "\n").replace("\n", "\r\n")
+                           for b in blocks]
+    return found
 
 
 def _plain(component: Component, name: str) -> str:
@@ -432,22 +438,26 @@ def parse_invitation(data: bytes | Calendar, default_tz: tzinfo) -> Invitation:
     mine = [c for c in components if _plain(c, "UID") == uid]
     if len(mine) > _MAX_EVENTS:
         raise InvitationError(f"more than {_MAX_EVENTS} VEVENTs for one UID")
-    zones = CalendarZones(calendar.walk("VTIMEZONE"), default_tz)
-    texts = _texts_of(calendar, components)
+    vtimezones = calendar.walk("VTIMEZONE")
+    zones = CalendarZones(vtimezones, default_tz, _texts_of(calendar, "VTIMEZONE", vtimezones))
+    texts = _texts_of(calendar, "VEVENT", components)
     events = [_event(c, uid, method, zones, texts.get(id(c)) or _serialize(c)) for c in mine]
     return Invitation(method=method, uid=uid, events=_ordered(events),
                       prodid=_plain(calendar, "PRODID"),
                       timezones=_timezones(calendar))
 
 
-def _texts_of(calendar: Calendar, components: list[Component]) -> dict[int, str]:
-    """The received text of each VEVENT (by id) that icalendar read without an error.
+def _texts_of(calendar: Calendar, name: str, components: list[Component]) -> dict[int, str]:
+    """The received text of each of the *name* *components* (by id) that icalendar read
+    without an error.
 
-    Kept with a booking instead of the component serialized again, which costs more than
-    a third of reading a request; the text parses to the same event. The n-th VEVENT of
-    the text is the n-th that icalendar walked, when their counts agree.
+    A VEVENT's is kept with a booking, and a VTIMEZONE's is the key of its tzinfo
+    (timezones.zone_from_vtimezone), instead of the component serialized again, which
+    costs more than a third of reading a request (an Outlook zone 0.7 ms); the text
+    parses to the same component. The n-th of the text is the n-th that icalendar
+    walked, when their counts agree.
     """
-    texts = getattr(calendar, _EVENT_TEXTS, None)
+    texts = getattr(calendar, _BLOCK_TEXTS, {}).get(name)
     if texts is None or len(texts) != len(components):
         return {}
     return {id(c): t for c, t in zip(components, texts)
