@@ -4,9 +4,10 @@ It runs as an asyncio task inside ``mr-engine serve``; smtplib does the talking 
 thread so the event loop never blocks. A pass claims up to CLAIM_BATCH due messages at a
 time (see ``delivery/outbox.py`` for the lease that keeps several processes from sending one
 twice), sends each with its own envelope over one SMTP session, records the outcomes and
-goes on until nothing is due. Delivery code calls ``wake()`` after committing a transaction
-that queued something; between wakes the worker polls every second, for retries that have
-come due and for messages queued by other processes (kopano-mr-accept, queue retry).
+goes on until a claim comes back short (nothing more was due). Delivery code calls
+``wake()`` after committing a transaction that queued something; between wakes the worker
+polls every second, for retries that have come due and for messages queued by other
+processes (kopano-mr-accept, queue retry).
 
 A message with a UTF-8 address or header is sent with SMTPUTF8 (RFC 6531) when the smarthost
 offers it, and fails for good with a ``last_error`` saying so when it does not; everything
@@ -121,17 +122,25 @@ class SmtpLink:
     """The smarthost as seen by one pass: one connection for its messages, given up on once dead.
 
     The connection is reused from message to message (as Postfix's connection cache does:
-    connect, EHLO and QUIT cost more than a short message) and closed at the end of the
-    pass. Once connecting has failed in a pass, the pass's other messages get the same
-    temporary failure without another connect (Postfix's "dead destination" cache), so a
-    pass never waits a timeout per message and every waiting message still ages towards its
-    lifetime.
+    connect, EHLO and QUIT cost more than a short message). The server's relay keeps it from
+    pass to pass while there is mail (under load a pass is a wake per committed batch, often
+    one message) and checks it with RSET before a pass's first message, reconnecting if the
+    smarthost has dropped it meanwhile. Once connecting has failed in a pass, the pass's
+    other messages get the same temporary failure without another connect (Postfix's "dead
+    destination" cache), so a pass never waits a timeout per message and every waiting
+    message still ages towards its lifetime.
     """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.dead: str | None = None
         self._smtp: _SMTP | None = None
+        self._check = False
+
+    def begin_pass(self) -> None:
+        """A new pass: the smarthost may be back, and a kept connection is checked once."""
+        self.dead = None
+        self._check = self._smtp is not None
 
     def close(self) -> None:
         if self._smtp is not None:
@@ -158,7 +167,7 @@ class SmtpLink:
         if self.dead:
             return _all(job, 451, self.dead)
         try:
-            smtp = self._smtp = self._smtp or self._connect()
+            smtp = self._smtp = self._kept() or self._connect()
         except (OSError, smtplib.SMTPException) as exc:
             # Greeting, EHLO, STARTTLS and AUTH trouble is the smarthost's (or our
             # configuration's), not the message's: always temporary, as Postfix's
@@ -176,6 +185,14 @@ class SmtpLink:
         except (OSError, smtplib.SMTPException) as exc:
             self.close()
             return _all(job, 451, f"SMTP conversation failed: {_describe(exc)}")
+
+    def _kept(self) -> _SMTP | None:
+        """The connection kept from the last pass if it still answers, else None."""
+        if self._check:
+            self._check = False
+            if self._smtp is not None and not _alive(self._smtp):
+                self.close()
+        return self._smtp
 
     def _transaction(self, smtp: _SMTP, job: RelayJob) -> SendOutcome:
         content = _crlf(job.content)
@@ -216,6 +233,13 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, smtplib.SMTPResponseException):
         return _reply(exc.smtp_code, exc.smtp_error)
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _alive(smtp: smtplib.SMTP) -> bool:
+    try:
+        return smtp.rset()[0] == 250
+    except (OSError, smtplib.SMTPException):
+        return False
 
 
 def _quit(smtp: smtplib.SMTP) -> None:
@@ -270,12 +294,13 @@ class Relay:
         """Make passes until ``stop`` is set: on start, on ``wake()``, every poll_interval."""
         woken = self._woken = asyncio.Event()
         self._loop = asyncio.get_running_loop()
+        link = SmtpLink(self.settings)
         try:
             while not stop.is_set():
                 # Cleared before the pass: a wake() during the pass makes another pass.
                 woken.clear()
                 try:
-                    done = await asyncio.to_thread(self.run_pass, self.clock())
+                    done = await asyncio.to_thread(self.run_pass, self.clock(), link)
                     if not done.complete:
                         continue  # stopped at its budget: go on at once
                 except Exception:
@@ -283,21 +308,28 @@ class Relay:
                 await _first_of(stop, woken, self.poll_interval)
         finally:
             self._loop = self._woken = None
+            link.close()
 
     def run_once(self, now: dt.datetime) -> int:
         """One pass over the messages due at ``now``; returns how many were attempted."""
         return len(self.run_pass(now).attempts)
 
-    def run_pass(self, now: dt.datetime) -> Pass:
+    def run_pass(self, now: dt.datetime, keep: SmtpLink | None = None) -> Pass:
         """Like ``run_once``, with each attempt's resulting rows (for ``queue flush``).
 
         The pass stops claiming after PASS_BUDGET seconds so that its leases, stamped from
         ``now``, stay valid; it then says it is not complete, and the rest is for the next.
+        With ``keep`` the pass uses that link and leaves its connection open for the next
+        pass, unless the pass found nothing to send (idle: the connection is closed).
         """
-        link, done = SmtpLink(self.settings), Pass()
+        link, done = keep or SmtpLink(self.settings), Pass()
+        link.begin_pass()
         try:
             self._claim_and_send(link, done, now)
-        finally:
+        except BaseException:
+            link.close()
+            raise
+        if keep is None or not done.attempts:
             link.close()
         return done
 
@@ -317,6 +349,12 @@ class Relay:
                 attempt.log(results, self.settings.smarthost, now)
                 _count_attempt(results)
                 done.attempts.append(results)
+            if len(jobs) < CLAIM_BATCH:
+                # The claim took all that was due at ``now``: no third write transaction
+                # to find nothing (under load a pass is often a single reply). What comes
+                # due later is the next pass's, on its wake() or poll.
+                done.complete = True
+                break
 
 
 @dataclass(frozen=True)

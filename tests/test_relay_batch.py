@@ -1,12 +1,15 @@
-"""outbox.record_all: a pass's batch recorded at once gives every message the fate that
-``record`` gives it alone (fully accepted, partly refused, lease lost), on both backends."""
+"""The relay's batched side, on both backends: outbox.record_all gives every message of a
+batch the fate ``record`` gives it alone (fully accepted, partly refused, lease lost), and
+the server's relay keeps its SMTP connection from pass to pass."""
 
 from __future__ import annotations
 
 import datetime as dt
 
+from mr_engine.delivery.relay import Relay, SmtpLink
 from mr_engine.store import outbox
 from mr_engine.store.outbox import SENT, QUEUED, FAILED, AttemptResult, SendOutcome
+from mr_engine.testing.smarthost import relay_settings
 from mr_engine.testing.store_views import outbox_rows
 
 LEASE, LIFETIME = dt.timedelta(minutes=5), dt.timedelta(days=5)
@@ -58,3 +61,43 @@ def test_claim_reads_the_envelope_and_stamps_the_lease(db, now):
     assert (row.lease_owner, row.lease_until, row.attempts) == ("me", now + LEASE, 1)
     with db.write() as session:
         assert outbox.claim(session, "you", now, LEASE, 5) == []
+
+
+# --- the server's relay keeps its SMTP connection from pass to pass ---------------------------
+
+def queue_one(db, now, rcpt="bob@example.org"):
+    with db.write() as session:
+        outbox.enqueue(session, sender="", recipients=[rcpt], content=b"Subject: x\r\n\r\nx\r\n",
+                       subject="x", now=now)
+
+
+def test_a_kept_connection_serves_the_next_pass_and_an_idle_pass_closes_it(db, now, smarthost):
+    relay = Relay(db, relay_settings(smarthost.port))
+    link = SmtpLink(relay.settings)
+    queue_one(db, now)
+    assert len(relay.run_pass(now, link).attempts) == 1
+    kept = link._smtp
+    assert kept is not None
+    queue_one(db, now)
+    assert len(relay.run_pass(now, link).attempts) == 1
+    assert link._smtp is kept
+    assert relay.run_pass(now, link).attempts == []
+    assert link._smtp is None
+    assert [r.status for r in outbox_rows(db)] == [SENT, SENT]
+
+
+def test_a_kept_connection_the_smarthost_dropped_is_replaced_not_deferred(db, now, smarthost):
+    relay = Relay(db, relay_settings(smarthost.port))
+    link = SmtpLink(relay.settings)
+    queue_one(db, now)
+    relay.run_pass(now, link)
+    dropped = link._smtp
+    smarthost.stop()  # drops the session the link holds
+    smarthost.start()
+    queue_one(db, now, "carol@example.org")
+    [[result]] = relay.run_pass(now, link).attempts
+    assert (result.status, result.recipients) == (SENT, ("carol@example.org",))
+    assert [r.rcpt_tos for r in smarthost.sink.received] == [["bob@example.org"],
+                                                             ["carol@example.org"]]
+    assert link._smtp is not dropped
+    link.close()
