@@ -39,6 +39,7 @@ def envelope(content: bytes, zone: tzinfo) -> Envelope:
                    message_id=message_id_of(parsed), peer="127.0.0.1", helo="x",
                    client="127.0.0.1:1")
     env.invitation(zone)  # as the LMTP handler does, on the protocol side
+    env.listing
     return env
 
 

@@ -85,7 +85,8 @@ class Envelope:
 
     @property
     def listing(self) -> tuple[str, str]:
-        """Subject and From decoded for message listings, once for all recipients."""
+        """Subject and From decoded for message listings, once for all recipients (by the
+        LMTP handler, before the hand-off: see ``invitation``)."""
         if "listing" not in self._read:
             self._read["listing"] = (header_text(self.message.get("Subject")),
                                      header_text(self.message.get("From")))
