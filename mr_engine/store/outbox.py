@@ -17,7 +17,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from sqlalchemy import delete as delete_rows, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete as delete_rows, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from mr_engine.store.models import OutboundMessage
@@ -167,8 +167,25 @@ class RelayJob:
     created_at: dt.datetime
 
 
+# The relay's statements, built once (building and cache-keying them took as much CPU as
+# running them) and run on the session's connection: plain values, no ORM objects.
 _T = OutboundMessage.__table__
-_CLAIMED = (_T.c.id, _T.c.sender, _T.c.recipients, _T.c.content, _T.c.attempts, _T.c.created_at)
+_IDS = bindparam("ids", expanding=True)
+_DUE = (select(_T.c.id, _T.c.sender, _T.c.recipients, _T.c.content, _T.c.attempts,
+               _T.c.created_at)
+        .where(_T.c.status == QUEUED, _T.c.next_attempt_at <= bindparam("now"),
+               or_(_T.c.lease_until.is_(None), _T.c.lease_until <= bindparam("now")))
+        .order_by(_T.c.next_attempt_at, _T.c.id).limit(bindparam("limit")))
+# Concurrent claimers skip rows another transaction is claiming instead of waiting (SQLite
+# has no FOR UPDATE: its claim transaction is serialized by BEGIN IMMEDIATE).
+_DUE_LOCKED = _DUE.with_for_update(skip_locked=True)
+# Counted when started, so a message that keeps killing its worker still ages out.
+_STAMP = (update(_T).where(_T.c.id.in_(_IDS))
+          .values(attempts=_T.c.attempts + 1, lease_owner=bindparam("owner"),
+                  lease_until=bindparam("until")))
+_HELD = select(_T.c.id).where(_T.c.id.in_(_IDS), _T.c.lease_owner == bindparam("owner"))
+_SENT = (update(_T).where(_T.c.id.in_(_IDS))
+         .values(status=SENT, last_error="", lease_owner=None, lease_until=None))
 
 
 def claim(session: Session, owner: str, now: dt.datetime,
@@ -179,21 +196,12 @@ def claim(session: Session, owner: str, now: dt.datetime,
     turn behind the delivery committer once for every reply. Two statements for the batch
     (read the due rows, stamp them all), no ORM objects: the relay only needs the values.
     """
-    stmt = (select(*_CLAIMED)
-            .where(_T.c.status == QUEUED, _T.c.next_attempt_at <= now,
-                   or_(_T.c.lease_until.is_(None), _T.c.lease_until <= now))
-            .order_by(_T.c.next_attempt_at, _T.c.id).limit(limit))
-    if session.get_bind().dialect.name != "sqlite":
-        # Concurrent claimers skip rows another transaction is claiming instead of waiting.
-        stmt = stmt.with_for_update(skip_locked=True)
-    rows = session.execute(stmt).all()
+    conn = session.connection()
+    due = _DUE if conn.dialect.name == "sqlite" else _DUE_LOCKED
+    rows = conn.execute(due, {"now": now, "limit": limit}).all()
     if rows:
-        # Counted when started, so a message that keeps killing its worker still ages out.
-        session.execute(update(OutboundMessage)
-                        .where(OutboundMessage.id.in_([r.id for r in rows]))
-                        .values(attempts=OutboundMessage.attempts + 1, lease_owner=owner,
-                                lease_until=now + lease)
-                        .execution_options(synchronize_session=False))
+        conn.execute(_STAMP, {"ids": [r.id for r in rows], "owner": owner,
+                              "until": now + lease})
     return [RelayJob(r.id, r.sender, tuple(x for x in r.recipients.split(",") if x),
                      r.content, r.attempts + 1, r.created_at) for r in rows]
 
@@ -312,10 +320,8 @@ def _mark_sent(session: Session, ids: list[int], owner: str) -> set[int]:
     were deleted meanwhile, or another worker took the expired lease over)."""
     if not ids:
         return set()
-    held = set(session.scalars(select(_T.c.id).where(_T.c.id.in_(ids),
-                                                     _T.c.lease_owner == owner)))
+    conn = session.connection()
+    held = set(conn.scalars(_HELD, {"ids": ids, "owner": owner}))
     if held:
-        session.execute(update(OutboundMessage).where(OutboundMessage.id.in_(held))
-                        .values(status=SENT, last_error="", lease_owner=None, lease_until=None)
-                        .execution_options(synchronize_session=False))
+        conn.execute(_SENT, {"ids": sorted(held)})
     return held
