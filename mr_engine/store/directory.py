@@ -415,14 +415,17 @@ def pools_of(session: Session, mailbox: Mailbox) -> list[Group]:
                                 .order_by(Group.name)))
 
 
+# Built once: every meeting request's delivery asks it (services.pools.route).
+_POOLS_AMONG = (select(Group).where(Group.email_lower.in_(bindparam("addresses", expanding=True)),
+                                    Group.mr_pool.is_(True)).order_by(Group.name))
+
+
 def pools_among(session: Session, addresses: Iterable[str]) -> list[Group]:
     """The pools whose address is one of ``addresses`` (lower-case), by name: one query."""
     wanted = sorted(set(addresses))
     if not wanted:
         return []
-    return list(session.scalars(select(Group).where(Group.email_lower.in_(wanted),
-                                                    Group.mr_pool.is_(True))
-                                .order_by(Group.name)))
+    return list(session.scalars(_POOLS_AMONG, {"addresses": wanted}))
 
 
 def group_members(session: Session, group: Group) -> list[Mailbox]:
