@@ -312,6 +312,7 @@ def test_browser_finder_form_lists_exactly_the_free_resources(server, browser, t
 def _find(browser, minutes: str, kind: str) -> list[str]:
     """Fill in the duration (and the kind), submit, and read the resources found."""
     from selenium.webdriver.common.by import By
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.expected_conditions import staleness_of
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -322,7 +323,10 @@ def _find(browser, minutes: str, kind: str) -> list[str]:
         Select(browser.find_element(By.ID, "kind")).select_by_visible_text(kind)
     page = browser.find_element(By.TAG_NAME, "html")
     browser.find_element(By.CSS_SELECTOR, "#finder button[type=submit]").click()
-    WebDriverWait(browser, 20).until(staleness_of(page))  # the result page has loaded
+    # The result page has loaded. Asked about the old page while it unloads, ChromeDriver
+    # may answer "unhandled inspector error" instead of "stale element": ask again.
+    WebDriverWait(browser, 20, ignored_exceptions=(WebDriverException,)).until(
+        staleness_of(page))
     assert browser.find_element(By.ID, "results-heading").text.startswith("Free for the whole")
     items = browser.find_elements(By.CSS_SELECTOR, "#found li")
     return [item.get_attribute("data-resource") for item in items]
