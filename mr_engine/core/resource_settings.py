@@ -21,6 +21,8 @@ Pure data: no SQLAlchemy, no clock.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import operator
 from dataclasses import dataclass
 from typing import Any, Callable, get_type_hints
 
@@ -226,9 +228,25 @@ def defaults() -> dict[str, Any]:
     return {s.column: s.default for s in SETTINGS}
 
 
+_STORED = operator.attrgetter(*(s.column for s in SETTINGS))
+
+
 def settings_of(record: Any) -> ResourceSettings:
-    """The settings of anything carrying them as column-named attributes (a ``Mailbox``)."""
-    return ResourceSettings(**{s.name: s.load(getattr(record, s.column)) for s in SETTINGS})
+    """The settings of anything carrying them as column-named attributes (a ``Mailbox``).
+
+    Typed once for each set of stored values: a meeting request asks several times, and
+    typing every setting costs more than reading the columns.
+    """
+    stored = _STORED(record)
+    try:
+        return _typed(stored)
+    except TypeError:  # an unhashable value (a list given by a caller): typed uncached
+        return _typed.__wrapped__(stored)
+
+
+@functools.lru_cache(maxsize=256)
+def _typed(stored: tuple[Any, ...]) -> ResourceSettings:
+    return ResourceSettings(**{s.name: s.load(v) for s, v in zip(SETTINGS, stored)})
 
 
 def invalid_choice(column: str, value: Any) -> str | None:

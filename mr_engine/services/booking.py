@@ -199,7 +199,7 @@ def _apply(session: Session, req: Request, booking: Booking | None) -> BookingRe
         else _series(session, req, booking)
     if any(e.out_of_range for e in req.invitation.events):
         result.problems.append(OUT_OF_RANGE)  # declined, and the input was not usable
-    if result.outcome == "accepted" and horizon.settings_of_resource(req.resource).notify_delegates:
+    if result.outcome == "accepted" and req.resource.resource_settings.notify_delegates:
         result.replies += _notices(session, req)
     return result
 
@@ -368,7 +368,7 @@ def _proposes(req: Request, outcome: str, reasons: list[str]) -> bool:
     master = req.invitation.master
     return outcome == "declined" and bool(req.offer.times) and master is not None \
         and not master.recurring and not master.all_day \
-        and horizon.settings_of_resource(req.resource).propose_time \
+        and req.resource.resource_settings.propose_time \
         and any(r.startswith(CONFLICT_ON) for r in reasons)
 
 

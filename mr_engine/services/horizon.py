@@ -19,12 +19,9 @@ booking keeps a slot.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
-import operator
 import zoneinfo
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
@@ -35,7 +32,6 @@ from mr_engine.config import Settings
 from mr_engine.core.itip import Invitation, InvitationError
 from mr_engine.store.models import Booking, Mailbox, Occurrence
 from mr_engine.core.policy import ResourceFacts, ResourcePolicy, decide_extension
-from mr_engine.core.resource_settings import SETTINGS, ResourceSettings, settings_of
 from mr_engine.core.recurrence import Instance, RecurrenceError, expand, finished_by
 from mr_engine.services.replies import OutgoingReply, compose, event_for, wanted
 from mr_engine.core.reply import Answer
@@ -58,23 +54,9 @@ _BOOKED_FROM = select(Occurrence.recurrence_id).where(
     Occurrence.booking_id == bindparam("booking"), Occurrence.start >= bindparam("start"))
 
 
-_COLUMNS = operator.attrgetter(*(s.column for s in SETTINGS))
-
-
-@functools.lru_cache(maxsize=256)
-def _typed(columns: tuple) -> ResourceSettings:
-    return settings_of(SimpleNamespace(**dict(zip((s.column for s in SETTINGS), columns))))
-
-
-def settings_of_resource(resource: Mailbox) -> ResourceSettings:
-    """``resource.resource_settings``, typed once for each set of column values: a meeting
-    request asks four times, and typing 23 settings costs more than reading them."""
-    return _typed(_COLUMNS(resource))
-
-
 def policy_of(resource: Mailbox) -> ResourcePolicy:
     """The resource's booking settings as the pure policy sees them."""
-    return settings_of_resource(resource)
+    return resource.resource_settings
 
 
 def window_end(resource: Mailbox, now: dt.datetime) -> dt.datetime:
