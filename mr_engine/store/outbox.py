@@ -64,7 +64,12 @@ def enqueue(session: Session, *, sender: str, recipients: Sequence[str], content
 
 
 def recipients_of(row: OutboundMessage) -> list[str]:
-    return [r for r in row.recipients.split(",") if r]
+    return _split(row.recipients)
+
+
+def _split(recipients: str) -> list[str]:
+    """The addresses of a ``recipients`` column (comma-joined)."""
+    return [r for r in recipients.split(",") if r]
 
 
 # --- management (mr-engine queue) ------------------------------------------------------------
@@ -202,7 +207,7 @@ def claim(session: Session, owner: str, now: dt.datetime,
     if rows:
         conn.execute(_STAMP, {"ids": [r.id for r in rows], "owner": owner,
                               "until": now + lease})
-    return [RelayJob(r.id, r.sender, tuple(x for x in r.recipients.split(",") if x),
+    return [RelayJob(r.id, r.sender, tuple(_split(r.recipients)),
                      r.content, r.attempts + 1, r.created_at) for r in rows]
 
 
