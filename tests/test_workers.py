@@ -39,25 +39,39 @@ def test_two_workers_share_the_sessions_and_both_deliver(db, db_url):
     with ServeProcess(serve_env(db_url), "--workers", "2") as serve:
         serve.wait_for("ready", count=2)
         assert len(serve.workers()) == 2
-        clients = [greeted(serve.port) for _ in range(4)]
-        replies: list[list[str]] = []
-        # Concurrently: the two workers' committers write the one store at the same time.
-        threads = [threading.Thread(target=lambda c=c, i=i: replies.append(send_message(
-            c, "s@r.example", ["alice@example.com"], msg(message_id=f"<w{i}@r.example>"))[1]))
-            for i, c in enumerate(clients)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(30)
-        assert sorted(replies) == [["250 2.0.0 Ok: delivered"]] * 4
-        for client in clients:
-            client.close()
+        # A worker leaves a connection to a less busy one for a few ms, then takes it itself
+        # (listeners.Acceptor): on a loaded machine one round may land in one worker, so
+        # rounds go on until both have delivered. A worker that never accepts still fails.
+        rounds = 0
+        while rounds < 5 and len(_delivering(serve)) < 2:
+            _four_concurrent_sessions(serve.port, rounds)
+            rounds += 1
         assert serve.stop() == 0
-    assert len(messages_of(db, "alice")) == 4
-    # Each worker took two of the four sessions and committed what it received.
-    pids = {int(m) for m in re.findall(r"\[(\d+)\]: delivered", "".join(serve.lines))}
+    assert len(messages_of(db, "alice")) == 4 * rounds
+    pids = _delivering(serve)
     assert len(pids) == 2 and serve.proc.pid not in pids
     assert "all workers stopped" in serve.lines[-1]
+
+
+def _four_concurrent_sessions(port: int, round_: int) -> None:
+    clients = [greeted(port) for _ in range(4)]
+    replies: list[list[str]] = []
+    # Concurrently: the two workers' committers write the one store at the same time.
+    threads = [threading.Thread(target=lambda c=c, i=i: replies.append(send_message(
+        c, "s@r.example", ["alice@example.com"], msg(message_id=f"<w{round_}.{i}@r.example>"))[1]))
+        for i, c in enumerate(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(replies) == [["250 2.0.0 Ok: delivered"]] * 4
+    for client in clients:
+        client.close()
+
+
+def _delivering(serve: ServeProcess) -> set[int]:
+    """The processes that logged a delivery so far."""
+    return {int(m) for m in re.findall(r"\[(\d+)\]: delivered", "".join(serve.lines))}
 
 
 def test_the_supervisor_holds_no_database_code_and_keeps_its_process_id(db, db_url):
