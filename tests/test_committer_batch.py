@@ -6,18 +6,14 @@ The deliveries are queued before the writer thread starts, so they are one batch
 
 from __future__ import annotations
 
-import asyncio
-
-from mr_engine.config import Settings
-from mr_engine.delivery.committer import Committer
 from mr_engine.delivery.context import Envelope, Outcome, message_id_of, parse_message
 from mr_engine.delivery.pipeline import DELIVERED, DUPLICATE, OVER_QUOTA
 from mr_engine.store.db import Database
 from mr_engine.store.directory import get_user
 from mr_engine.store.stores import store_of
 from mr_engine.testing.accounts import add_users
+from mr_engine.testing.batches import one_batch
 from mr_engine.testing.store_views import messages_of
-from mr_engine.testing.times import NOW
 
 
 def _envelope(message_id: str, body: str = "hello") -> Envelope:
@@ -31,20 +27,8 @@ def _one_batch(db: Database, deliveries: list[tuple[Envelope, list[str]]]) -> li
     """Each (envelope, user names) delivered, all in one batch; the answers."""
     with db.read() as session:
         ids = {name: get_user(session, name).id for _, names in deliveries for name in names}
-    committer = Committer(db, Settings(), clock=lambda: NOW)
-
-    async def run() -> list[list[Outcome]]:
-        tasks = [asyncio.ensure_future(committer.deliver(
-            envelope, [(f"{name}@example.com", ids[name]) for name in names]))
-            for envelope, names in deliveries]
-        await asyncio.sleep(0)  # every job queued before the writer takes the first
-        committer.start()
-        return list(await asyncio.gather(*tasks))
-
-    try:
-        return asyncio.run(run())
-    finally:
-        committer.stop()
+    return one_batch(db, [(envelope, [(f"{name}@example.com", ids[name]) for name in names])
+                          for envelope, names in deliveries])
 
 
 def _store_size(db: Database, name: str) -> int:

@@ -18,6 +18,7 @@ from typing import Any, Iterable
 
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from mr_engine.store.models import Booking, Mailbox, Occurrence
 from mr_engine.core.policy import Busy
@@ -61,6 +62,11 @@ def new_booking(session: Session, **values: Any) -> Booking:
     ``id``); the Booking returned is the session's, as if just loaded: later changes to
     it are flushed as UPDATEs. The ORM's own INSERT cost four times as much CPU."""
     row_id = session.connection().execute(_INSERT_BOOKING, values).inserted_primary_key[0]
+    # A booking added so and then rolled back with its savepoint stays in the identity map
+    # (it was never the ORM's "new" object to expunge), and SQLite gives its id again.
+    stale = session.identity_map.get(identity_key(Booking, row_id))
+    if stale is not None:
+        session.expunge(stale)
     booking = Booking(id=row_id, **values)
     make_transient_to_detached(booking)
     session.add(booking)
