@@ -175,6 +175,7 @@ class Committer:
         mailboxes = open_directory(self.settings, session).mailboxes(ids)
         loaded = Batch.load(session, ids)
         loaded.defer = True  # written below, once for the batch
+        loaded.rerun_on_failure = not careful
         # Mailbox order, so that row locks (resources, first stores) are taken in one order
         # by every process and two batches cannot deadlock.
         order = sorted(range(len(jobs)), key=lambda i: jobs[i].mailbox_id)

@@ -26,7 +26,7 @@ from mr_engine.config import Settings
 from mr_engine.metrics import Count
 from mr_engine.core.headers import header_text
 from mr_engine.core.itip import Invitation, InvitationError, invitation_in, read_calendar
-from mr_engine.store import messages
+from mr_engine.store import directory, messages
 from mr_engine.store.models import Mailbox
 from mr_engine.store.oof_state import OofState, get_oof_many
 from mr_engine.store.stores import StoreIndex
@@ -133,6 +133,17 @@ class Batch:
     # The group committer writes the filings itself (``write``), once for the batch; left
     # False, each filing is written at once.
     defer: bool = False
+    # The group committer's first run of a batch: a step that fails need not undo its own
+    # writes in a savepoint, since the committer rolls the run back and runs the batch again
+    # with a savepoint per delivery (``careful``), where the step's own savepoint applies.
+    rerun_on_failure: bool = False
+    _pool_addresses: frozenset[str] | None = field(default=None, init=False, repr=False)
+
+    def pool_addresses(self, session: Session) -> frozenset[str]:
+        """Every pool's address, read once for the batch (``directory.pool_addresses``)."""
+        if self._pool_addresses is None:
+            self._pool_addresses = directory.pool_addresses(session)
+        return self._pool_addresses
 
     @classmethod
     def load(cls, session: Session, mailbox_ids: list[int]) -> "Batch":

@@ -42,21 +42,16 @@ def process_meeting_request(d: Delivery) -> Outcome | None:
 
 def book(d: Delivery, run: Callable[[], tuple[str, BookingResult] | None]) -> None:
     """Run a booking (``run`` returns what it was and its result, its replies queued; None
-    when the message is no request) in a savepoint, and file the message as processed."""
-    try:
-        # A savepoint of its own: a failure here undoes the booking, not the delivery.
-        with d.session.begin_nested():
-            done = run()
-            if done is None:
-                return
-            what, result = done
-    except SQLAlchemyError:
-        raise  # a store fault (lock timeout, deadlock): 451, the MTA retries, nothing lost
-    except Exception:
-        log.exception("%s: meeting request processing failed; delivering as mail",
-                      d.mailbox.name)
-        d.counts.append(metrics.Count(metrics.MEETING_REQUESTS, ("failed",)))
+    when the message is no request), and file the message as processed."""
+    if d.batch.rerun_on_failure:
+        # No savepoint (two statements saved): a failure fails the committer's first run,
+        # which runs again with savepoints, and there the one below undoes the booking.
+        done = run()
+    else:
+        done = _undone_on_failure(d, run)
+    if done is None:
         return
+    what, result = done
     d.queued += len(result.replies)
     d.meeting_request = True
     d.meeting = result
@@ -64,3 +59,19 @@ def book(d: Delivery, run: Callable[[], tuple[str, BookingResult] | None]) -> No
     d.folder = PROCESSED
     d.notes.append(f"{what}: {result.describe()}")
     d.notes.extend(result.problems)
+
+
+def _undone_on_failure(d: Delivery, run: Callable[[], tuple[str, BookingResult] | None]
+                       ) -> tuple[str, BookingResult] | None:
+    """``run`` in a savepoint of its own: a failure undoes the booking, not the delivery,
+    which goes on as ordinary mail (None)."""
+    try:
+        with d.session.begin_nested():
+            return run()
+    except SQLAlchemyError:
+        raise  # a store fault (lock timeout, deadlock): 451, the MTA retries, nothing lost
+    except Exception:
+        log.exception("%s: meeting request processing failed; delivering as mail",
+                      d.mailbox.name)
+        d.counts.append(metrics.Count(metrics.MEETING_REQUESTS, ("failed",)))
+        return None

@@ -23,7 +23,8 @@ TAKEN = Outcome(250, "2.0.0", "Ok: the pool's request is processed by its first 
 def process_pool_request(d: Delivery) -> Outcome | None:
     if d.envelope.calendar is None:  # plain mail: no lookup on the common path
         return None
-    route = pools.route(d.session, d.recipient, d.mailbox, d.envelope, d.settings)
+    route = pools.route(d.session, d.recipient, d.mailbox, d.envelope, d.settings,
+                        d.batch.pool_addresses(d.session))
     if route is None:
         return None
     if not route.here:

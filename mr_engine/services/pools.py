@@ -69,16 +69,20 @@ def members(session: Session, pool: Group) -> list[Mailbox]:
 
 
 def route(session: Session, recipient: str, mailbox: Mailbox, incoming: Incoming,
-          settings: Settings) -> Route | None:
+          settings: Settings, pool_addresses: frozenset[str] | None = None) -> Route | None:
     """Whether a delivery to ``mailbox`` (at RCPT ``recipient``) is a pool's request: sent
     to the pool's address, or to a member's own address naming its pool as ATTENDEE (the
-    organizer's update after a delegation goes to both)."""
+    organizer's update after a delegation goes to both). ``pool_addresses``: every pool's
+    (``directory.pool_addresses``), when the caller read them once for many deliveries."""
     inv = incoming.invitation(zoneinfo.ZoneInfo(settings.default_timezone))  # zone: moot
     if not isinstance(inv, Invitation) or inv.method not in ("REQUEST", "CANCEL"):
         return None
     invited = {a.address for e in inv.events for a in e.attendees}
+    addresses = [*directory.address_forms(recipient), *invited]
+    if pool_addresses is not None and pool_addresses.isdisjoint(addresses):
+        return None
     # One query for both questions below: a delivery to a non-pool costs a single SELECT.
-    found = directory.pools_among(session, [*directory.address_forms(recipient), *invited])
+    found = directory.pools_among(session, addresses)
     pool = directory.first_at(found, recipient)
     if pool is not None:
         first = directory.nested_members(session, pool)[:1]

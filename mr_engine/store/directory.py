@@ -420,6 +420,16 @@ _POOLS_AMONG = (select(Group).where(Group.email_lower.in_(bindparam("addresses",
                                     Group.mr_pool.is_(True)).order_by(Group.name))
 
 
+_POOL_ADDRESSES = select(Group.email_lower).where(Group.mr_pool.is_(True),
+                                                 Group.email_lower.is_not(None))
+
+
+def pool_addresses(session: Session) -> frozenset[str]:
+    """Every pool's address (lower-case): a site has few, so one query serves a batch of
+    deliveries that would otherwise each ask ``pools_among``."""
+    return frozenset(session.scalars(_POOL_ADDRESSES))
+
+
 def pools_among(session: Session, addresses: Iterable[str]) -> list[Group]:
     """The pools whose address is one of ``addresses`` (lower-case), by name: one query."""
     wanted = sorted(set(addresses))
