@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, delete as delete_rows, func, insert, or_, sele
 from sqlalchemy.orm import Session
 
 from mr_engine.store.models import OutboundMessage
+from mr_engine.store.prepared import Prepared
 from mr_engine.core.outgoing import parse_mailbox
 
 QUEUED, SENT, FAILED = "queued", "sent", "failed"
@@ -43,7 +44,10 @@ def _check_address(address: str) -> str:
     return parse_mailbox(address).addr_spec if address else ""
 
 
-_INSERT = insert(OutboundMessage)  # built once: every reply and auto-reply goes through here
+# Every reply and auto-reply goes through here.
+_INSERT = Prepared(insert(OutboundMessage).returning(OutboundMessage.id),
+                   ["sender", "recipients", "subject", "content", "status", "attempts",
+                    "created_at", "next_attempt_at", "last_error"])
 
 
 def enqueue(session: Session, *, sender: str, recipients: Sequence[str], content: bytes,
@@ -56,11 +60,10 @@ def enqueue(session: Session, *, sender: str, recipients: Sequence[str], content
     rcpts = [_check_address(r.strip()) for r in recipients]
     if not rcpts or not all(rcpts):
         raise ValueError("an outbound message needs at least one recipient")
-    result = session.connection().execute(_INSERT, {
+    return _INSERT.rows(session.connection(), {
         "sender": _check_address(sender.strip()), "recipients": ",".join(rcpts),
         "subject": subject, "content": content, "status": QUEUED, "attempts": 0,
-        "created_at": now, "next_attempt_at": now, "last_error": ""})
-    return result.inserted_primary_key[0]
+        "created_at": now, "next_attempt_at": now, "last_error": ""})[0][0]
 
 
 def recipients_of(row: OutboundMessage) -> list[str]:

@@ -1,0 +1,61 @@
+"""``store.prepared``: statements run on the DBAPI cursor write and read values exactly as
+SQLAlchemy does, in the caller's transaction; on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import bindparam, insert, select
+
+from mr_engine.store.models import OutboundMessage
+from mr_engine.store.prepared import Prepared
+from mr_engine.testing.times import BERLIN, NOW
+
+_COLUMNS = ["sender", "recipients", "subject", "content", "status", "attempts", "created_at",
+            "next_attempt_at", "last_error"]
+_INSERT = Prepared(insert(OutboundMessage).returning(OutboundMessage.id), _COLUMNS)
+_SELECT = Prepared(select(OutboundMessage.id, OutboundMessage.created_at,
+                          OutboundMessage.content, OutboundMessage.lease_until)
+                   .where(OutboundMessage.next_attempt_at >= bindparam("since"),
+                          OutboundMessage.status == "queued").order_by(OutboundMessage.id))
+
+
+def _row(i: int, when: dt.datetime) -> dict:
+    return {"sender": "room@example.com", "recipients": "o@remote.example",
+            "subject": f"s{i}", "content": b"\x00\xffbytes", "status": "queued",
+            "attempts": 0, "created_at": when, "next_attempt_at": when, "last_error": ""}
+
+
+def test_written_and_read_as_sqlalchemy_does(db):
+    later = NOW.astimezone(BERLIN) + dt.timedelta(microseconds=7)  # another zone, same instant
+    with db.write() as session:
+        first = _INSERT.rows(session.connection(), _row(0, NOW))[0][0]
+        second = _INSERT.rows(session.connection(), _row(1, later))[0][0]
+    with db.read() as session:
+        stored = session.scalars(select(OutboundMessage).order_by(OutboundMessage.id)).all()
+        assert [m.id for m in stored] == [first, second]
+        assert [m.created_at for m in stored] == [NOW, later]
+        assert stored[0].content == b"\x00\xffbytes" and stored[0].lease_until is None
+        rows = _SELECT.rows(session.connection(), {"since": NOW + dt.timedelta(microseconds=1)})
+    assert rows == [(second, later, b"\x00\xffbytes", None)]
+    assert rows[0][1].utcoffset() == dt.timedelta(0)  # read back in UTC, as the ORM reads it
+
+
+def test_a_rolled_back_transaction_keeps_none_of_it(db):
+    with pytest.raises(RuntimeError), db.write() as session:
+        _INSERT.run_many(session.connection(), [_row(0, NOW), _row(1, NOW)])
+        raise RuntimeError("undo")
+    with db.read() as session:
+        assert session.scalars(select(OutboundMessage)).all() == []
+
+
+def test_what_it_cannot_run_as_sqlalchemy_would_is_refused(db):
+    in_list = Prepared(select(OutboundMessage.id).where(OutboundMessage.status.in_(["a", "b"])))
+    defaulted = Prepared(insert(OutboundMessage), ["recipients", "content", "created_at",
+                                                   "next_attempt_at"])
+    with db.read() as session:
+        with pytest.raises(ValueError, match="expanding"):
+            in_list.rows(session.connection(), {})
+        with pytest.raises(ValueError, match="default: sender"):
+            defaulted.run(session.connection(), {})
