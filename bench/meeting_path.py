@@ -4,7 +4,7 @@
 requests as load 2 does (``bench.messages``) for the pre-loaded equipment resource (10,000
 bookings), parses each as the LMTP side does (the protocol side's "parse"), then commits
 them through ``Committer._commit`` in batches of B, durably as ``serve`` does, and prints
-the thread CPU time of both sides, the wall time and the SQL statements per request.
+the thread CPU time of both sides, the wall time and the SQL statements per request (those through SQLAlchemy: store.prepared's run on the DBAPI cursor and are not counted).
 ``--pg`` runs on a throwaway durable PostgreSQL (``mr_engine.testing.pgcluster``);
 ``--profile`` adds cProfile's cumulative times of the main stages (with its overhead) and
 keeps the profile. ``SRC=dir`` imports the engine from another tree (before/after).
