@@ -7,6 +7,7 @@ import datetime as dt
 
 import pytest
 from sqlalchemy import bindparam, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from mr_engine.store.models import OutboundMessage
 from mr_engine.store.prepared import Prepared
@@ -48,6 +49,12 @@ def test_a_rolled_back_transaction_keeps_none_of_it(db):
         raise RuntimeError("undo")
     with db.read() as session:
         assert session.scalars(select(OutboundMessage)).all() == []
+
+
+def test_a_database_error_is_sqlalchemys_as_for_any_statement(db):
+    # Callers tell a store fault (451, retried) from a bug by SQLAlchemyError, as before.
+    with pytest.raises(IntegrityError), db.write() as session:
+        _INSERT.rows(session.connection(), {**_row(0, NOW), "recipients": None})
 
 
 def test_what_it_cannot_run_as_sqlalchemy_would_is_refused(db):

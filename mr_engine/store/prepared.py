@@ -15,11 +15,13 @@ Statements run this way bypass SQLAlchemy's execution events (``before_cursor_ex
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from sqlalchemy import Connection, Select
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.base import Executable
 
 Processor = Callable[[Any], Any]
@@ -61,30 +63,34 @@ class Prepared:
 
     def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """The result rows, their values converted as SQLAlchemy would."""
-        compiled = self._compiled(conn.dialect)
-        cursor = _cursor(conn)
-        try:
+        with self._cursor(conn) as (compiled, cursor):
             cursor.execute(compiled.sql, compiled.parameters(params))
             return [compiled.row(row) for row in cursor.fetchall()]
-        finally:
-            cursor.close()
 
     def run(self, conn: Connection, params: Mapping[str, Any]) -> int:
         """Run it for its effect; the rows it changed."""
-        compiled = self._compiled(conn.dialect)
-        cursor = _cursor(conn)
-        try:
+        with self._cursor(conn) as (compiled, cursor):
             cursor.execute(compiled.sql, compiled.parameters(params))
             return cursor.rowcount
-        finally:
-            cursor.close()
 
     def run_many(self, conn: Connection, params: Sequence[Mapping[str, Any]]) -> None:
         """Run it once for each set of parameters (the DBAPI's executemany)."""
-        compiled = self._compiled(conn.dialect)
-        cursor = _cursor(conn)
-        try:
+        with self._cursor(conn) as (compiled, cursor):
             cursor.executemany(compiled.sql, [compiled.parameters(p) for p in params])
+
+    @contextmanager
+    def _cursor(self, conn: Connection) -> Iterator[tuple[_Compiled, Any]]:
+        """The statement and a cursor of the transaction's own DBAPI connection; a DBAPI
+        error is raised as SQLAlchemy raises it (``exc.DBAPIError``: OperationalError,
+        IntegrityError...), so that callers tell a store fault from a bug as before."""
+        compiled = self._compiled(conn.dialect)
+        cursor = conn.connection.driver_connection.cursor()
+        dbapi_error = conn.dialect.loaded_dbapi.Error
+        try:
+            yield compiled, cursor
+        except dbapi_error as exc:
+            raise DBAPIError.instance(compiled.sql, None, exc, dbapi_error,
+                                      dialect=conn.dialect) from exc
         finally:
             cursor.close()
 
@@ -94,11 +100,6 @@ class Prepared:
             with self._lock:
                 found = self._by_dialect[dialect.name] = _compile(self, dialect)
         return found
-
-
-def _cursor(conn: Connection) -> Any:
-    # The transaction's own DBAPI connection: what runs here is part of it.
-    return conn.connection.driver_connection.cursor()
 
 
 def _compile(prepared: Prepared, dialect: Dialect) -> _Compiled:
