@@ -80,3 +80,16 @@ def test_the_hard_quota_counts_what_the_batch_filed_before(db):
     with db.write() as session:  # a refused message's Message-ID was not claimed
         get_user(session, "alice").quota_hard = 0
     assert _one_batch(db, [(_envelope("<m3@x>", big), ["alice"])]) == [[DELIVERED]]
+
+
+def test_a_batch_longer_than_one_statement_files_each_once_in_order(db):
+    # store.prepared writes 32 rows a statement: 40 deliveries take two, and a Message-ID's
+    # second copy in the second part is still a duplicate of the first part's.
+    add_users(db, "alice")
+    _one_batch(db, [(_envelope("<m0@x>"), ["alice"])])  # her store exists: claims at once
+    ids = [f"<m{i}@x>" for i in range(1, 40)] + ["<m1@x>"]
+    answers = _one_batch(db, [(_envelope(mid, f"body {i}"), ["alice"]) for i, mid in enumerate(ids)])
+    assert answers == [[DELIVERED]] * 39 + [[DUPLICATE]]
+    filed = messages_of(db, "alice")
+    assert [m.message_id for m in filed] == ["<m0@x>", *ids[:39]]
+    assert _store_size(db, "alice") == sum(m.size for m in filed)

@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from mr_engine.store.models import OutboundMessage
-from mr_engine.store.prepared import Prepared
+from mr_engine.store.prepared import PerCount, Prepared, in_ids, row_params, values_rows
 from mr_engine.testing.times import BERLIN, NOW
 
 _COLUMNS = ["sender", "recipients", "subject", "content", "status", "attempts", "created_at",
@@ -66,3 +66,33 @@ def test_what_it_cannot_run_as_sqlalchemy_would_is_refused(db):
             in_list.rows(session.connection(), {})
         with pytest.raises(ValueError, match="default: sender"):
             defaulted.run(session.connection(), {})
+
+
+_TABLE = OutboundMessage.__table__
+_BY_IDS = PerCount(lambda count: select(OutboundMessage.id, OutboundMessage.created_at)
+                   .where(in_ids(OutboundMessage.id, count)), limit=4)
+_MANY = PerCount(lambda count: insert(OutboundMessage)
+                 .values(values_rows(_TABLE, _COLUMNS, count)).returning(OutboundMessage.id),
+                 limit=4)
+
+
+def test_one_statement_per_count_and_longer_lists_in_parts():
+    parts = list(_BY_IDS.chunks(list(range(10))))
+    assert [list(part) for _, part in parts] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert parts[0][0] is parts[1][0] is not parts[2][0]
+    assert list(_BY_IDS.chunks([])) == []
+
+
+def test_multi_row_values_and_in_lists_round_trip_in_parts(db):
+    rows = [_row(i, NOW + dt.timedelta(seconds=i)) for i in range(10)]
+    with db.write() as session:
+        conn = session.connection()
+        ids = sorted(i for part_statement, part in _MANY.chunks(rows)
+                     for (i,) in part_statement.rows(conn, row_params(part, _COLUMNS)))
+    with db.read() as session:
+        stored = session.scalars(select(OutboundMessage).order_by(OutboundMessage.id)).all()
+        # Sorted ids are the VALUES order (messages.Filings relies on it).
+        assert [(m.id, m.subject) for m in stored] == [(i, f"s{n}") for n, i in enumerate(ids)]
+        found = _BY_IDS.rows_by_ids(session.connection(), [ids[9], ids[0], *ids[3:8]])
+    assert sorted(found) == sorted((m.id, m.created_at) for m in stored
+                                   if m.id in {ids[9], ids[0], *ids[3:8]})

@@ -7,20 +7,22 @@ on the first one's uncommitted key, then sees its stamp (or, if the first rolled
 after all). SQLite serializes writers anyway. Used for duplicate suppression (one copy of a
 Message-ID per store) and for the out-of-office interval (one reply per sender).
 
-``claim_many`` makes many claims in one such statement (``insertmanyvalues`` renders one
-multi-row INSERT); the rows go in the caller's order, so that every process takes the row
-locks in one order.
+``claim_many`` makes many claims in one such statement (a multi-row VALUES list, run as a
+``store.prepared`` statement: it runs for every batch of deliveries); the rows go in the
+caller's order, so that every process takes the row locks in one order.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import Connection, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
+
+from mr_engine.store.prepared import PerCount, row_params, values_rows
 
 __all__ = ["claim", "claim_many"]
 
@@ -29,14 +31,26 @@ __all__ = ["claim", "claim_many"]
 def _statement(table: Table, stamp: str, dialect: str) -> Insert:
     # Built once per table and dialect: these run for every delivery (statement
     # construction costs more than running it).
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(table)
+    return _on_conflict(_insert(dialect)(table), table, stamp)
+
+
+def _insert(dialect: str) -> Callable[[Table], Insert]:
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+def _on_conflict(stmt: Insert, table: Table, stamp: str) -> Insert:
     key = list(table.primary_key.columns)
     column = table.c[stamp]
     # only_before is bound with the column's type, so it is compared as the rows are stored.
     return stmt.on_conflict_do_update(
         index_elements=key, set_={stamp: stmt.excluded[stamp]},
         where=column <= bindparam("only_before", type_=column.type)).returning(*key)
+
+
+@functools.cache
+def _many(table: Table, stamp: str, dialect: str, columns: tuple[str, ...]) -> PerCount:
+    return PerCount(lambda count: _on_conflict(
+        _insert(dialect)(table).values(values_rows(table, columns, count)), table, stamp))
 
 
 def claim(conn: Connection, table: Table, values: dict[str, Any], stamp: str,
@@ -52,6 +66,9 @@ def claim_many(conn: Connection, table: Table, rows: list[dict[str, Any]], stamp
     """``claim`` for each row (no two with one key), in one statement; the keys won."""
     if not rows:
         return set()
-    stmt = _statement(table, stamp, conn.dialect.name)
-    params = [{**row, "only_before": only_before} for row in rows]
-    return {tuple(won) for won in conn.execute(stmt, params)}
+    columns = tuple(rows[0])
+    won: set[tuple[Any, ...]] = set()
+    for statement, part in _many(table, stamp, conn.dialect.name, columns).chunks(rows):
+        params = {**row_params(part, columns), "only_before": only_before}
+        won.update(statement.rows(conn, params))
+    return won

@@ -25,28 +25,31 @@ from mr_engine.store.claims import claim, claim_many
 from mr_engine.config import Settings
 from mr_engine.store.directories import NotFound
 from mr_engine.store.models import DeliveredMessageId, Folder, Mailbox, Message, Store
+from mr_engine.store.prepared import PerCount, Prepared, row_params, values_rows
 
 _DELIVERED: Table = DeliveredMessageId.__table__  # type: ignore[assignment]
 
 
-# Built once: these run for every batch, and building a statement costs more than
-# running it (profiled under the benchmark's load). Many rows in one multi-row INSERT ...
-# RETURNING. Asked for the rows' order, SQLAlchemy inserts one row a statement on SQLite
-# (RETURNING is unordered there); but SQLite gives one statement's rows ascending rowids
-# in VALUES order, so sorting the ids is that order.
-_INSERT_MANY = {"postgresql": insert(Message).returning(Message.id, sort_by_parameter_order=True),
-                "sqlite": insert(Message).returning(Message.id)}
+_MESSAGES: Table = Message.__table__  # type: ignore[assignment]
+_ROW = ("store_id", "folder_id", "message_id", "subject", "from_header", "envelope_from",
+        "size", "received_at", "content")  # what ``message_row`` gives
+# These run for every batch (``store.prepared``: SQLAlchemy's own execution costs more than
+# SQLite's). Many rows in one multi-row INSERT ... RETURNING. RETURNING gives its rows in no
+# promised order, but one statement takes its ids in VALUES order (SQLite: ascending rowids;
+# PostgreSQL: the sequence's nextval, row by row), so the sorted ids are that order.
+_INSERT_MANY = PerCount(lambda count: insert(Message).values(values_rows(_MESSAGES, _ROW, count))
+                        .returning(Message.id))
 # An atomic increment: concurrent deliveries into one store must not lose a size update.
-_GROW = update(Store).where(Store.id == bindparam("store")).values(
-    size=Store.size + bindparam("grow"))
+_GROW = Prepared(update(Store).where(Store.id == bindparam("store")).values(
+    size=Store.size + bindparam("grow")), ["size"])
 # Many stores at once on PostgreSQL, where each statement costs the server its own work:
 # UPDATE ... FROM unnest(store ids, growths). SQLite runs _GROW for each row in one
 # executemany, inside the library.
 _GROWN = func.unnest(bindparam("stores", type_=ARRAY(Integer)),
                      bindparam("grows", type_=ARRAY(BigInteger))
                      ).table_valued("store", "grow").render_derived(name="grown")
-_GROW_ALL = update(Store).where(Store.id == _GROWN.c.store).values(
-    size=Store.size + _GROWN.c.grow)
+_GROW_ALL = Prepared(update(Store).where(Store.id == _GROWN.c.store).values(
+    size=Store.size + _GROWN.c.grow), ["size"])
 
 
 def is_duplicate(conn: Connection, store_id: int, message_id: str | None,
@@ -126,13 +129,12 @@ class Filings:
         self.growth = dict(mark[1])
 
     def write_messages(self, conn: Connection) -> None:
-        if self.rows:
-            ids = conn.execute(_INSERT_MANY[conn.dialect.name], self.rows).scalars().all()
-            if conn.dialect.name == "sqlite":
-                ids = sorted(ids)
-            for on_id, msg_id in zip(self.on_id, ids):
-                on_id(msg_id)
-            self.rows, self.on_id = [], []
+        on_ids = iter(self.on_id)
+        for statement, part in _INSERT_MANY.chunks(self.rows):
+            ids = sorted(msg_id for msg_id, in statement.rows(conn, row_params(part, _ROW)))
+            for msg_id in ids:
+                next(on_ids)(msg_id)
+        self.rows, self.on_id = [], []
 
     def write_sizes(self, conn: Connection) -> None:
         """Each store grown once, in one statement."""
@@ -141,10 +143,10 @@ class Filings:
         if not grown:
             return
         if conn.dialect.name == "postgresql":
-            conn.execute(_GROW_ALL, {"stores": [sid for sid, _ in grown],
-                                     "grows": [n for _, n in grown]})
+            _GROW_ALL.run(conn, {"stores": [sid for sid, _ in grown],
+                                 "grows": [n for _, n in grown]})
         else:
-            conn.execute(_GROW, [{"store": sid, "grow": n} for sid, n in grown])
+            _GROW.run_many(conn, [{"store": sid, "grow": n} for sid, n in grown])
 
 
 def message_row(store_id: int, folder_id: int, content: bytes, subject: str, from_: str,

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from mr_engine.store.by_ids import ByIds
+from mr_engine.store.prepared import PerCount, in_ids
 from mr_engine.store.claims import claim
 from mr_engine.store.directories import DirectoryError
 from mr_engine.store.models import Mailbox, OutOfOffice, OutOfOfficeLog
@@ -50,9 +50,10 @@ def _state(row: OutOfOffice | None) -> OofState:
 
 # Built once: this runs for every batch of deliveries, and statement construction costs
 # more than the query itself (profiled under the benchmark's load).
-_GET = ByIds(OutOfOffice.mailbox_id,
-             select(OutOfOffice.mailbox_id, OutOfOffice.enabled, OutOfOffice.subject,
-                    OutOfOffice.body, OutOfOffice.start, OutOfOffice.until).where)
+_GET = PerCount(lambda count: select(OutOfOffice.mailbox_id, OutOfOffice.enabled,
+                                     OutOfOffice.subject, OutOfOffice.body, OutOfOffice.start,
+                                     OutOfOffice.until)
+                .where(in_ids(OutOfOffice.mailbox_id, count)))
 
 
 def get_oof_many(session: Session, mailbox_ids: Iterable[int]) -> dict[int, OofState]:
@@ -61,7 +62,7 @@ def get_oof_many(session: Session, mailbox_ids: Iterable[int]) -> dict[int, OofS
     if not ids:
         return {}
     session.flush()  # the Core read below must see this session's pending changes
-    rows = session.connection().execute(*_GET(ids))
+    rows = _GET.rows_by_ids(session.connection(), ids)
     return {row[0]: OofState(*row[1:]) for row in rows}
 
 

@@ -9,6 +9,7 @@ transaction's DBAPI connection with the column types' own bind and result proces
 writes and reads them, in the same transaction. Everything else stays with SQLAlchemy.
 
 Only plain bound parameters: an "expanding" IN list would need rendering at every run.
+``PerCount`` holds one statement per count instead, for IN lists and multi-row VALUES.
 Statements run this way bypass SQLAlchemy's execution events (``before_cursor_execute``).
 """
 
@@ -17,14 +18,15 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
-from sqlalchemy import Connection, Select
+from sqlalchemy import ColumnElement, Connection, Select, Table, bindparam
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.base import Executable
 
 Processor = Callable[[Any], Any]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,55 @@ class Prepared:
             with self._lock:
                 found = self._by_dialect[dialect.name] = _compile(self, dialect)
         return found
+
+
+class PerCount:
+    """A ``Prepared`` statement for each count of ids or rows, from 1 to ``limit``, built on
+    first use: an IN list of plain parameters, or a multi-row VALUES list, is another SQL
+    text for each count. Longer lists run ``limit`` at a time (``chunks``), so neither the
+    cache nor the database's parameter limit grows with them."""
+
+    def __init__(self, make: Callable[[int], Executable], limit: int = 32) -> None:
+        self._make = make
+        self.limit = limit
+        self._built: dict[int, Prepared] = {}
+
+    def chunks(self, items: Sequence[T]) -> Iterator[tuple[Prepared, Sequence[T]]]:
+        """Each part of ``items`` with the statement for its count."""
+        for start in range(0, len(items), self.limit):
+            part = items[start:start + self.limit]
+            yield self._statement(len(part)), part
+
+    def rows_by_ids(self, conn: Connection, ids: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """The rows of a statement made with ``in_ids``, for all of ``ids``."""
+        return [row for statement, part in self.chunks(ids)
+                for row in statement.rows(conn, id_params(part))]
+
+    def _statement(self, count: int) -> Prepared:
+        found = self._built.get(count)
+        if found is None:  # a race between threads builds it twice, harmlessly
+            found = self._built[count] = Prepared(self._make(count))
+        return found
+
+
+def in_ids(column: ColumnElement[Any], count: int) -> ColumnElement[bool]:
+    """``column IN (:id0, ..., :idN)``, for ``PerCount``; bound by ``id_params``."""
+    return column.in_([bindparam(f"id{i}", type_=column.type) for i in range(count)])
+
+
+def id_params(ids: Sequence[Any]) -> dict[str, Any]:
+    return {f"id{i}": value for i, value in enumerate(ids)}
+
+
+def values_rows(table: Table, columns: Sequence[str], count: int) -> list[dict[str, Any]]:
+    """The VALUES of a ``count``-row INSERT of ``columns``, for ``PerCount``; bound by
+    ``row_params``. Each parameter has its column's type, so its bind processor applies."""
+    return [{name: bindparam(f"{name}_{i}", type_=table.c[name].type) for name in columns}
+            for i in range(count)]
+
+
+def row_params(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> dict[str, Any]:
+    return {f"{name}_{i}": row[name] for i, row in enumerate(rows) for name in columns}
 
 
 def _compile(prepared: Prepared, dialect: Dialect) -> _Compiled:

@@ -14,10 +14,10 @@ from typing import Iterable
 from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
-from mr_engine.store.by_ids import ByIds
 from mr_engine.store.db import lock_mailbox
 from mr_engine.store.directories import DirectoryError, Duplicate, NotFound
 from mr_engine.store.models import Folder, Mailbox, Message, Store
+from mr_engine.store.prepared import PerCount, in_ids
 
 INBOX = "Inbox"
 CALENDAR = "Calendar"
@@ -185,10 +185,9 @@ def folder_id(session: Session, store_id: int, name: str) -> int:
     return fid
 
 
-_INDEX = ByIds(Store.mailbox_id,
-               select(Store.mailbox_id, Store.id, Folder.name, Folder.id)
-               .outerjoin(Folder, Folder.store_id == Store.id)
-               .where(Store.deleted_at.is_(None)).where)
+_INDEX = PerCount(lambda count: select(Store.mailbox_id, Store.id, Folder.name, Folder.id)
+                  .outerjoin(Folder, Folder.store_id == Store.id)
+                  .where(Store.deleted_at.is_(None), in_ids(Store.mailbox_id, count)))
 
 
 class StoreIndex:
@@ -206,7 +205,9 @@ class StoreIndex:
         self._folders: dict[tuple[int, str], int] = {}
         ids = sorted(set(mailbox_ids))
         if ids:
-            for mailbox_id, store_id, name, fid in session.execute(*_INDEX(ids)):
+            session.flush()  # the statement below must see this session's pending changes
+            rows = _INDEX.rows_by_ids(session.connection(), ids)
+            for mailbox_id, store_id, name, fid in rows:
                 self._stores[mailbox_id] = store_id
                 if name is not None:
                     self._folders[(store_id, name)] = fid
