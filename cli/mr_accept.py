@@ -27,6 +27,7 @@ from mr_engine.delivery.mail_store import open_mail_store
 from mr_engine.clock import utcnow
 from mr_engine.config import Settings
 from mr_engine.store.directories import open_directory
+from mr_engine.store.mailbox_rows import MailboxRow
 from mr_engine.core.printable import printable
 
 from . import dry_run
@@ -82,7 +83,7 @@ def _deliver(db, settings: Settings, envelope: Envelope, user: str) -> Delivery:
         with db.write() as session:
             resource = open_directory(settings, session).user(user)
             d = Delivery(session=session, settings=settings, now=utcnow(), envelope=envelope,
-                         recipient=resource.email, mailbox=resource,
+                         recipient=resource.email, row=MailboxRow.of(resource),
                          batch=Batch.load(session, [resource.id]), mail=mail)
             outcome = pipeline.run(d)
             if outcome.code >= 400:

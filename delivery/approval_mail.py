@@ -40,7 +40,7 @@ def _answer(d: Delivery, ask: tokens.Ask) -> approvals.MailAnswer:
     except ApprovalError as exc:
         return approvals.MailAnswer(str(exc))
     except Exception:
-        log.exception("%s: approval mail processing failed", d.mailbox.name)
+        log.exception("%s: approval mail processing failed", d.row.name)
         return approvals.MailAnswer("processing failed")
 
 
@@ -50,7 +50,7 @@ def decide_by_mail(d: Delivery) -> Outcome | None:
         return None
     answer = _answer(d, ask)
     if answer.decided is None:
-        log.warning("%s: %s mail from %r changes nothing: %s", d.mailbox.name, ask.action,
+        log.warning("%s: %s mail from %r changes nothing: %s", d.row.name, ask.action,
                     d.envelope.sender, answer.refused)
         d.notes.append(f"{ask.action} mail refused: {answer.refused}")
     else:

@@ -34,7 +34,7 @@ from mr_engine.config import Settings
 from mr_engine.metrics import Count
 from mr_engine.store.db import Database
 from mr_engine.store.directories import open_directory
-from mr_engine.store.models import Mailbox
+from mr_engine.store.mailbox_rows import MailboxRow, mailbox_rows
 
 from . import pipeline
 from .context import Batch, Delivery, Envelope, Outcome
@@ -169,11 +169,14 @@ class Committer:
         Not ``careful``: no savepoints (two statements a delivery saved), and None as soon
         as one delivery is refused or fails; the caller rolls back and goes careful.
         """
-        # One lookup loads the batch's mailboxes; the dict keeps them alive while the batch
-        # runs (the session's identity map holds clean rows only weakly).
+        # One statement reads the batch's mailboxes; the entities of those that may book are
+        # loaded too, in one more (the meeting and pool steps need them).
         ids = sorted({job.mailbox_id for job in jobs})
-        mailboxes = open_directory(self.settings, session).mailboxes(ids)
+        mailboxes = mailbox_rows(session.connection(), ids)
         loaded = Batch.load(session, ids)
+        booking = [row.id for row in mailboxes.values() if row.may_book]
+        if booking:
+            loaded.entities = open_directory(self.settings, session).mailboxes(booking)
         loaded.defer = True  # written below, once for the batch
         loaded.rerun_on_failure = not careful
         # Mailbox order, so that row locks (resources, first stores) are taken in one order
@@ -186,12 +189,12 @@ class Committer:
                 return None
         by_index: dict[int, _Result] = {}
         for i in order:
-            mailbox = mailboxes.get(jobs[i].mailbox_id)  # None: deleted since RCPT
+            row = mailboxes.get(jobs[i].mailbox_id)  # None: deleted since RCPT
             if careful:
-                by_index[i] = self._deliver_one(session, loaded, jobs[i], mailbox, now)
+                by_index[i] = self._deliver_one(session, loaded, jobs[i], row, now)
                 continue
             try:
-                result = self._run(session, loaded, jobs[i], mailbox, now)
+                result = self._run(session, loaded, jobs[i], row, now)
             except Exception:
                 return None
             if result.outcome.code >= 400:
@@ -205,7 +208,7 @@ class Committer:
             return None  # careful, each message is inserted in its savepoint
         return [by_index[i] for i in range(len(jobs))]
 
-    def _claim_all(self, loaded: Batch, jobs: list[DeliveryJob], mailboxes: dict[int, Mailbox],
+    def _claim_all(self, loaded: Batch, jobs: list[DeliveryJob], mailboxes: dict[int, MailboxRow],
                    now: dt.datetime) -> None:
         """The batch's Message-ID claims in one statement, when the pipeline checks them.
 
@@ -221,27 +224,27 @@ class Committer:
                 keys.append((store_id, job.envelope.message_id))
         loaded.claim_all(keys, now, self.settings.dedupe_window)
 
-    def _run(self, session: Session, loaded: Batch, job: DeliveryJob, mailbox: Mailbox | None,
+    def _run(self, session: Session, loaded: Batch, job: DeliveryJob, row: MailboxRow | None,
              now: dt.datetime) -> "_Result":
-        if mailbox is None:
+        if row is None:
             return _Result(Outcome(550, "5.1.1", "Mailbox no longer exists"), "",
                            ["no such mailbox"])
         d = Delivery(session=session, settings=self.settings, now=now, envelope=job.envelope,
-                     recipient=job.recipient, mailbox=mailbox, batch=loaded, mail=self.mail)
+                     recipient=job.recipient, row=row, batch=loaded, mail=self.mail)
         outcome = pipeline.run(d, self.steps)
         if outcome.code >= 400:
-            return _Result(outcome, mailbox.name, d.notes)
-        return _Result(outcome, mailbox.name, d.notes, d.queued, tuple(d.counts))
+            return _Result(outcome, row.name, d.notes)
+        return _Result(outcome, row.name, d.notes, d.queued, tuple(d.counts))
 
     def _deliver_one(self, session: Session, loaded: Batch, job: DeliveryJob,
-                     mailbox: Mailbox | None, now: dt.datetime) -> "_Result":
+                     row: MailboxRow | None, now: dt.datetime) -> "_Result":
         mark = loaded.filings.mark()
         try:
             with session.begin_nested():
                 # The ORM emits SAVEPOINT only when asked for the connection; the steps'
                 # Core statements use the batch's connection, so ask here.
                 session.connection()
-                result = self._run(session, loaded, job, mailbox, now)
+                result = self._run(session, loaded, job, row, now)
                 if result.outcome.code >= 400:
                     raise _Rollback(result)
                 loaded.filings.write_messages(loaded.conn)  # a failing insert fails it alone

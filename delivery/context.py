@@ -27,6 +27,7 @@ from mr_engine.metrics import Count
 from mr_engine.core.headers import header_text
 from mr_engine.core.itip import Invitation, InvitationError, invitation_in, read_calendar
 from mr_engine.store import directory, messages
+from mr_engine.store.mailbox_rows import MailboxRow
 from mr_engine.store.models import Mailbox
 from mr_engine.store.oof_state import OofState, get_oof_many
 from mr_engine.store.stores import StoreIndex
@@ -138,6 +139,19 @@ class Batch:
     # with a savepoint per delivery (``careful``), where the step's own savepoint applies.
     rerun_on_failure: bool = False
     _pool_addresses: frozenset[str] | None = field(default=None, init=False, repr=False)
+    # The mailboxes as ORM entities, loaded by the steps that need one (``mailbox``); held
+    # here because the session's identity map holds clean entities only weakly.
+    entities: dict[int, Mailbox] = field(default_factory=dict)
+
+    def mailbox(self, session: Session, mailbox_id: int) -> Mailbox:
+        """The mailbox's entity, loaded once for the batch (its row was read already)."""
+        found = self.entities.get(mailbox_id)
+        if found is None:
+            found = session.get(Mailbox, mailbox_id)
+            if found is None:
+                raise LookupError(f"mailbox {mailbox_id} is gone")
+            self.entities[mailbox_id] = found
+        return found
 
     def pool_addresses(self, session: Session) -> frozenset[str]:
         """Every pool's address, read once for the batch (``directory.pool_addresses``)."""
@@ -186,7 +200,7 @@ class Delivery:
     now: dt.datetime
     envelope: Envelope
     recipient: str  # the address as given at RCPT TO
-    mailbox: Mailbox
+    row: MailboxRow  # what every delivery reads of the mailbox (``mailbox``: the entity)
     batch: Batch  # what the committer read for all deliveries of the transaction
     store_id: int | None = None
     folder: str = "Inbox"
@@ -201,6 +215,11 @@ class Delivery:
     counts: list[Count] = field(default_factory=list)  # metrics, recorded once committed
     # Where the message is filed (``mail_store``); the committer passes its own.
     mail: MailStore = field(default_factory=lambda: _db_store())
+
+    @property
+    def mailbox(self) -> Mailbox:
+        """The mailbox as an ORM entity, for the steps that pass it on or change it."""
+        return self.batch.mailbox(self.session, self.row.id)
 
 
 def _db_store() -> MailStore:

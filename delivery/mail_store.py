@@ -60,7 +60,7 @@ class Once:
         self._answers: dict[tuple[int, int], tuple[Outcome, str]] = {}
 
     def answer(self, d: Delivery, write: Callable[[], tuple[Outcome, str]]) -> Outcome:
-        key = (id(d.envelope), d.mailbox.id)
+        key = (id(d.envelope), d.row.id)
         if key not in self._answers:
             self._answers[key] = write()
         outcome, note = self._answers[key]

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 def process_meeting_request(d: Delivery) -> Outcome | None:
     # Kopano's autoaccept books and replies; its autoprocess (mr_process) books and files
     # without a reply (services.replies.wanted).
-    if d.meeting_request or not (d.mailbox.mr_accept or d.mailbox.mr_process):
+    if d.meeting_request or not (d.row.mr_accept or d.row.mr_process):
         return None
 
     def run() -> tuple[str, BookingResult] | None:
@@ -72,6 +72,6 @@ def _undone_on_failure(d: Delivery, run: Callable[[], tuple[str, BookingResult] 
         raise  # a store fault (lock timeout, deadlock): 451, the MTA retries, nothing lost
     except Exception:
         log.exception("%s: meeting request processing failed; delivering as mail",
-                      d.mailbox.name)
+                      d.row.name)
         d.counts.append(metrics.Count(metrics.MEETING_REQUESTS, ("failed",)))
         return None

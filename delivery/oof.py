@@ -15,7 +15,7 @@ log = logging.getLogger("delivery.oof")
 
 def out_of_office(d: Delivery) -> None:
     """Queue an auto-reply if the mailbox is out of office and no rule forbids it."""
-    state = d.batch.oof.get(d.mailbox.id, OofState())
+    state = d.batch.oof.get(d.row.id, OofState())
     if not state.active(d.now):
         return
     if d.meeting_request:
@@ -26,7 +26,7 @@ def out_of_office(d: Delivery) -> None:
     try:
         reason, content = decide(received, d.mailbox, state, d.settings, d.now)
     except Exception:  # untrusted headers must never fail the delivery itself
-        log.warning("%s: no out-of-office reply to %r: unusable headers", d.mailbox.name,
+        log.warning("%s: no out-of-office reply to %r: unusable headers", d.row.name,
                     d.envelope.sender, exc_info=True)
         d.notes.append("no oof reply: unusable headers")
         _suppressed(d, "unusable_headers")

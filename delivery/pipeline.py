@@ -32,7 +32,9 @@ OVER_QUOTA = Outcome(552, "5.2.2", "Mailbox full: hard quota exceeded")
 
 
 def open_store(d: Delivery) -> Outcome | None:
-    d.store_id = d.batch.stores.store_id(d.mailbox, d.now)
+    known = d.batch.stores.known(d.row.id)
+    # A first delivery creates the store, from the mailbox's entity.
+    d.store_id = known if known is not None else d.batch.stores.store_id(d.mailbox, d.now)
     return None
 
 
@@ -54,16 +56,16 @@ def add_trace_headers(d: Delivery) -> Outcome | None:
 
 def check_quota(d: Delivery) -> Outcome | None:
     assert d.store_id is not None
-    quota = messages.quota_of(d.mailbox, d.settings)
+    quota = messages.quota_of(d.row, d.settings)
     if not (quota.hard or quota.soft or quota.warning):
         return None
     after = d.mail.size(d) + len(d.content)
     if quota.hard and after > quota.hard:
-        log.warning("%s: hard quota %d exceeded (%d bytes)", d.mailbox.name, quota.hard, after)
+        log.warning("%s: hard quota %d exceeded (%d bytes)", d.row.name, quota.hard, after)
         return OVER_QUOTA
     for level, name in ((quota.soft, "soft"), (quota.warning, "warning")):
         if level and after > level:
-            log.warning("%s: over %s quota %d (%d bytes)", d.mailbox.name, name, level, after)
+            log.warning("%s: over %s quota %d (%d bytes)", d.row.name, name, level, after)
             break
     return None
 

@@ -41,7 +41,7 @@ class LmtpStore:
     def _hand_on(self, d: Delivery) -> tuple[Outcome, str]:
         # Not the final delivery: the downstream server writes Return-Path and Delivered-To.
         content = trace.received(d) + d.envelope.content
-        outcome = self.downstream.deliver(d.envelope.sender, d.mailbox.email, content)
+        outcome = self.downstream.deliver(d.envelope.sender, d.row.email, content)
         return outcome, f"handed to {self.downstream.address}: {outcome.reply()}"
 
     def size(self, d: Delivery) -> int:

@@ -37,17 +37,17 @@ class MaildirStore:
 
     def _write(self, d: Delivery) -> tuple[Outcome, str]:
         try:
-            path = Maildir(maildir_of(self.settings, d.mailbox)).deliver(d.folder, d.content)
+            path = Maildir(maildir_of(self.settings, d.row)).deliver(d.folder, d.content)
         except (OSError, ValueError) as exc:
             # A full disk, a permission, a name that cannot be a path: the MTA keeps the
             # message and retries; the administrator reads why here.
-            log.error("%s: Maildir delivery failed: %s", d.mailbox.name, exc)
+            log.error("%s: Maildir delivery failed: %s", d.row.name, exc)
             return UNUSABLE, f"maildir failed: {exc}"
         return DELIVERED, f"filed {d.folder} {path.name}"
 
     def size(self, d: Delivery) -> int:
         try:
-            return Maildir(maildir_of(self.settings, d.mailbox)).size()
+            return Maildir(maildir_of(self.settings, d.row)).size()
         except ValueError:
             return 0  # the delivery itself answers for an unusable path
 

@@ -14,6 +14,7 @@ from mr_engine.delivery.oof import out_of_office
 from mr_engine.config import Settings
 from mr_engine.store.db import open_database
 from mr_engine.store.directory import DirectoryError, create_user
+from mr_engine.store.mailbox_rows import MailboxRow
 from mr_engine.store.models import OutOfOfficeLog
 from mr_engine.store.oof_state import OofState, claim_reply, get_oof, set_oof
 from mr_engine.store.stores import create_store
@@ -131,7 +132,7 @@ def deliver(db, mailbox, now, *extra: str, sender: str = "bob@example.org",
     with db.write() as session:
         mailbox = session.merge(mailbox)
         d = Delivery(session=session, settings=SETTINGS, now=now, envelope=envelope,
-                     recipient="alice@example.com", mailbox=mailbox,
+                     recipient="alice@example.com", row=MailboxRow.of(mailbox),
                      batch=Batch.load(session, [mailbox.id]), meeting_request=meeting_request)
         out_of_office(d)
     return d

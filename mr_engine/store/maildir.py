@@ -22,13 +22,14 @@ from pathlib import Path
 
 from mr_engine.config import Settings
 from mr_engine.core.maildir_names import expand_path, folder_dir, size_in_name, unique_name
+from mr_engine.store.mailbox_rows import MailboxRow
 from mr_engine.store.models import Mailbox
 
 _SUBDIRS = ("tmp", "new", "cur")
 _sequence = itertools.count(1)
 
 
-def maildir_of(settings: Settings, mailbox: Mailbox) -> Path:
+def maildir_of(settings: Settings, mailbox: Mailbox | MailboxRow) -> Path:
     """The Maildir of ``mailbox`` (``maildir_path`` expanded).
 
     The one place a Maildir path is resolved: a relative ``maildir_path`` is relative to

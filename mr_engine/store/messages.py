@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from mr_engine.store.claims import claim, claim_many
 from mr_engine.config import Settings
 from mr_engine.store.directories import NotFound
+from mr_engine.store.mailbox_rows import MailboxRow
 from mr_engine.store.models import DeliveredMessageId, Folder, Mailbox, Message, Store
 from mr_engine.store.prepared import PerCount, Prepared, row_params, values_rows
 
@@ -90,7 +91,7 @@ class Quota:
     hard: int
 
 
-def quota_of(mailbox: Mailbox, settings: Settings) -> Quota:
+def quota_of(mailbox: Mailbox | MailboxRow, settings: Settings) -> Quota:
     """The mailbox's own quota levels, each falling back to the configured default."""
     def pick(own: int | None, default: int) -> int:
         return default if own is None else own
