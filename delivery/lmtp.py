@@ -1,8 +1,9 @@
 """LMTP (RFC 2033): the protocol class and the handler that answers each command.
 
 ``LMTPProtocol`` adjusts aiosmtpd's LMTP class where RFC 2033 asks more of it: after DATA
-there is one reply per accepted recipient, even when the data was refused as too large, and
-a full server turns new connections away with 421. ``DeliveryHandler`` resolves recipients
+there is one reply per accepted recipient, even when the data was refused as too large, a
+full server turns new connections away with 421, and the replies to pipelined commands go
+out together. ``DeliveryHandler`` resolves recipients
 at RCPT time and hands the message to the group committer after DATA.
 """
 
@@ -70,6 +71,8 @@ class LMTPProtocol(LMTP):
     def __init__(self, handler: "DeliveryHandler", **kwargs) -> None:
         super().__init__(handler, **kwargs)
         self._handler = handler
+        # Replies held while the client's next command is already here (``push``).
+        self._held: list[bytes] = []
 
     counted = False  # holds one of the handler's session slots
 
@@ -115,13 +118,14 @@ class LMTPProtocol(LMTP):
         # RFC 5321 §4.5.3.2: say why before hanging up on an idle client (aiosmtpd just
         # closes the connection; this is its idle-timer callback).
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(b"421 4.4.2 Idle timeout, closing connection\r\n")
+            self.transport.write(self._release()
+                                 + b"421 4.4.2 Idle timeout, closing connection\r\n")
         super()._timeout_cb()
 
     def close(self, reason: str) -> None:
         """Say goodbye and hang up (used at shutdown, between transactions)."""
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(reason.encode() + b"\r\n")
+            self.transport.write(self._release() + reason.encode() + b"\r\n")
             self.transport.close()
 
     async def push(self, status: str) -> None:
@@ -133,7 +137,24 @@ class LMTPProtocol(LMTP):
             for rcpt in self.envelope.rcpt_tos:
                 DeliveryLine(self.envelope.client, rcpt, parse_reply(status) or TOO_BIG).log()
             status = "\r\n".join([status] * len(self.envelope.rcpt_tos))
-        await super().push(status)
+        reply = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
+        # RFC 2920 §3.2: the replies to a group of pipelined commands may be sent as a unit,
+        # so long as they are all sent before the server waits for input. A complete command
+        # line already received means no wait: hold the reply and send it with the next one
+        # (a pipelined MAIL, RCPT..., DATA costs one send instead of one a command).
+        if self._next_command_is_here():
+            self._held.append(reply + b"\r\n")
+            return
+        await super().push(self._release() + reply)
+
+    def _next_command_is_here(self) -> bool:
+        # StreamReader has no public view of what it has buffered; without one, send at once.
+        return b"\n" in getattr(self._reader, "_buffer", b"")
+
+    def _release(self) -> bytes:
+        """The held replies, to be written before anything else."""
+        held, self._held = b"".join(self._held), []
+        return held
 
 
 class DeliveryHandler:

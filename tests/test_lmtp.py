@@ -79,6 +79,24 @@ def test_per_recipient_replies_in_rcpt_order_with_partial_failure(server, db):
         assert store_of(session, get_user(session, "bob")) is None
 
 
+def test_replies_to_pipelined_commands_go_out_together_and_never_wait(server, db):
+    # RFC 2920 §3.2: held while the next command is already received, sent before waiting.
+    add_users(db, "alice")
+    client = RawClient(server.port)
+    client.reply()
+    client.command("LHLO client.example")
+    client.send("MAIL FROM:<s@remote.example>\r\nRCPT TO:<alice@example.com>\r\n"
+                "RCPT TO:<nobody@example.com>\r\nDATA\r\n")
+    first = client.sock.recv(65536)  # all four in one write: the first read has them
+    assert [line.split(" ")[0] for line in first.decode().split("\r\n")[:-1]] == \
+        ["250", "250", "550", "354"]
+    client.send(b"Subject: x\r\n\r\nhi\r\n.\r\nRSET\r\nMAIL FROM:<s@remote.example>\r\nRC")
+    # The last line is not complete: the client may be waiting, so nothing is held.
+    assert [client.reply()[0][:3] for _ in range(3)] == ["250", "250", "250"]
+    assert client.command("PT TO:<alice@example.com>") == ["250 2.1.5 Ok"]
+    client.close()
+
+
 def test_group_address_delivers_once_to_each_member(server, db):
     add_users(db, "alice", "bob")
     with db.write() as session:
