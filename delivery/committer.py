@@ -78,6 +78,7 @@ class Committer:
         self.steps = steps if steps is not None else pipeline.STEPS
         self.mail = open_mail_store(settings)  # used by the writer thread alone
         self._jobs: queue.Queue[DeliveryJob | None] = queue.Queue()
+        self._writer = db.held_writer()  # used by the writer thread alone
         self._thread = threading.Thread(target=self._work, name="committer", daemon=True)
 
     def start(self) -> None:
@@ -87,6 +88,7 @@ class Committer:
         """Finish every delivery already submitted, then end the writer thread."""
         self._jobs.put(None)
         self._thread.join()
+        self._writer.close()
         self.mail.close()
 
     async def deliver(self, envelope: Envelope, targets: list[tuple[str, int]]) -> list[Outcome]:
@@ -122,7 +124,7 @@ class Committer:
     def _commit(self, batch: list[DeliveryJob | None]) -> None:
         jobs = [job for job in batch if job is not None]
         try:
-            with self.db.write() as session:
+            with self._writer.write() as session:
                 now = self.clock()  # not before the wait for the lock
                 # Gathered once the write lock is ours: what arrived while another process
                 # committed joins this commit, so batches grow with the load.
@@ -154,7 +156,7 @@ class Committer:
     def _careful(self, jobs: list[DeliveryJob], now: dt.datetime) -> list["_Result"]:
         """The batch again, each delivery in a savepoint: a refused one leaves no trace."""
         try:
-            with self.db.write() as session:
+            with self._writer.write() as session:
                 results = self._deliver_all(session, jobs, now, careful=True)
                 assert results is not None
                 return results
