@@ -2,8 +2,8 @@
 
 ``LMTPProtocol`` adjusts aiosmtpd's LMTP class where RFC 2033 asks more of it: after DATA
 there is one reply per accepted recipient, even when the data was refused as too large, a
-full server turns new connections away with 421, and the replies to pipelined commands go
-out together. ``DeliveryHandler`` resolves recipients
+full server turns new connections away with 421, the replies to pipelined commands go
+out together, and the data is read in bulk (``lmtp_data``). ``DeliveryHandler`` resolves recipients
 at RCPT time and hands the message to the group committer after DATA.
 """
 
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import Envelope as SMTPEnvelope
+from aiosmtpd.smtp import MISSING, syntax
 from aiosmtpd.smtp import Session as SMTPSession
 
 from mr_engine import cpu_time, metrics
@@ -28,6 +29,7 @@ from mr_engine.store.directories import DirectoryUnavailable, open_directory
 from .committer import TEMPFAIL, Committer
 from .context import Envelope, Outcome, message_id_of, parse_message
 from .listeners import SessionSlots
+from .lmtp_data import read_data
 from .lmtp_parsing import parse_single_part, simple_address
 from .log_lines import Client, DeliveryLine, delivery_outcome, parse_reply
 
@@ -51,7 +53,8 @@ PARSE_IN_THREAD = 1024 * 1024  # bytes from which a message is parsed off the ev
 CALENDAR_IN_THREAD = 64 * 1024
 RESOLVE_TTL = 5.0  # seconds a resolved recipient is remembered
 RESOLVE_CACHE_SIZE = 10_000
-_DATA_FAILURES = {TOO_BIG.reply(), "500 5.5.2 Line too long"}
+_DATA_PROBLEMS = {"too long": "500 5.5.2 Line too long", "too much": TOO_BIG.reply()}
+_DATA_FAILURES = set(_DATA_PROBLEMS.values())
 
 
 @dataclass
@@ -107,12 +110,54 @@ class LMTPProtocol(LMTP):
 
     receiving = False  # inside DATA: the client is still sending the message
 
+    @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
         self.receiving = True
         try:
-            await super().smtp_DATA(arg)
+            if self._decode_data:  # text content: aiosmtpd's own line-by-line read
+                await super().smtp_DATA(arg)
+            elif await self._may_start_data(arg):
+                await self._receive_data()
         finally:
             self.receiving = False
+
+    async def _may_start_data(self, arg: str) -> bool:
+        # aiosmtpd's checks before 354, in its order and words.
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return False
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return False
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return False
+        # Never held (``push``): a client that sent data ahead waits for nothing, but
+        # one that did not must see the 354 before the server waits for the data.
+        await super().push(self._release() + b"354 End data with <CR><LF>.<CR><LF>")
+        return True
+
+    async def _receive_data(self) -> None:
+        """The data read in bulk (``lmtp_data``), then handed to the handler's DATA hook."""
+        try:
+            data = await read_data(self._reader, self.line_length_limit, self.data_size_limit)
+        except asyncio.IncompleteReadError:  # the client hung up before the end
+            self._lost_during_data()
+            return
+        except asyncio.CancelledError:  # aiosmtpd's way of saying the same
+            self._lost_during_data()
+            raise
+        if data.problem:  # read to the end, as RFC 5321 §4.2.5 implies, then refused
+            await self.push(_DATA_PROBLEMS[data.problem])  # one per recipient: see push
+            self._set_post_data_state()
+            return
+        self.envelope.content = self.envelope.original_content = data.content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
+
+    def _lost_during_data(self) -> None:
+        log.info("Connection lost during DATA")
+        self._writer.close()
 
     def _timeout_cb(self) -> None:
         # RFC 5321 §4.5.3.2: say why before hanging up on an idle client (aiosmtpd just

@@ -157,6 +157,34 @@ def test_oversized_message_gets_552_5_3_4_for_each_recipient(db, db_url):
     assert messages_of(db, "alice") == []
 
 
+def test_data_read_in_bulk_keeps_dots_and_refuses_an_endless_line(server, db):
+    add_users(db, "alice", "bob")
+    both = ["alice@example.com", "bob@example.com"]
+    client = RawClient(server.port)
+    client.reply()
+    dotted = msg(body=".\r\n..two dots\r\n.one dot\r\n")  # the client stuffs them
+    rcpt, data = send_message(client, "s@r.example", both, dotted)
+    assert data[0].startswith("250 2.0.0") and len(data) == 2
+    with db.read() as session:
+        assert session.scalar(select(Message.content)).endswith(dotted)
+    # A line over the line limit (1 MB) is read to the end and refused for each recipient;
+    # the session goes on.
+    endless = msg(body="y" * (1024 * 1024 + 10) + "\r\n")
+    _, data = send_message(client, "s@r.example", both, endless, lhlo=False)
+    assert data == ["500 5.5.2 Line too long"] * 2
+    assert client.command("NOOP")[0].startswith("250")
+    # A client that hangs up inside the data takes nothing with it.
+    client.send("MAIL FROM:<s@r.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n")
+    assert [client.reply()[0][:3] for _ in range(3)] == ["250", "250", "354"]
+    client.send(b"Subject: cut off\r\n\r\nhalf a bo")
+    client.close()
+    again = RawClient(server.port)
+    again.reply()
+    assert again.command("LHLO x")[-1].startswith("250 ")
+    again.close()
+    assert len(messages_of(db, "alice")) == 1
+
+
 def test_messages_without_message_id_or_with_broken_mime_are_stored_as_received(server, db):
     add_users(db, "alice")
     broken = (b"From: x\r\nSubject: =?utf-8?q?broken\r\nContent-Type: multipart/mixed; "
