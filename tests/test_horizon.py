@@ -221,6 +221,23 @@ def test_a_catch_up_with_nothing_due_is_one_query(db, db_url):
     assert done.series == 0 and len(statements) == 1
 
 
+def test_a_series_extended_earlier_in_the_transaction_is_not_due_again(db, db_url):
+    # The committer runs a batch's requests in one transaction: the second request for
+    # the resource must see the horizon the first one moved (and not yet flushed).
+    add_resource(db, "room", ROOM)
+    with server_at(db_url, NOW) as server:
+        deliver(server.port, invite("series", T9, T9 + HOUR, ROOM, rrule=ENDLESS))
+    later = NOW + 300 * DAY
+    with db.write() as session:
+        room = directory.get_user(session, "room")
+        ext = horizon.Extender.of(room, make_settings(db_url), later)
+        first, _ = horizon.catch_up_with(session, room, ext, "other")
+        second, booking = horizon.catch_up_with(session, room, ext, "series")
+    assert (first.series, second.series) == (1, 0)
+    assert booking is not None and booking.uid == "series"
+    assert _horizons(db)[0] >= later + 180 * DAY + horizon.DUE_AHEAD
+
+
 def test_the_kept_calendar_reads_back_as_the_invitation_was_read():
     raw = (FIXTURES / "own" / "exchange-series-exception.eml").read_bytes()
     zone = zoneinfo.ZoneInfo("Europe/Berlin")

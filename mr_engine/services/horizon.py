@@ -23,7 +23,7 @@ import logging
 import zoneinfo
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from mr_engine.core import booked_calendar
@@ -45,11 +45,6 @@ STEP = dt.timedelta(days=8)
 _DUE = (select(Booking).where(Booking.resource_id == bindparam("resource"),
                               Booking.horizon < bindparam("due"))
         .order_by(Booking.id).limit(bindparam("limit")))
-# The due series and the meeting a request is for, oldest first, as ``_DUE`` orders them.
-_DUE_OR_UID = (select(Booking).where(Booking.resource_id == bindparam("resource"),
-                                     or_(Booking.horizon < bindparam("due"),
-                                         Booking.uid == bindparam("uid")))
-               .order_by(Booking.id))
 _BOOKED_FROM = select(Occurrence.recurrence_id).where(
     Occurrence.booking_id == bindparam("booking"), Occurrence.start >= bindparam("start"))
 
@@ -109,11 +104,10 @@ def catch_up(session: Session, resource: Mailbox, ext: Extender,
 
 def catch_up_with(session: Session, resource: Mailbox, ext: Extender,
                   uid: str) -> tuple[Extended, Booking | None]:
-    """``catch_up``, and the booking of the meeting ``uid`` (None if it has none) read by
-    the same query: one statement less for every request."""
+    """``catch_up``, and the booking of the meeting ``uid`` (None if it has none), read
+    together (``calendar_store.due_or_booked``)."""
     due = window_end(resource, ext.now) + DUE_AHEAD
-    rows = session.scalars(_DUE_OR_UID, {"resource": resource.id, "due": due,
-                                         "uid": uid}).all()
+    rows = cal.due_or_booked(session, resource.id, due, uid)
     done = _extend_all(session, resource, ext,
                        [b for b in rows if b.horizon is not None and b.horizon < due])
     return done, next((b for b in rows if b.uid == uid), None)

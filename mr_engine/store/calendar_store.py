@@ -61,6 +61,25 @@ def find_booking(session: Session, resource_id: int, uid: str) -> Booking | None
     return session.scalar(_FIND, {"resource": resource_id, "uid": uid})
 
 
+# Read for every meeting request, and mostly empty: a new meeting on a resource whose
+# series are materialized far enough. Ids first, then entities only when there are some.
+_DUE_OR_UID = Prepared(select(Booking.id).where(
+    Booking.resource_id == bindparam("resource"),
+    or_(Booking.horizon < bindparam("due"), Booking.uid == bindparam("uid"))))
+
+
+def due_or_booked(session: Session, resource_id: int, due: dt.datetime,
+                  uid: str) -> list[Booking]:
+    """The resource's bookings whose horizon is before ``due`` and the booking of the
+    meeting ``uid``, oldest first (``horizon.catch_up_with``)."""
+    session.flush()  # a horizon or uid changed through the ORM is what the read must see
+    ids = [row[0] for row in _DUE_OR_UID.rows(session.connection(),
+                                               {"resource": resource_id, "due": due, "uid": uid})]
+    if not ids:
+        return []
+    return list(session.scalars(select(Booking).where(Booking.id.in_(ids)).order_by(Booking.id)))
+
+
 _INSERT_BOOKING = Prepared(insert(Booking).returning(Booking.id),
                            [c.name for c in Booking.__table__.columns if c.name != "id"])
 
