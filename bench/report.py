@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import cpu_split
+from . import cpu_split, speed_targets
 
 # The targets of issue 6 (a 2-core machine, the benchmark's defaults).
 DOVECOT_RATIO = 1.0
@@ -130,6 +130,7 @@ def targets(figures: dict[str, Any]) -> list[dict]:
                   "met": mb is not None and mb <= MEMORY_MB})
     found += _freebusy_targets(figures["load5"])
     found += _grown_targets(figures.get("load6"))
+    found += speed_targets.targets(figures)
     if figures["run"]["mode"] == "smoke":  # sizes too small to judge anything
         for t in found:
             t["met"] = None
