@@ -18,12 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from sqlalchemy import Connection, Engine, bindparam, create_engine, event, select, text
+from sqlalchemy import Connection, Engine, bindparam, create_engine, event, inspect, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, NoResultFound
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from mr_engine.store.models import Mailbox
+from mr_engine.store.prepared import Prepared
 from mr_engine.store.store_access import prepare_sqlite_store
 
 if TYPE_CHECKING:
@@ -357,6 +360,14 @@ _LOCK = (select(Mailbox).where(Mailbox.id == bindparam("id")).with_for_update()
          .execution_options(populate_existing=True))
 
 
+# For a mailbox the session has loaded (the committer loads a batch's resources first):
+# the row locked by a store.prepared statement and every column of the entity refreshed
+# from it, as populate_existing does; the ORM's select cost three times the CPU.
+_COLUMNS = [(prop.key, prop.columns[0]) for prop in inspect(Mailbox).column_attrs]
+_LOCK_ROW = Prepared(select(*(column for _, column in _COLUMNS))
+                     .where(Mailbox.id == bindparam("id")).with_for_update())
+
+
 def lock_mailbox(session: Session, mailbox_id: int) -> Mailbox:
     """Serialize check-and-book for one resource across sessions and processes.
 
@@ -365,7 +376,16 @@ def lock_mailbox(session: Session, mailbox_id: int) -> Mailbox:
     """
     if session.get_bind().dialect.name == "sqlite":
         return session.get_one(Mailbox, mailbox_id)
-    return session.execute(_LOCK, {"id": mailbox_id}).scalar_one()
+    loaded = session.identity_map.get(identity_key(Mailbox, mailbox_id))
+    if loaded is None:
+        return session.execute(_LOCK, {"id": mailbox_id}).scalar_one()
+    session.flush()  # the entity's own pending changes first, as the ORM's select would
+    rows = _LOCK_ROW.rows(session.connection(), {"id": mailbox_id})
+    if not rows:
+        raise NoResultFound(f"mailbox {mailbox_id} is gone")
+    for (key, _), value in zip(_COLUMNS, rows[0]):
+        set_committed_value(loaded, key, value)
+    return loaded
 
 
 

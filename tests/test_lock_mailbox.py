@@ -1,0 +1,60 @@
+"""store.db.lock_mailbox: the row lock that serializes check-and-book for one resource.
+
+On PostgreSQL a mailbox the session has already loaded is locked by a prepared statement
+and refreshed from the locked row; one it has not is loaded by the ORM's own select.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, text, update
+from sqlalchemy.exc import OperationalError
+
+from mr_engine.store.db import lock_mailbox
+from mr_engine.store.models import Mailbox
+from mr_engine.testing.accounts import ROOM, add_resource
+
+
+def _room_id(db) -> int:
+    add_resource(db, "room", ROOM)
+    with db.read() as session:
+        return session.scalar(select(Mailbox.id).where(Mailbox.name == "room"))
+
+
+def _commit_longest(db, room_id: int, seconds: int) -> None:
+    with db.write() as session:
+        session.execute(update(Mailbox).where(Mailbox.id == room_id)
+                        .values(longest_occurrence=seconds))
+
+
+def test_the_locked_mailbox_shows_what_others_committed_before_the_lock(db):
+    if db.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite: the write transaction holds the whole database from its start")
+    room_id = _room_id(db)
+    with db.write() as session:
+        loaded = session.get_one(Mailbox, room_id)
+        loaded.fullname = "Room one"  # a pending change of this session is kept
+        _commit_longest(db, room_id, 7200)  # another process, before this one locks
+        locked = lock_mailbox(session, room_id)
+        assert locked is loaded
+        assert (locked.longest_occurrence, locked.fullname) == (7200, "Room one")
+    with db.read() as session:
+        assert session.get_one(Mailbox, room_id).fullname == "Room one"
+
+
+@pytest.mark.parametrize("loaded", [True, False])
+def test_the_lock_holds_until_the_transaction_ends(db, loaded):
+    if db.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite serializes writers with its database lock")
+    room_id = _room_id(db)
+    with db.write() as holder:
+        lock_mailbox(holder, room_id)
+        with db.write() as other:
+            other.execute(text("SET LOCAL lock_timeout = '50ms'"))
+            if loaded:
+                other.get_one(Mailbox, room_id)
+            with pytest.raises(OperationalError, match="lock timeout"):
+                lock_mailbox(other, room_id)
+            other.rollback()
+    with db.write() as later:  # released with the holder's commit
+        assert lock_mailbox(later, room_id).id == room_id
