@@ -3,8 +3,8 @@
 ``LMTPProtocol`` adjusts aiosmtpd's LMTP class where RFC 2033 asks more of it: after DATA
 there is one reply per accepted recipient, even when the data was refused as too large, a
 full server turns new connections away with 421, the replies to pipelined commands go
-out together, and the data is read in bulk (``lmtp_data``). ``DeliveryHandler`` resolves recipients
-at RCPT time and hands the message to the group committer after DATA.
+out together, and the data is read in bulk (``lmtp_data``). ``DeliveryHandler`` resolves
+recipients at RCPT time and hands the message to the group committer after DATA.
 """
 
 from __future__ import annotations

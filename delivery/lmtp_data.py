@@ -50,6 +50,7 @@ class _Pieces:
         if self.size_limit and self.size > self.size_limit:
             return Data(b"", "too much")
         raw = b"".join(self.pieces)
+        self.pieces.clear()  # a large message is held twice at most: here, then its content
         if len(raw) > line_limit and any(len(line) + 2 > line_limit
                                          for line in raw.split(b"\r\n")):
             return Data(b"", "too long")

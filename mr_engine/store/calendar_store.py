@@ -72,7 +72,10 @@ def due_or_booked(session: Session, resource_id: int, due: dt.datetime,
                   uid: str) -> list[Booking]:
     """The resource's bookings whose horizon is before ``due`` and the booking of the
     meeting ``uid``, oldest first (``horizon.catch_up_with``)."""
-    session.flush()  # a horizon or uid changed through the ORM is what the read must see
+    # The ids are read past the ORM, so what it holds unflushed goes first. (Bookings are
+    # inserted by Core, and a horizon moved in the ORM is judged by the caller on the
+    # entity loaded below; the flush is for an ORM add or delete.)
+    session.flush()
     ids = [row[0] for row in _DUE_OR_UID.rows(session.connection(),
                                                {"resource": resource_id, "due": due, "uid": uid})]
     if not ids:
