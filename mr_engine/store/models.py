@@ -44,14 +44,39 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: Optional[dt.datetime], dialect) -> Optional[dt.datetime]:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return None if value is None else _naive_utc(value)
 
     def process_result_value(self, value: Optional[dt.datetime], dialect) -> Optional[dt.datetime]:
         return None if value is None else value.replace(tzinfo=dt.timezone.utc)
+
+    # On SQLite each conversion is done in one function instead of the decorator's step
+    # followed by the DATETIME type's: a booking, its occurrences and its reply bind a dozen
+    # times, and the two steps were a tenth of the committer's CPU for a meeting request.
+    def bind_processor(self, dialect):  # type: ignore[no-untyped-def]
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: Optional[dt.datetime]) -> Optional[str]:
+            # SQLAlchemy's SQLite storage format, "%04d-%02d-%02d %02d:%02d:%02d.%06d",
+            # which isoformat writes alike for a naive datetime.
+            return None if value is None else _naive_utc(value).isoformat(" ", "microseconds")
+        return process
+
+    def result_processor(self, dialect, coltype):  # type: ignore[no-untyped-def]
+        parse = self.impl_instance.dialect_impl(dialect).result_processor(dialect, coltype)
+        if dialect.name != "sqlite" or parse is None:
+            return super().result_processor(dialect, coltype)
+        utc = dt.timezone.utc
+
+        def process(value: Optional[str]) -> Optional[dt.datetime]:
+            return None if value is None else parse(value).replace(tzinfo=utc)
+        return process
+
+
+def _naive_utc(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
 
 class Base(DeclarativeBase):
