@@ -20,6 +20,7 @@ from mr_engine.store.directories import (EVERYONE, DirectoryError, Duplicate, Gr
                                          NotFound)
 from mr_engine.store.models import (Group, GroupMember, GroupNesting, Mailbox, ResourceDelegate,
                                     SendAs)
+from mr_engine.store.prepared import Prepared
 from mr_engine.core import features
 from mr_engine.core.addresses import strip_detail
 from mr_engine.core.passwords import hash_password
@@ -420,14 +421,17 @@ _POOLS_AMONG = (select(Group).where(Group.email_lower.in_(bindparam("addresses",
                                     Group.mr_pool.is_(True)).order_by(Group.name))
 
 
-_POOL_ADDRESSES = select(Group.email_lower).where(Group.mr_pool.is_(True),
-                                                 Group.email_lower.is_not(None))
+# Prepared: read once for every batch of deliveries, where the ORM's execution of even
+# this one-column select cost more than the meeting step's own queries.
+_POOL_ADDRESSES = Prepared(select(Group.email_lower).where(Group.mr_pool.is_(True),
+                                                          Group.email_lower.is_not(None)))
 
 
 def pool_addresses(session: Session) -> frozenset[str]:
     """Every pool's address (lower-case): a site has few, so one query serves a batch of
     deliveries that would otherwise each ask ``pools_among``."""
-    return frozenset(session.scalars(_POOL_ADDRESSES))
+    session.flush()  # read past the ORM: a pool it holds unflushed counts too
+    return frozenset(row[0] for row in _POOL_ADDRESSES.rows(session.connection(), {}))
 
 
 def pools_among(session: Session, addresses: Iterable[str]) -> list[Group]:
