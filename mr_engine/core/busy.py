@@ -30,10 +30,13 @@ class _Saturation:
     """
 
     def __init__(self, busy: Sequence[Busy], capacity: int) -> None:
-        starts = sorted(b.start for b in busy if b.end > b.start)
-        ends = sorted(b.end for b in busy if b.end > b.start)
         self.starts: list[datetime] = []
         self.ends: list[datetime] = []
+        live = [b for b in busy if b.end > b.start]
+        if len(live) < capacity:  # fewer bookings than units: the peak cannot reach it
+            return
+        starts = sorted(b.start for b in live)
+        ends = sorted(b.end for b in live)
         level, i, j = 0, 0, 0
         while i < len(starts):
             if ends[j] <= starts[i]:  # half-open: an end frees the slot before a start takes it
