@@ -279,6 +279,9 @@ class Relay:
         self.lifetime = dt.timedelta(seconds=settings.queue_lifetime)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._woken: asyncio.Event | None = None
+        # The passes' write transactions on one kept connection (passes never overlap):
+        # a pooled one per transaction cost a checkout (on PostgreSQL a ping) and a Session.
+        self._writer = db.held_writer()
 
     def wake(self) -> None:
         """Start a pass soon; safe to call from any thread, before or while ``run`` runs."""
@@ -309,6 +312,7 @@ class Relay:
         finally:
             self._loop = self._woken = None
             link.close()
+            self._writer.close()
 
     def run_once(self, now: dt.datetime) -> int:
         """One pass over the messages due at ``now``; returns how many were attempted."""
@@ -328,21 +332,24 @@ class Relay:
             self._claim_and_send(link, done, now)
         except BaseException:
             link.close()
+            self._writer.close()  # a failed connection is not kept
             raise
         if keep is None or not done.attempts:
             link.close()
+        if keep is None:
+            self._writer.close()  # a pass on its own (queue flush) keeps nothing
         return done
 
     def _claim_and_send(self, link: SmtpLink, done: Pass, now: dt.datetime) -> None:
         started = time.monotonic()
         while time.monotonic() - started < PASS_BUDGET:
-            with self.db.write() as session:
+            with self._writer.write() as session:
                 jobs = outbox.claim(session, self.owner, now, self.lease, CLAIM_BATCH)
             if not jobs:
                 done.complete = True
                 break
             sent = [_Attempt.make(link, job) for job in jobs]
-            with self.db.write() as session:
+            with self._writer.write() as session:
                 recorded = outbox.record_all(session, [(a.job, a.outcome) for a in sent],
                                              self.owner, now, self.lifetime)
             for attempt, results in zip(sent, recorded):

@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, delete as delete_rows, func, insert, or_, sele
 from sqlalchemy.orm import Session
 
 from mr_engine.store.models import OutboundMessage
-from mr_engine.store.prepared import Prepared
+from mr_engine.store.prepared import PerCount, Prepared, id_params, in_ids
 from mr_engine.core.outgoing import parse_mailbox
 
 QUEUED, SENT, FAILED = "queued", "sent", "failed"
@@ -175,25 +175,26 @@ class RelayJob:
     created_at: dt.datetime
 
 
-# The relay's statements, built once (building and cache-keying them took as much CPU as
-# running them) and run on the session's connection: plain values, no ORM objects.
+# The relay's statements, prepared (store.prepared: SQLAlchemy's execution of a Core
+# statement cost more CPU than SQLite's running it) and run on the session's connection:
+# plain values, no ORM objects. The id lists are at most CLAIM_BATCH long (PerCount).
 _T = OutboundMessage.__table__
-_IDS = bindparam("ids", expanding=True)
-_DUE = (select(_T.c.id, _T.c.sender, _T.c.recipients, _T.c.content, _T.c.attempts,
-               _T.c.created_at)
-        .where(_T.c.status == QUEUED, _T.c.next_attempt_at <= bindparam("now"),
-               or_(_T.c.lease_until.is_(None), _T.c.lease_until <= bindparam("now")))
-        .order_by(_T.c.next_attempt_at, _T.c.id).limit(bindparam("limit")))
+_DUE_SELECT = (select(_T.c.id, _T.c.sender, _T.c.recipients, _T.c.content, _T.c.attempts,
+                      _T.c.created_at)
+               .where(_T.c.status == QUEUED, _T.c.next_attempt_at <= bindparam("now"),
+                      or_(_T.c.lease_until.is_(None), _T.c.lease_until <= bindparam("now")))
+               .order_by(_T.c.next_attempt_at, _T.c.id).limit(bindparam("limit")))
+_DUE = Prepared(_DUE_SELECT)
 # Concurrent claimers skip rows another transaction is claiming instead of waiting (SQLite
 # has no FOR UPDATE: its claim transaction is serialized by BEGIN IMMEDIATE).
-_DUE_LOCKED = _DUE.with_for_update(skip_locked=True)
+_DUE_LOCKED = Prepared(_DUE_SELECT.with_for_update(skip_locked=True))
 # Counted when started, so a message that keeps killing its worker still ages out.
-_STAMP = (update(_T).where(_T.c.id.in_(_IDS))
-          .values(attempts=_T.c.attempts + 1, lease_owner=bindparam("owner"),
-                  lease_until=bindparam("until")))
-_HELD = select(_T.c.id).where(_T.c.id.in_(_IDS), _T.c.lease_owner == bindparam("owner"))
-_SENT = (update(_T).where(_T.c.id.in_(_IDS))
-         .values(status=SENT, last_error="", lease_owner=None, lease_until=None))
+_STAMP = PerCount(lambda count: update(_T).where(in_ids(_T.c.id, count)).values(
+    attempts=_T.c.attempts + 1, lease_owner=bindparam("owner"), lease_until=bindparam("until")))
+_HELD = PerCount(lambda count: select(_T.c.id).where(in_ids(_T.c.id, count),
+                                                     _T.c.lease_owner == bindparam("owner")))
+_SENT = PerCount(lambda count: update(_T).where(in_ids(_T.c.id, count)).values(
+    status=SENT, last_error="", lease_owner=None, lease_until=None))
 
 
 def claim(session: Session, owner: str, now: dt.datetime,
@@ -206,12 +207,11 @@ def claim(session: Session, owner: str, now: dt.datetime,
     """
     conn = session.connection()
     due = _DUE if conn.dialect.name == "sqlite" else _DUE_LOCKED
-    rows = conn.execute(due, {"now": now, "limit": limit}).all()
-    if rows:
-        conn.execute(_STAMP, {"ids": [r.id for r in rows], "owner": owner,
-                              "until": now + lease})
-    return [RelayJob(r.id, r.sender, tuple(_split(r.recipients)),
-                     r.content, r.attempts + 1, r.created_at) for r in rows]
+    rows = due.rows(conn, {"now": now, "limit": limit})
+    for statement, part in _STAMP.chunks([row[0] for row in rows]):
+        statement.run(conn, {**id_params(part), "owner": owner, "until": now + lease})
+    return [RelayJob(row_id, sender, tuple(_split(recipients)), content, attempts + 1, created)
+            for row_id, sender, recipients, content, attempts, created in rows]
 
 
 def retry_at(attempts: int, created_at: dt.datetime, now: dt.datetime,
@@ -329,7 +329,8 @@ def _mark_sent(session: Session, ids: list[int], owner: str) -> set[int]:
     if not ids:
         return set()
     conn = session.connection()
-    held = set(conn.scalars(_HELD, {"ids": ids, "owner": owner}))
-    if held:
-        conn.execute(_SENT, {"ids": sorted(held)})
+    held = {row[0] for statement, part in _HELD.chunks(ids)
+            for row in statement.rows(conn, {**id_params(part), "owner": owner})}
+    for statement, part in _SENT.chunks(sorted(held)):
+        statement.run(conn, id_params(part))
     return held
