@@ -13,6 +13,7 @@ transaction, so a reader that cached something made of the calendar (free/busy,
 from __future__ import annotations
 
 import datetime as dt
+import weakref
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -49,6 +50,7 @@ _INSERT = Prepared(insert(Occurrence), ["booking_id", "resource_id", "recurrence
                                          "end", "summary", "transparent", "status"])
 # A SQL increment, not the ORM attribute: concurrent writers and a stale loaded row
 # never write back an older version.
+_RAISED = "mr_engine calendar versions raised"  # session.info: by (sub)transaction
 _TOUCH = Prepared(update(Mailbox.__table__).where(Mailbox.__table__.c.id == bindparam("resource"))
                   .values(calendar_version=Mailbox.__table__.c.calendar_version + 1))
 # Every opaque occurrence that counts against capacity, with its status.
@@ -118,8 +120,20 @@ def busy_intervals(session: Session, resource: Mailbox, start: dt.datetime, end:
 
 
 def touch(session: Session, resource_id: int) -> None:
-    """Raise the resource's ``calendar_version``: its occurrences changed."""
-    _TOUCH.run(session.connection(), {"resource": resource_id})
+    """Raise the resource's ``calendar_version``: its occurrences changed.
+
+    Once per resource and transaction (a batch of meeting requests for one room raises it
+    once): readers see the version only with the commit, so one raise covers all that the
+    transaction changed. A savepoint counts as a transaction of its own, so what a rolled
+    back savepoint raised is raised again after it.
+    """
+    conn = session.connection()  # begins the session's transaction if need be
+    current = session.get_nested_transaction() or session.get_transaction()
+    raised = session.info.setdefault(_RAISED, weakref.WeakKeyDictionary())
+    done = raised.setdefault(current, set())
+    if resource_id not in done:
+        _TOUCH.run(conn, {"resource": resource_id})
+        done.add(resource_id)
 
 
 def _note_longest(resource: Mailbox, instances: Iterable[Instance]) -> None:

@@ -1,0 +1,58 @@
+"""``calendar_store.touch``: a resource's calendar_version is raised once per transaction
+that changes its occurrences, and again after a savepoint that raised it is rolled back;
+on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from mr_engine.store import calendar_store
+from mr_engine.store.directory import get_user
+from mr_engine.store.models import Mailbox
+from mr_engine.testing.accounts import ROOM, add_resource
+
+OTHER = "beamer@example.com"
+
+
+def _versions(db) -> dict[str, int]:
+    with db.read() as session:
+        return dict(session.execute(select(Mailbox.name, Mailbox.calendar_version)).all())
+
+
+def test_raised_once_per_transaction_and_resource(db) -> None:
+    add_resource(db, "room", ROOM)
+    add_resource(db, "beamer", OTHER, resource_type="equipment")
+    before = _versions(db)
+    with db.write() as session:
+        room, beamer = get_user(session, "room").id, get_user(session, "beamer").id
+        for _ in range(3):
+            calendar_store.touch(session, room)
+        calendar_store.touch(session, beamer)
+    with db.write() as session:
+        calendar_store.touch(session, room)
+    after = _versions(db)
+    assert (after["room"] - before["room"], after["beamer"] - before["beamer"]) == (2, 1)
+
+
+def test_a_rolled_back_savepoint_takes_its_raise_along_and_the_next_change_raises_again(db):
+    add_resource(db, "room", ROOM)
+    before = _versions(db)["room"]
+    with db.write() as session:
+        room = get_user(session, "room").id
+        savepoint = session.begin_nested()
+        calendar_store.touch(session, room)
+        savepoint.rollback()
+        calendar_store.touch(session, room)  # after the rollback: raised again
+        with session.begin_nested():
+            calendar_store.touch(session, room)  # inside a savepoint: raised once more
+    assert _versions(db)["room"] - before == 2
+
+
+def test_raised_in_a_released_savepoint_counts_for_the_transaction(db) -> None:
+    add_resource(db, "room", ROOM)
+    before = _versions(db)["room"]
+    with db.write() as session:
+        room = get_user(session, "room").id
+        with session.begin_nested():
+            calendar_store.touch(session, room)
+    assert _versions(db)["room"] - before == 1
