@@ -3,9 +3,8 @@
 iMIP (RFC 6047) carries an iTIP message as a ``text/calendar`` MIME part, which
 :mod:`mr_engine.imip` finds; this module converts the VCALENDAR into frozen
 dataclasses that the pure booking core works on. It never touches a database
-or the clock. Parsing is done by icalendar, on lines split by
-:mod:`mr_engine.core.content_lines`; this module adds what real mail
-needs: tolerance of the dialects of Outlook, Google, Thunderbird and friends,
+or the clock. Parsing is done by icalendar (fed by :mod:`mr_engine.core.ical_reader`);
+this module adds what real mail needs: tolerance of the dialects of Outlook, Google, Thunderbird and friends,
 zone resolution (:mod:`mr_engine.timezones`) and bounds on untrusted input.
 """
 
@@ -24,7 +23,7 @@ from icalendar.error import GloballyUniqueTZIDGuessed
 from icalendar.prop.broken import vBroken
 
 from mr_engine.core import timezones
-from mr_engine.core.content_lines import unfold
+from mr_engine.core.ical_reader import read as read_ical
 from mr_engine.core.imip import find_calendar
 from mr_engine.core.timezones import CalendarZones
 
@@ -144,13 +143,13 @@ def _text(data: bytes) -> str:
 def _load_calendar(data: bytes) -> Calendar:
     text = _text(data)
     try:
-        calendars = Calendar.from_ical(unfold(text), multiple=True)
+        calendars = read_ical(text)
     except Exception as exc:  # noqa: BLE001 - icalendar raises several types
         # icalendar builds every VTIMEZONE while parsing, so one broken zone
         # fails the whole calendar: retry without them (times then fall back
         # to known names or the default zone, see timezones.resolve).
         try:
-            calendars = Calendar.from_ical(unfold(_VTIMEZONE.sub("", text)), multiple=True)
+            calendars = read_ical(_VTIMEZONE.sub("", text))
         except Exception:  # noqa: BLE001
             raise InvitationError(f"unparseable calendar: {exc}") from exc
     for calendar in calendars:
