@@ -31,7 +31,9 @@ _PLAIN = st.builds(
     # VALUE picks the value type, which the reader remembers by property and VALUE.
     st.lists(st.tuples(st.sampled_from(["CN", "TZID", "RSVP", "X-P", "VALUE", "value"]),
                        st.sampled_from(["", "a", "A,b", "Europe/Amsterdam", "=3D", "a b", "DATE",
-                                        "date", "DATE-TIME", "PERIOD", "TEXT", "X-NEW"])),
+                                        "date", "DATE-TIME", "PERIOD", "TEXT", "X-NEW",
+                                        "Jörg", " a", "a ", "a  b", "x^n", "%2C", "a/b@c+d",
+                                        "a=b", "a\tb", "ROOM"])),
              max_size=3),
     _LINES)
 

@@ -1,19 +1,21 @@
 """iCalendar text read as icalendar (7.x) reads it, with less of its work per line.
 
 icalendar finds where a content line's name and parameters end (RFC 5545 §3.1) by walking
-every character of the line, its value included, builds two parameter mappings even for a
-line without parameters, and looks up each property's value type twice; for an invitation
-that was half of its parse. :func:`read` hands icalendar's own calendar parser the content
-lines ready made, as it allows (``Calendar.from_ical(lines)``), of a
-:class:`icalendar.parser.content_line.Contentline` subclass whose :meth:`Line.raw_parts`
-splits a plain line (no DQUOTE or backslash before its first colon) with ``str.find`` and
-any other line as icalendar does, through a parser that remembers the value type of each
-(property, VALUE) pair. The result is icalendar's for every input; where the short way
+every character of the line, its value included, parses the parameters through two mappings
+(quoting, escapes, lists) even when there are none to undo, and looks up each property's
+value type twice; for an invitation that was half of its parse. :func:`read` hands
+icalendar's own calendar parser the content lines ready made, as it allows
+(``Calendar.from_ical(lines)``), of a :class:`icalendar.parser.content_line.Contentline`
+subclass whose :meth:`Line.raw_parts` splits a plain line (no DQUOTE or backslash before its
+first colon) with ``str.find``, takes plain parameters (``CN=Jane Doe;RSVP=TRUE``) apart with
+``str.split``, and any other line as icalendar does, through a parser that remembers the
+value type of each (property, VALUE) pair. The result is icalendar's for every input; where the short way
 meets anything unusual it takes the long one, so even error messages are icalendar's own.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 from icalendar import Calendar, Component
@@ -23,6 +25,9 @@ from icalendar.parser.parameter import Parameters
 from icalendar.parser.string import NAME
 
 __all__ = ["Line", "read", "unfold"]
+
+# An unquoted parameter value that icalendar's parameter parser leaves as it is.
+_PLAIN_VALUE = re.compile(r"[\w.+/@-]+(?: [\w.+/@-]+)*")
 
 
 class Line(Contentline):
@@ -38,13 +43,33 @@ class Line(Contentline):
             return super().raw_parts()
         # The first colon ends the name and parameters (RFC 5545 §3.1), so the walk over
         # the head alone finds what the walk over the whole line finds.
-        if ";" not in head and NAME.fullmatch(head):
-            return head, Parameters(), self[colon + 1:]
+        semi = head.find(";")
+        name = head if semi < 0 else head[:semi]
+        if NAME.fullmatch(name):
+            params = Parameters() if semi < 0 else _plain_params(head[semi + 1:], self.strict)
+            if params is not None:
+                return name, params, self[colon + 1:]
         try:
             name, params, _ = Contentline(self[:colon + 1], strict=self.strict).raw_parts()
         except ValueError:
             return super().raw_parts()  # the same error, naming the whole line
         return name, params, self[colon + 1:]
+
+
+def _plain_params(section: str, strict: bool) -> Parameters | None:
+    """The parameters of *section* when icalendar would take them apart unchanged: each a
+    token, ``=`` and a value with no quoting, list, escape (backslash, RFC 6868's ``^``, the
+    ``%XX`` icalendar uses inside) or space next to a delimiter; else None. (A strict line's
+    values are upper-cased: icalendar's way.)"""
+    if strict:
+        return None
+    params = Parameters()
+    for param in section.split(";"):
+        key, _, value = param.partition("=")
+        if not NAME.fullmatch(key) or not _PLAIN_VALUE.fullmatch(value):
+            return None
+        params[key] = value  # the key upper-cased, a later one replacing an earlier, as there
+    return params
 
 
 def unfold(text: str) -> list[Contentline]:
