@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from mr_engine.services.booking import BookingResult
 from mr_engine.config import Settings
 from mr_engine.metrics import Count
-from mr_engine.core.headers import header_text
+from mr_engine.core.headers import first_address, header_text
 from mr_engine.core.itip import Invitation, InvitationError, invitation_in, read_calendar
 from mr_engine.store import directory, messages
 from mr_engine.store.mailbox_rows import MailboxRow
@@ -92,6 +92,15 @@ class Envelope:
             self._read["listing"] = (header_text(self.message.get("Subject")),
                                      header_text(self.message.get("From")))
         return self._read["listing"]
+
+    @property
+    def authors(self) -> tuple[str, str]:
+        """The first From and Sender addresses (``headers.first_address``), once for all
+        recipients (by the LMTP handler, before the hand-off: see ``invitation``)."""
+        if "authors" not in self._read:
+            self._read["authors"] = (first_address(self.message, "From"),
+                                     first_address(self.message, "Sender"))
+        return self._read["authors"]
 
     def invitation(self, zone: tzinfo) -> Invitation | InvitationError | None:
         """The calendar read for a resource in ``zone`` (``itip.invitation_in``), once a zone.

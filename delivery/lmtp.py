@@ -313,7 +313,8 @@ class DeliveryHandler:
         try:
             with cpu_time.PARSE:
                 env.invitation(self._zone)  # the zone of resources that do not set their own
-            env.listing  # Subject and From decoded here too, not under the write lock
+            env.listing  # Subject and From decoded here too, not under the write lock,
+            env.authors  # and the addresses the booking rules read
         except Exception:  # the meeting step meets it again and delivers the message as mail
             log.warning("calendar of message-id=%s not read", env.message_id, exc_info=True)
 

@@ -38,7 +38,7 @@ from mr_engine.store.db import lock_mailbox
 from mr_engine.core.itip import (OUT_OF_RANGE, EventData, Invitation, InvitationError,
                                  is_attendee, people_invited)
 from mr_engine.store.models import Booking, Mailbox
-from mr_engine.core.headers import first_address, header_text
+from mr_engine.core.headers import header_text
 from mr_engine.core.alternatives import Alternatives, offered_for, text as offer_text
 from mr_engine.core.explanation import Explanation, explain
 from mr_engine.core.policy import CONFLICT_ON, Decision, People, ResourceFacts, decide
@@ -102,6 +102,10 @@ class Incoming(Protocol):
     @property
     def message_id(self) -> str | None: ...
 
+    @property
+    def authors(self) -> tuple[str, str]:
+        """The first From and Sender addresses, as ``headers.first_address`` reads them."""
+
     def invitation(self, zone: tzinfo) -> Invitation | InvitationError | None:
         """The message's calendar for a resource in ``zone`` (floating and all-day times
         depend on it), as ``itip.invitation_in`` reads it."""
@@ -146,8 +150,7 @@ def read_request(resource: Mailbox, incoming: Incoming, settings: Settings,
     return Request(resource=resource, invitation=inv, message_id=incoming.message_id,
                    zone=zone, now=now, hostname=settings.hostname,
                    max_occurrences=settings.max_occurrences, envelope_sender=incoming.sender,
-                   from_address=first_address(incoming.message, "From"),
-                   sender_address=first_address(incoming.message, "Sender"),
+                   from_address=incoming.authors[0], sender_address=incoming.authors[1],
                    auth_results=_auth_results(incoming.message), settings=settings)
 
 
