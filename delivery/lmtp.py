@@ -23,6 +23,7 @@ from aiosmtpd.smtp import Session as SMTPSession
 
 from mr_engine import cpu_time, metrics
 from mr_engine.config import Settings
+from mr_engine.core.itip import Invitation
 from mr_engine.store.db import Database
 from mr_engine.store.directories import DirectoryUnavailable, open_directory
 
@@ -312,9 +313,11 @@ class DeliveryHandler:
     def _read_calendar(self, env: Envelope) -> None:
         try:
             with cpu_time.PARSE:
-                env.invitation(self._zone)  # the zone of resources that do not set their own
+                # The zone of resources that do not set their own.
+                read = env.invitation(self._zone)
             env.listing  # Subject and From decoded here too, not under the write lock,
-            env.authors  # and the addresses the booking rules read
+            if isinstance(read, Invitation):
+                env.authors  # and a meeting request's addresses that the booking rules read
         except Exception:  # the meeting step meets it again and delivers the message as mail
             log.warning("calendar of message-id=%s not read", env.message_id, exc_info=True)
 
