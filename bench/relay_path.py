@@ -12,8 +12,6 @@ import argparse
 import datetime as dt
 import os
 import pathlib
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,6 +19,7 @@ import time
 if os.environ.get("SRC"):
     sys.path.insert(0, os.environ["SRC"])
 from bench import store as bstore
+from bench.processes import Sink
 from mr_engine.config import load_settings
 from mr_engine.delivery.relay import Relay, SmtpLink
 from mr_engine.store import outbox
@@ -30,26 +29,9 @@ _REPLY = (b"From: projectors@bench.example\r\nTo: organizer@remote.example\r\n"
           b"Subject: Accepted: Benchmark meeting\r\n\r\n" + (b"x" * 70 + b"\r\n") * 40)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _sink(port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "bench.sink", "smtp", str(port)])
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.1).close()
-            return proc
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("the sink did not start")
-
-
-def run(a: argparse.Namespace, url: str, work: str, port: int) -> None:
+def run(a: argparse.Namespace, url: str, work: str, smarthost: str) -> None:
     settings = load_settings({"database_url": url, "home": work,
-                              "smarthost": f"127.0.0.1:{port}"}, environ={})
+                              "smarthost": smarthost}, environ={})
     db = open_database(url)
     relay, link = Relay(db, settings), SmtpLink(settings)
     now = dt.datetime.now(dt.timezone.utc)
@@ -85,8 +67,7 @@ def main() -> None:
     ap.add_argument("--warm", type=int, default=150)
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="mrr")
-    port = _free_port()
-    sink = _sink(port)
+    sink = Sink("smtp", pathlib.Path(work))
     cluster = None
     try:
         if a.pg:
@@ -97,9 +78,9 @@ def main() -> None:
         else:
             url = f"sqlite:///{work}/store.db"
             bstore.open_store(url).dispose()
-        run(a, url, work, port)
+        run(a, url, work, sink.address)
     finally:
-        sink.terminate()
+        sink.stop()
         if cluster:
             cluster.stop()
 

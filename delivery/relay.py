@@ -279,8 +279,9 @@ class Relay:
         self.lifetime = dt.timedelta(seconds=settings.queue_lifetime)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._woken: asyncio.Event | None = None
-        # The passes' write transactions on one kept connection (passes never overlap):
-        # a pooled one per transaction cost a checkout (on PostgreSQL a ping) and a Session.
+        # The passes' write transactions on one kept connection: passes never overlap
+        # (each may run in another executor thread, one after the other), and a pooled
+        # connection per transaction cost a checkout (on PostgreSQL a ping) and a Session.
         self._writer = db.held_writer()
 
     def wake(self) -> None:

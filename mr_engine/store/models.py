@@ -50,8 +50,8 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return None if value is None else value.replace(tzinfo=dt.timezone.utc)
 
     # On SQLite each conversion is done in one function instead of the decorator's step
-    # followed by the DATETIME type's: a booking, its occurrences and its reply bind a dozen
-    # times, and the two steps were a tenth of the committer's CPU for a meeting request.
+    # followed by the DATETIME type's: a meeting request binds a dozen datetimes (booking,
+    # occurrences, reply), and the two steps were nearly a tenth of the committer's CPU.
     def bind_processor(self, dialect):  # type: ignore[no-untyped-def]
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)

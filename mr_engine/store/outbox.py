@@ -177,7 +177,7 @@ class RelayJob:
 
 # The relay's statements, prepared (store.prepared: SQLAlchemy's execution of a Core
 # statement cost more CPU than SQLite's running it) and run on the session's connection:
-# plain values, no ORM objects. The id lists are at most CLAIM_BATCH long (PerCount).
+# plain values, no ORM objects. An id list longer than PerCount's limit goes in parts.
 _T = OutboundMessage.__table__
 _DUE_SELECT = (select(_T.c.id, _T.c.sender, _T.c.recipients, _T.c.content, _T.c.attempts,
                       _T.c.created_at)
