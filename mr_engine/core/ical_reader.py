@@ -84,7 +84,9 @@ def unfold(text: str) -> list[Contentline]:
 class _Parser(CalendarIcalParser):
     """icalendar's calendar parser, remembering the value type of each (name, VALUE)."""
 
-    # Calendar's types factory maps the same pair to the same type every time.
+    # Calendar's types factory maps the same pair to the same type every time. The names
+    # come from the mail (X- properties): past FACTORIES pairs, the rest are not kept.
+    FACTORIES = 1024
     _factories: ClassVar[dict[tuple[str, str], Any]] = {}
 
     def get_factory_for_property(self, name: str, params: Parameters) -> Any:
@@ -94,7 +96,9 @@ class _Parser(CalendarIcalParser):
         key = (name, value.upper() if value else "")
         found = self._factories.get(key)
         if found is None:
-            found = self._factories[key] = super().get_factory_for_property(name, params)
+            found = super().get_factory_for_property(name, params)
+            if len(self._factories) < self.FACTORIES:
+                self._factories[key] = found
         return found
 
 
