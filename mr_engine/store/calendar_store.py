@@ -50,9 +50,9 @@ _INSERT = Prepared(insert(Occurrence), ["booking_id", "resource_id", "recurrence
                                          "end", "summary", "transparent", "status"])
 # A SQL increment, not the ORM attribute: concurrent writers and a stale loaded row
 # never write back an older version.
-_RAISED = "mr_engine calendar versions raised"  # session.info: by (sub)transaction
 _TOUCH = Prepared(update(Mailbox.__table__).where(Mailbox.__table__.c.id == bindparam("resource"))
                   .values(calendar_version=Mailbox.__table__.c.calendar_version + 1))
+_RAISED = "mr_engine calendar versions raised"  # session.info: by (sub)transaction
 # Every opaque occurrence that counts against capacity, with its status.
 _OPAQUE = select(Occurrence.start, Occurrence.end, Occurrence.status).where(
     Occurrence.resource_id == bindparam("resource"), Occurrence.transparent.is_(False),

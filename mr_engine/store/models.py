@@ -63,8 +63,10 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return process
 
     def result_processor(self, dialect, coltype):  # type: ignore[no-untyped-def]
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
         parse = self.impl_instance.dialect_impl(dialect).result_processor(dialect, coltype)
-        if dialect.name != "sqlite" or parse is None:
+        if parse is None:
             return super().result_processor(dialect, coltype)
         utc = dt.timezone.utc
 
