@@ -97,6 +97,48 @@ def test_wake_sends_within_two_seconds_without_polling(db, smarthost):
     assert len(smarthost.sink.received) == 1
 
 
+def test_wakes_during_the_spacing_are_one_pass_that_starts_after_it(db, smarthost):
+    """Under load (wakes faster than the spacing) a pass carries what many wakes queued."""
+    spacing = 2.0
+    relay = Relay(db, relay_settings(smarthost.port), poll_interval=60, spacing=spacing)
+    passes: list[tuple[float, int]] = []  # (started, messages sent)
+    run_pass = relay.run_pass
+
+    def counted(now, keep=None):
+        started = time.monotonic()
+        done = run_pass(now, keep)
+        passes.append((started, len(done.attempts)))
+        return done
+
+    relay.run_pass = counted
+
+    def commit_and_wake(n: int) -> None:
+        for _ in range(n):
+            queue(db, utcnow())
+            relay.wake()
+
+    async def until_received(count: int) -> None:
+        while len(smarthost.sink.received) < count:
+            await asyncio.sleep(0.02)
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(relay.run(stop))
+        await asyncio.sleep(spacing + 0.2)  # the first (empty) pass is long past: idle
+        await asyncio.to_thread(commit_and_wake, 1)
+        await asyncio.wait_for(until_received(1), 10)
+        await asyncio.to_thread(commit_and_wake, 4)  # during the spacing that follows
+        await asyncio.wait_for(until_received(5), 10)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(scenario())
+    sending = [(started, sent) for started, sent in passes if sent]
+    assert [sent for _, sent in sending] == [1, 4]
+    assert sending[1][0] - sending[0][0] >= spacing
+    assert len(passes) == 3  # the empty one at start, then one a spacing
+
+
 def test_the_relay_also_polls_for_due_messages(db, smarthost):
     relay = Relay(db, relay_settings(smarthost.port), poll_interval=0.1)
 
