@@ -40,6 +40,7 @@ from mr_engine.store import outbox
 from mr_engine.store.outbox import RelayJob, SendOutcome, AttemptResult
 
 from .log_lines import RelayLine
+from .smtp_client import SmtpClient, reply_text
 
 log = logging.getLogger("delivery.relay")
 
@@ -72,20 +73,11 @@ def _crlf(content: bytes) -> bytes:
     return re.sub(rb"\r?\n", b"\r\n", content)
 
 
-def _text(resp: bytes | str) -> str:
-    text = resp.decode("utf-8", "replace") if isinstance(resp, bytes) else resp
-    return " ".join(text.split())
-
-
-def _reply(code: int, resp: bytes | str) -> str:
-    return f"{code} {_text(resp)}"
-
-
 def _refused(recipients: tuple[str, ...] | list[str],
              errors: dict[str, tuple[int, bytes]], reply: str = "") -> SendOutcome:
     """Split refused recipients by RFC 5321 §4.2.1: 4yz is transient, 5yz permanent."""
-    temporary = {r: _reply(c, m) for r, (c, m) in errors.items() if c < 500}
-    permanent = {r: _reply(c, m) for r, (c, m) in errors.items() if c >= 500}
+    temporary = {r: reply_text(c, m) for r, (c, m) in errors.items() if c < 500}
+    permanent = {r: reply_text(c, m) for r, (c, m) in errors.items() if c >= 500}
     accepted = tuple(r for r in recipients if r not in errors)
     return SendOutcome(accepted, temporary, permanent, reply)
 
@@ -93,37 +85,6 @@ def _refused(recipients: tuple[str, ...] | list[str],
 def _all(job: RelayJob, code: int, error: str) -> SendOutcome:
     errors = {r: error for r in job.recipients}
     return SendOutcome(permanent=errors) if code >= 500 else SendOutcome(temporary=errors)
-
-
-class _SMTP(smtplib.SMTP):
-    """smtplib.SMTP that keeps the answer to DATA, which ``sendmail`` drops: the next hop's
-    "250 2.0.0 Ok: queued as ..." is what the attempt's log line shows."""
-
-    data_reply = ""
-
-    # MAIL and RCPT as smtplib sends them, with the address bracketed as it is: the queue
-    # holds addr-specs only (outbox._check_address refuses quoted local parts, spaces and
-    # separators), for which smtplib's quoteaddr, an email.utils.parseaddr per address, gave
-    # the same and was a fifth of the relay's CPU per message.
-    def mail(self, sender: str, options=()):  # type: ignore[no-untyped-def]
-        if options and self.does_esmtp and any(o.lower() == "smtputf8" for o in options):
-            if not self.has_extn("smtputf8"):
-                raise smtplib.SMTPNotSupportedError("SMTPUTF8 not supported by server")
-            self.command_encoding = "utf-8"
-        self.putcmd("mail", f"FROM:<{sender}>{self._options(options)}")
-        return self.getreply()
-
-    def rcpt(self, recip: str, options=()):  # type: ignore[no-untyped-def]
-        self.putcmd("rcpt", f"TO:<{recip}>{self._options(options)}")
-        return self.getreply()
-
-    def _options(self, options) -> str:  # type: ignore[no-untyped-def]
-        return " " + " ".join(options) if options and self.does_esmtp else ""
-
-    def data(self, msg):  # type: ignore[no-untyped-def]
-        code, text = super().data(msg)
-        self.data_reply = _reply(code, text)
-        return code, text
 
 
 class SmtpLink:
@@ -142,7 +103,7 @@ class SmtpLink:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.dead: str | None = None
-        self._smtp: _SMTP | None = None
+        self._smtp: SmtpClient | None = None
         self._check = False
 
     def begin_pass(self) -> None:
@@ -155,9 +116,9 @@ class SmtpLink:
             _quit(self._smtp)
             self._smtp = None
 
-    def _connect(self) -> _SMTP:
+    def _connect(self) -> SmtpClient:
         host, port = parse_hostport(self.settings.smarthost)
-        smtp = _SMTP(host, port, local_hostname=self.settings.hostname,
+        smtp = SmtpClient(host, port, local_hostname=self.settings.hostname,
                             timeout=self.settings.smarthost_timeout)
         try:
             smtp.ehlo_or_helo_if_needed()
@@ -194,7 +155,7 @@ class SmtpLink:
             self.close()
             return _all(job, 451, f"SMTP conversation failed: {_describe(exc)}")
 
-    def _kept(self) -> _SMTP | None:
+    def _kept(self) -> SmtpClient | None:
         """The connection kept from the last pass if it still answers, else None."""
         if self._check:
             self._check = False
@@ -202,7 +163,7 @@ class SmtpLink:
                 self.close()
         return self._smtp
 
-    def _transaction(self, smtp: _SMTP, job: RelayJob) -> SendOutcome:
+    def _transaction(self, smtp: SmtpClient, job: RelayJob) -> SendOutcome:
         content = _crlf(job.content)
         utf8 = _needs_smtputf8(job, content)
         if utf8 and not smtp.has_extn("smtputf8"):
@@ -218,7 +179,7 @@ class SmtpLink:
         except smtplib.SMTPRecipientsRefused as exc:
             return _refused(job.recipients, exc.recipients)
         except smtplib.SMTPResponseException as exc:  # MAIL FROM or DATA refused
-            return _all(job, exc.smtp_code, _reply(exc.smtp_code, exc.smtp_error))
+            return _all(job, exc.smtp_code, reply_text(exc.smtp_code, exc.smtp_error))
         return _refused(job.recipients, refused, smtp.data_reply)
 
 
@@ -239,7 +200,7 @@ def _needs_smtputf8(job: RelayJob, content: bytes) -> str | None:
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, smtplib.SMTPResponseException):
-        return _reply(exc.smtp_code, exc.smtp_error)
+        return reply_text(exc.smtp_code, exc.smtp_error)
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 

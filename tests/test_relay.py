@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import socketserver
 import threading
 import time
 
@@ -18,6 +19,15 @@ from mr_engine.testing.smarthost import Smarthost, relay_settings
 from mr_engine.testing.store_views import outbox_rows
 
 MINUTE = dt.timedelta(minutes=1)
+
+
+@pytest.fixture(params=[False, True], ids=["one-by-one", "pipelining"])
+def smarthost(request):
+    """A real SMTP smarthost on loopback; with and without RFC 2920 PIPELINING, which the
+    relay then uses (every sending test runs both ways)."""
+    host = Smarthost(pipelining=request.param).start()
+    yield host
+    host.stop()
 
 
 def queue(db, now, n: int = 1, sender: str = "", recipients=("bob@example.org",)) -> list[int]:
@@ -259,6 +269,83 @@ def test_partial_refusal_splits_the_message_by_fate(db, now, smarthost):
     assert [r.status for r in outbox_rows(db)] == ["sent", "sent", "failed"]
     assert [r.rcpt_tos for r in smarthost.sink.received] == [["ok@example.org"],
                                                              ["later@example.org"]]
+
+
+def test_refused_senders_and_recipients_fail_alone_and_the_session_goes_on(db, now, smarthost):
+    """MAIL refused, or every RCPT: that message fails at once, and the next ones of the pass
+    are sent over the same connection (the pipelined answers were all read, RSET was sent)."""
+    queue(db, now, sender="ok@example.com")
+    queue(db, now, sender="banned@example.com")
+    queue(db, now, sender="fine@example.com", recipients=("gone@example.org",))
+    queue(db, now, sender="last@example.com")
+    smarthost.sink.mail_replies["banned@example.com"] = "553 5.7.1 sender rejected"
+    smarthost.sink.rcpt_replies["gone@example.org"] = "550 5.1.1 no such user"
+    assert Relay(db, relay_settings(smarthost.port)).run_once(now) == 4
+    rows = outbox_rows(db)
+    assert [(r.sender, r.status) for r in rows] == [
+        ("ok@example.com", "sent"), ("banned@example.com", "failed"),
+        ("fine@example.com", "failed"), ("last@example.com", "sent")]
+    assert rows[1].last_error.startswith("553 5.7.1 sender rejected")
+    assert rows[2].last_error.startswith("550 5.1.1 no such user")
+    assert [r.mail_from for r in smarthost.sink.received] == ["ok@example.com", "last@example.com"]
+
+
+class _ScriptedSmarthost(socketserver.StreamRequestHandler):
+    """A smarthost that offers PIPELINING and takes DATA even with no recipient left (RFC
+    2920 §3.1 lets a client meet that with a single dot), writing down what it was sent."""
+
+    seen: list[bytes] = []
+
+    def handle(self) -> None:
+        self.wfile.write(b"220 scripted\r\n")
+        in_data = False
+        for line in self.rfile:
+            self.seen.append(line)
+            if in_data:
+                if line == b".\r\n":
+                    in_data = False
+                    self.wfile.write(b"554 5.5.1 no valid recipients\r\n")
+                continue
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                self.wfile.write(b"250-scripted\r\n250 PIPELINING\r\n")
+            elif verb == b"RCPT":
+                self.wfile.write(b"550 5.1.1 no such user\r\n")
+            elif verb == b"DATA":
+                in_data = True
+                self.wfile.write(b"354 go ahead\r\n")
+            elif verb == b"QUIT":
+                self.wfile.write(b"221 bye\r\n")
+                return
+            else:
+                self.wfile.write(b"250 ok\r\n")
+
+
+def test_data_taken_without_recipients_is_ended_by_a_single_dot(db, now):
+    _ScriptedSmarthost.seen = []
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _ScriptedSmarthost)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        queue(db, now, n=2)
+        assert Relay(db, relay_settings(server.server_address[1])).run_once(now) == 2
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [(r.status, r.last_error) for r in outbox_rows(db)] == [
+        ("failed", "550 5.1.1 no such user")] * 2
+    commands = [line.split(b" ")[0].rstrip(b"\r\n").upper() for line in _ScriptedSmarthost.seen]
+    # Per message: the group, then the dot instead of the content, then RSET.
+    assert commands[1:] == [b"MAIL", b"RCPT", b"DATA", b".", b"RSET"] * 2 + [b"QUIT"]
+
+
+def test_dot_stuffing_and_a_missing_final_newline(db, now, smarthost):
+    content = b"Subject: dots\r\n\r\n.leading dot\r\n..two\r\nlast line without CRLF"
+    with db.write() as session:
+        outbox.enqueue(session, sender="", recipients=["bob@example.org"], content=content,
+                       subject="dots", now=now)
+    Relay(db, relay_settings(smarthost.port)).run_once(now)
+    [got] = smarthost.sink.received
+    assert got.content == content + b"\r\n"  # unstuffed; a last line is ended by CRLF
 
 
 def test_a_crashed_send_is_retried_after_its_lease_expires(db, now, smarthost):

@@ -26,8 +26,23 @@ class Sink:
     """The smarthost's handler: records accepted messages, answers what it is told to."""
 
     received: list[Received] = field(default_factory=list)
+    mail_replies: dict[str, str] = field(default_factory=dict)
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     data_reply: str | None = None
+    pipelining: bool = False  # offer RFC 2920 PIPELINING, as Postfix and Exim do
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if not self.pipelining:
+            return responses
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if address in self.mail_replies:
+            return self.mail_replies[address]
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.rcpt_replies:
@@ -46,9 +61,9 @@ class Sink:
 class Smarthost:
     """An aiosmtpd server on 127.0.0.1 that can be stopped and started on the same port."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, pipelining: bool = False, **kwargs) -> None:
         self.port = free_port()
-        self.sink = Sink()
+        self.sink = Sink(pipelining=pipelining)
         self.kwargs = kwargs
         self.controller: Controller | None = None
 
