@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import socketserver
 import threading
 import time
@@ -15,6 +16,7 @@ from mr_engine.store import outbox
 from mr_engine.store.outbox import retry_at
 from mr_engine.delivery.relay import Relay, parse_hostport, utcnow
 from mr_engine.store.db import open_database
+from mr_engine.testing import postfix as postfix_harness
 from mr_engine.testing.smarthost import Smarthost, relay_settings
 from mr_engine.testing.store_views import outbox_rows
 
@@ -336,6 +338,52 @@ def test_data_taken_without_recipients_is_ended_by_a_single_dot(db, now):
     commands = [line.split(b" ")[0].rstrip(b"\r\n").upper() for line in _ScriptedSmarthost.seen]
     # Per message: the group, then the dot instead of the content, then RSET.
     assert commands[1:] == [b"MAIL", b"RCPT", b"DATA", b".", b"RSET"] * 2 + [b"QUIT"]
+
+
+@pytest.fixture
+def postfix():
+    """A real Postfix as the smarthost, relaying to an aiosmtpd sink that records arrivals."""
+    why = postfix_harness.missing()
+    if why and os.environ.get("MR_ENGINE_TEST_REQUIRE_POSTFIX"):
+        pytest.fail(why)
+    if why:
+        pytest.skip(why)
+    behind = Smarthost().start()
+    try:
+        with postfix_harness.Postfix(behind.port, refuse={
+                "banned@example.com": "not from you", "gone@example.org": "no such user"}) as pf:
+            yield pf, behind.sink
+    finally:
+        behind.stop()
+
+
+def test_through_a_real_postfix_pipelined(db, now, postfix):
+    """Postfix offers PIPELINING: the pass's messages go through it as one conversation, its
+    refusals are each message's own, and it logs no improper pipelining."""
+    pf, behind = postfix
+    queue(db, now, n=2, sender="ok@example.com", recipients=("a@example.org", "b@example.org"))
+    queue(db, now, sender="banned@example.com")
+    queue(db, now, sender="ok@example.com", recipients=("gone@example.org", "c@example.org"))
+    assert Relay(db, relay_settings(pf.port)).run_once(now) == 4
+    rows = [(r.sender, r.recipients, r.status) for r in outbox_rows(db)]
+    assert rows == [("ok@example.com", "a@example.org,b@example.org", "sent")] * 2 + [
+        ("banned@example.com", "bob@example.org", "failed"),
+        ("ok@example.com", "c@example.org", "sent"),
+        ("ok@example.com", "gone@example.org", "failed")]
+    errors = [r.last_error for r in outbox_rows(db) if r.status == "failed"]
+    assert "Sender address rejected: not from you" in errors[0]
+    assert "Recipient address rejected: no such user" in errors[1]
+    deadline = time.monotonic() + 30
+    while len(behind.received) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    got = sorted((r.mail_from, tuple(r.rcpt_tos), r.content.split(b"\r\nSubject: ")[1][:2])
+                 for r in behind.received)
+    assert got == [("ok@example.com", ("a@example.org", "b@example.org"), b"m0"),
+                   ("ok@example.com", ("a@example.org", "b@example.org"), b"m1"),
+                   ("ok@example.com", ("c@example.org",), b"m0")]
+    log = pf.log.read_text()
+    assert "improper command pipelining" not in log
+    assert log.count(": connect from localhost") == 2  # the start-up probe, then one session
 
 
 def test_dot_stuffing_and_a_missing_final_newline(db, now, smarthost):
