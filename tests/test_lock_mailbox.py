@@ -1,7 +1,9 @@
 """store.db.lock_mailbox: the row lock that serializes check-and-book for one resource.
 
 On PostgreSQL a mailbox the session has already loaded is locked by a prepared statement
-and refreshed from the locked row; one it has not is loaded by the ORM's own select.
+and refreshed from the locked row; one it has not is loaded by the ORM's own select. Once
+locked, it is not locked again in the transaction, unless a savepoint that took the lock
+was rolled back.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import OperationalError
 
+from mr_engine.store import db as db_module
 from mr_engine.store.db import lock_mailbox
 from mr_engine.store.models import Mailbox
 from mr_engine.testing.accounts import ROOM, add_resource
@@ -58,3 +61,51 @@ def test_the_lock_holds_until_the_transaction_ends(db, loaded):
             other.rollback()
     with db.write() as later:  # released with the holder's commit
         assert lock_mailbox(later, room_id).id == room_id
+
+
+def _locked_elsewhere(db, room_id: int) -> bool:
+    """Whether another transaction finds the room's row locked (it waits at most 50 ms)."""
+    with db.write() as other:
+        other.execute(text("SET LOCAL lock_timeout = '50ms'"))
+        try:
+            lock_mailbox(other, room_id)
+        except OperationalError:
+            other.rollback()
+            return True
+        other.rollback()
+        return False
+
+
+def test_locked_once_a_transaction_savepoints_inside_it_included(db, monkeypatch):
+    if db.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite serializes writers with its database lock")
+    room_id = _room_id(db)
+    taken = []
+    lock_row = db_module._lock_row
+    monkeypatch.setattr(db_module, "_lock_row",
+                        lambda *args: taken.append(args[1]) or lock_row(*args))
+    with db.write() as session:
+        first = lock_mailbox(session, room_id)
+        assert lock_mailbox(session, room_id) is first
+        with session.begin_nested():
+            assert lock_mailbox(session, room_id) is first
+        assert taken == [room_id]
+    with db.write() as session:  # a new transaction locks again
+        lock_mailbox(session, room_id)
+    assert taken == [room_id, room_id]
+
+
+def test_a_lock_taken_in_a_rolled_back_savepoint_is_taken_again(db):
+    """PostgreSQL releases the row locks of a savepoint rolled back: locking the room after
+    it must lock it again, not trust the record of the savepoint."""
+    if db.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite serializes writers with its database lock")
+    room_id = _room_id(db)
+    with db.write() as session:
+        savepoint = session.begin_nested()
+        lock_mailbox(session, room_id)
+        savepoint.rollback()
+        assert not _locked_elsewhere(db, room_id)  # released with the savepoint
+        room = session.get_one(Mailbox, room_id)  # loaded, the lock not taken
+        assert lock_mailbox(session, room_id) is room
+        assert _locked_elsewhere(db, room_id)

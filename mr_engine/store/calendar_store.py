@@ -13,7 +13,6 @@ transaction, so a reader that cached something made of the calendar (free/busy,
 from __future__ import annotations
 
 import datetime as dt
-import weakref
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -24,6 +23,7 @@ from sqlalchemy.orm.util import identity_key
 from mr_engine.store.models import Booking, Mailbox, Occurrence
 from mr_engine.core.policy import Busy
 from mr_engine.core.recurrence import Instance
+from mr_engine.store import per_transaction
 from mr_engine.store.prepared import Prepared
 
 
@@ -52,7 +52,7 @@ _INSERT = Prepared(insert(Occurrence), ["booking_id", "resource_id", "recurrence
 # never write back an older version.
 _TOUCH = Prepared(update(Mailbox.__table__).where(Mailbox.__table__.c.id == bindparam("resource"))
                   .values(calendar_version=Mailbox.__table__.c.calendar_version + 1))
-_RAISED = "mr_engine calendar versions raised"  # session.info: by (sub)transaction
+_RAISED = "calendar_version raised"  # per_transaction: resource ids
 # Every opaque occurrence that counts against capacity, with its status.
 _OPAQUE = select(Occurrence.start, Occurrence.end, Occurrence.status).where(
     Occurrence.resource_id == bindparam("resource"), Occurrence.transparent.is_(False),
@@ -124,16 +124,12 @@ def touch(session: Session, resource_id: int) -> None:
 
     Once per resource and transaction (a batch of meeting requests for one room raises it
     once): readers see the version only with the commit, so one raise covers all that the
-    transaction changed. A savepoint counts as a transaction of its own, so what a rolled
-    back savepoint raised is raised again after it.
+    transaction changed, savepoints inside it included; what a rolled back savepoint raised
+    is raised again after it (``store.per_transaction``).
     """
-    conn = session.connection()  # begins the session's transaction if need be
-    current = session.get_nested_transaction() or session.get_transaction()
-    raised = session.info.setdefault(_RAISED, weakref.WeakKeyDictionary())
-    done = raised.setdefault(current, set())
-    if resource_id not in done:
-        _TOUCH.run(conn, {"resource": resource_id})
-        done.add(resource_id)
+    if not per_transaction.done(session, _RAISED, resource_id):
+        _TOUCH.run(session.connection(), {"resource": resource_id})
+        per_transaction.note(session, _RAISED, resource_id)
 
 
 def _note_longest(resource: Mailbox, instances: Iterable[Instance]) -> None:

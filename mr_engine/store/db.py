@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
+from mr_engine.store import per_transaction
 from mr_engine.store.models import Mailbox
 from mr_engine.store.prepared import Prepared
 from mr_engine.store.store_access import prepare_sqlite_store
@@ -368,15 +369,28 @@ _LOCK_ROW = Prepared(select(*(column for _, column in _COLUMNS))
                      .where(Mailbox.id == bindparam("id")).with_for_update())
 
 
+_LOCKED = "mailbox row locked"  # per_transaction: mailbox ids
+
+
 def lock_mailbox(session: Session, mailbox_id: int) -> Mailbox:
     """Serialize check-and-book for one resource across sessions and processes.
 
-    PostgreSQL: ``SELECT ... FOR UPDATE`` on the mailbox row. SQLite: the transaction
-    already holds the database write lock (BEGIN IMMEDIATE), so a plain read is enough.
+    PostgreSQL: ``SELECT ... FOR UPDATE`` on the mailbox row, once a transaction (a batch of
+    requests for one room locks it once): while the lock is held nobody else changes the
+    row, so the entity read with it stays current. SQLite: the transaction already holds
+    the database write lock (BEGIN IMMEDIATE), so a plain read is enough.
     """
     if session.get_bind().dialect.name == "sqlite":
         return session.get_one(Mailbox, mailbox_id)
     loaded = session.identity_map.get(identity_key(Mailbox, mailbox_id))
+    if loaded is not None and per_transaction.done(session, _LOCKED, mailbox_id):
+        return loaded
+    locked = _lock_row(session, mailbox_id, loaded)
+    per_transaction.note(session, _LOCKED, mailbox_id)
+    return locked
+
+
+def _lock_row(session: Session, mailbox_id: int, loaded: Mailbox | None) -> Mailbox:
     if loaded is None:
         return session.execute(_LOCK, {"id": mailbox_id}).scalar_one()
     session.flush()  # the entity's own pending changes first, as the ORM's select would
