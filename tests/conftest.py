@@ -23,6 +23,8 @@ from mr_engine.testing import pgcluster, slapd as slapd_harness
 from mr_engine.testing.smarthost import Smarthost
 from mr_engine.testing.times import NOW
 
+from .peers import need
+
 _counter = itertools.count()
 
 
@@ -37,11 +39,7 @@ def pg_server():
     url = os.environ.get("MR_ENGINE_TEST_PG_URL")
     cluster = None
     if not url:
-        missing = pgcluster.binaries_missing()
-        if missing and os.environ.get("MR_ENGINE_TEST_REQUIRE_PG"):
-            pytest.fail(missing)
-        if missing:
-            pytest.skip(missing)
+        need(pgcluster.binaries_missing(), "MR_ENGINE_TEST_REQUIRE_PG")
         cluster = pgcluster.Cluster(durable=False)
         cluster.start()
         url = cluster.url
@@ -84,11 +82,7 @@ def db_url(request, tmp_path) -> Iterator[str]:
 def _start_slapd(kind: str = "openldap") -> slapd_harness.Slapd:
     """A new slapd with the tree ``kind`` (``mr_engine.testing.ldap_trees``); without the
     binaries the test is skipped, or fails where ``MR_ENGINE_TEST_REQUIRE_LDAP=1`` (CI)."""
-    missing = slapd_harness.missing()
-    if missing and os.environ.get("MR_ENGINE_TEST_REQUIRE_LDAP"):
-        pytest.fail(missing)
-    if missing:
-        pytest.skip(missing)
+    need(slapd_harness.missing(), "MR_ENGINE_TEST_REQUIRE_LDAP")
     return slapd_harness.Slapd(kind)
 
 

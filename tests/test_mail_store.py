@@ -32,16 +32,14 @@ from mr_engine.testing.store_views import messages_of, outbox_rows
 from mr_engine.testing.processes import free_port
 from mr_engine.testing.times import HOUR, NOW, T9
 
+from .peers import need
+
 SENDER = "sender@remote.example"
 
 
 @pytest.fixture
 def dovecot():
-    why = dovecot_harness.missing()
-    if why and os.environ.get("MR_ENGINE_TEST_REQUIRE_DOVECOT"):
-        pytest.fail(why)
-    if why:
-        pytest.skip(why)
+    need(dovecot_harness.missing(), "MR_ENGINE_TEST_REQUIRE_DOVECOT")
     users = {"alice": None, "bob": None, "room": None, "dave": None, "full": "1K"}
     with dovecot_harness.Dovecot(users) as server:
         yield server

@@ -31,6 +31,8 @@ from mr_engine.testing.lmtp_client import deliver
 from mr_engine.testing.servers import RunningServer, server_at
 from mr_engine.testing.times import NOW, utc
 
+from .peers import need
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 DAY = (2026, 3, 2)
@@ -238,11 +240,8 @@ def test_untrusted_text_is_escaped(db, db_url):
 def browser():
     """One headless chromium for the module's browser tests."""
     if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        if os.environ.get("MR_ENGINE_TEST_REQUIRE_BROWSER"):
-            pytest.fail(f"{CHROMIUM} or {CHROMEDRIVER} is missing (apt install chromium "
-                        "chromium-driver)")
-        pytest.skip(f"{CHROMIUM} or {CHROMEDRIVER} is missing (apt install chromium "
-                    "chromium-driver)")
+        need(f"{CHROMIUM} or {CHROMEDRIVER} is missing (apt install chromium chromium-driver)",
+             "MR_ENGINE_TEST_REQUIRE_BROWSER")
     with _chromium() as driver:
         yield driver
 

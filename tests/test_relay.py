@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import socketserver
 import threading
 import time
@@ -19,6 +18,8 @@ from mr_engine.store.db import open_database
 from mr_engine.testing import postfix as postfix_harness
 from mr_engine.testing.smarthost import Smarthost, relay_settings
 from mr_engine.testing.store_views import outbox_rows
+
+from .peers import need
 
 MINUTE = dt.timedelta(minutes=1)
 
@@ -343,11 +344,7 @@ def test_data_taken_without_recipients_is_ended_by_a_single_dot(db, now):
 @pytest.fixture
 def postfix():
     """A real Postfix as the smarthost, relaying to an aiosmtpd sink that records arrivals."""
-    why = postfix_harness.missing()
-    if why and os.environ.get("MR_ENGINE_TEST_REQUIRE_POSTFIX"):
-        pytest.fail(why)
-    if why:
-        pytest.skip(why)
+    need(postfix_harness.missing(), "MR_ENGINE_TEST_REQUIRE_POSTFIX")
     behind = Smarthost().start()
     try:
         with postfix_harness.Postfix(behind.port, refuse={

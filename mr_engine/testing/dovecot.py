@@ -21,10 +21,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-from .processes import free_port
+from .processes import Peer, free_port, reap, wait_until
 
 BINARY = "/usr/sbin/dovecot"
 PASSWORD = "secret"
@@ -39,7 +38,7 @@ def missing() -> str | None:
     return None
 
 
-class Dovecot:
+class Dovecot(Peer):
     """Started by the constructor, stopped by ``stop`` (or leaving the ``with`` block)."""
 
     def __init__(self, users: dict[str, str | None]) -> None:
@@ -57,11 +56,7 @@ class Dovecot:
         self.proc = subprocess.Popen([BINARY, "-F", "-c", str(config)],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.STDOUT)
-        try:
-            self._wait()
-        except BaseException:
-            self.stop()
-            raise
+        self._up()
 
     @property
     def maildir_path(self) -> str:
@@ -87,18 +82,8 @@ class Dovecot:
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+            reap(self.proc)
         shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> "Dovecot":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def _write_users(self, users: dict[str, str | None]) -> None:
         uid = pwd.getpwnam(self.mail_user).pw_uid
@@ -120,13 +105,8 @@ class Dovecot:
                               f"default_internal_group = {self.mail_group}\n")
 
     def _wait(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        for port in (self.imap_port, self.lmtp_port):
-            while not _listening(port):
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    log = self.log.read_text(errors="replace") if self.log.exists() else ""
-                    raise RuntimeError(f"Dovecot did not start:\n{log[-2000:]}")
-                time.sleep(0.05)
+        wait_until(lambda: _listening(self.imap_port) and _listening(self.lmtp_port),
+                   self.proc, self.log, "Dovecot", START_TIMEOUT)
 
 
 def _listening(port: int) -> bool:

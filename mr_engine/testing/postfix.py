@@ -17,10 +17,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-from .processes import free_port
+from .processes import Peer, free_port, reap, wait_until
 
 BINARY = "/usr/sbin/postfix"
 START_TIMEOUT = 30.0
@@ -82,7 +81,7 @@ def missing() -> str | None:
     return None
 
 
-class Postfix:
+class Postfix(Peer):
     """Started by the constructor, stopped by ``stop`` (or leaving the ``with`` block)."""
 
     def __init__(self, relay_port: int, refuse: dict[str, str] | None = None) -> None:
@@ -106,40 +105,16 @@ class Postfix:
             self.proc = subprocess.Popen([BINARY, "-c", str(self.conf), "start-fg"],
                                          stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT)
-        try:
-            self._wait()
-        except BaseException:
-            self.stop()
-            raise
-
-    @property
-    def address(self) -> str:
-        """The engine's ``smarthost`` for this Postfix."""
-        return f"127.0.0.1:{self.port}"
+        self._up()
 
     def stop(self) -> None:
         subprocess.run([BINARY, "-c", str(self.conf), "stop"], stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        reap(self.proc)
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> "Postfix":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def _wait(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not _greets(self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                log = self.log.read_text(errors="replace") if self.log.exists() else ""
-                raise RuntimeError(f"Postfix did not start:\n{log[-2000:]}")
-            time.sleep(0.05)
+        wait_until(lambda: _greets(self.port), self.proc, self.log, "Postfix", START_TIMEOUT)
 
 
 def _greets(port: int) -> bool:

@@ -1,11 +1,15 @@
 """Processes on this machine, for the tests and the benchmark alike: a free loopback port,
-the children of a process, and the command that starts ``mr-engine serve``."""
+the children of a process, the command that starts ``mr-engine serve``, and waiting for a
+peer (Dovecot, Postfix) to come up or to end."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Callable
 
 
 def free_port() -> int:
@@ -30,3 +34,49 @@ def engine_command() -> list[str]:
     if script.exists():
         return [str(script), "serve"]
     return [sys.executable, "-m", "mr_engine.cli.main", "serve"]
+
+
+def wait_until(ready: Callable[[], bool], proc: subprocess.Popen, log: Path, what: str,
+               timeout: float) -> None:
+    """Poll ``ready`` until it says yes; if ``proc`` ends or ``timeout`` seconds pass first,
+    fail with the tail of its ``log``."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            raise RuntimeError(f"{what} did not start:\n{text[-2000:]}")
+        time.sleep(0.05)
+
+
+def reap(proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Wait for ``proc``, told to end already; killed if it has not after ``timeout``."""
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+class Peer:
+    """A server process (Dovecot, Postfix) that its constructor starts and then waits for
+    with ``_up``; ``stop``, or leaving the ``with`` block, ends it."""
+
+    def _wait(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def _up(self) -> None:
+        """Wait until the peer serves; if it does not, end what was started and raise."""
+        try:
+            self._wait()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
