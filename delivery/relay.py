@@ -49,10 +49,10 @@ ATTEMPT_RESULTS = {outbox.SENT: "sent", outbox.QUEUED: "deferred", outbox.FAILED
 PASS_BUDGET = 30.0  # seconds a pass goes on claiming messages
 CLAIM_BATCH = 40  # messages claimed (and recorded) per write transaction
 # Seconds from one pass's start to the next's, at least. An idle relay sends a reply at
-# once; under load (load 2: 120 replies a second a worker) a pass every 0.25 s carries 30,
-# in two write transactions, where a pass per wake carried 10 and took the write lock five
-# times as often (15% of the lock's time on SQLite, with its fsync each; the committers
-# waited for it).
+# once; under load (load 2: 120 to 170 replies a second a worker) a pass every 0.25 s
+# carries 30 to 40, claimed in one write transaction and recorded in another, where a pass
+# per wake carried about 10 and took the write lock twice as often: 15% of the lock's time
+# on SQLite (an fsync each time; the committers waited for it), 7% now.
 PASS_SPACING = 0.25
 
 
@@ -92,8 +92,8 @@ class SmtpLink:
 
     The connection is reused from message to message (as Postfix's connection cache does:
     connect, EHLO and QUIT cost more than a short message). The server's relay keeps it from
-    pass to pass while there is mail (under load a pass is a wake per committed batch, often
-    one message) and checks it with RSET before a pass's first message, reconnecting if the
+    pass to pass while there is mail (passes are at least PASS_SPACING apart) and checks it
+    with RSET before a pass's first message, reconnecting if the
     smarthost has dropped it meanwhile. Once connecting has failed in a pass, the pass's
     other messages get the same temporary failure without another connect (Postfix's "dead
     destination" cache), so a pass never waits a timeout per message and every waiting
@@ -119,7 +119,7 @@ class SmtpLink:
     def _connect(self) -> SmtpClient:
         host, port = parse_hostport(self.settings.smarthost)
         smtp = SmtpClient(host, port, local_hostname=self.settings.hostname,
-                            timeout=self.settings.smarthost_timeout)
+                          timeout=self.settings.smarthost_timeout)
         try:
             smtp.ehlo_or_helo_if_needed()
             if self.settings.smarthost_starttls:
@@ -333,8 +333,8 @@ class Relay:
                 done.attempts.append(results)
             if len(jobs) < CLAIM_BATCH:
                 # The claim took all that was due at ``now``: no third write transaction
-                # to find nothing (under load a pass is often a single reply). What comes
-                # due later is the next pass's, on its wake() or poll.
+                # to find nothing (under load a pass's messages are often all in its first
+                # claim). What comes due later is the next pass's, on its wake() or poll.
                 done.complete = True
                 break
 

@@ -148,7 +148,9 @@ def test_wakes_during_the_spacing_are_one_pass_that_starts_after_it(db, smarthos
     asyncio.run(scenario())
     sending = [(started, sent) for started, sent in passes if sent]
     assert [sent for _, sent in sending] == [1, 4]
-    assert sending[1][0] - sending[0][0] >= spacing
+    # The relay spaces the passes' starts on its loop; each is timed here in its thread,
+    # a hand-over later: less the jitter of that, not by a whole spacing.
+    assert sending[1][0] - sending[0][0] >= spacing - 0.1
     assert len(passes) == 3  # the empty one at start, then one a spacing
 
 
