@@ -64,27 +64,38 @@ class SmtpClient(smtplib.SMTP):
         mail = self._mail_argument(sender, options)  # before any write: may refuse SMTPUTF8
         group = [f"MAIL {mail}\r\n"] + [f"RCPT TO:<{r}>\r\n" for r in recipients] + ["DATA\r\n"]
         self.send("".join(group))
-        answers = self._replies(len(group))
-        code, resp = answers[0]
-        if code != 250:
-            self._refused_after(answers[-1])
-            raise smtplib.SMTPSenderRefused(code, resp, sender)
+        refused = self._group_taken(sender, recipients, self._replies(len(group)))
+        self._content_taken(self._content(content))
+        return refused
+
+    def _group_taken(self, sender: str, recipients: list[str],
+                     answers: list[Reply]) -> dict[str, Reply]:
+        """The recipients refused in a group the server took; a refused MAIL, every RCPT
+        refused or a refused DATA raise as ``sendmail`` does, after RSET."""
+        (mail_code, mail_resp), (data_code, data_resp) = answers[0], answers[-1]
         refused = {r: a for r, a in zip(recipients, answers[1:-1]) if a[0] not in _ACCEPTED}
-        if len(refused) == len(recipients):
-            self._refused_after(answers[-1])
-            raise smtplib.SMTPRecipientsRefused(refused)
-        code, resp = answers[-1]
-        if code != 354:
-            self._refused_after(answers[-1])
-            raise smtplib.SMTPDataError(code, resp)
-        code, resp = self._content(content)
+        if mail_code != 250:
+            error: smtplib.SMTPException = smtplib.SMTPSenderRefused(mail_code, mail_resp, sender)
+        elif len(refused) == len(recipients):
+            error = smtplib.SMTPRecipientsRefused(refused)
+        elif data_code != 354:
+            error = smtplib.SMTPDataError(data_code, data_resp)
+        else:
+            return refused
+        self._refused_after(answers[-1])
+        raise error
+
+    def _content_taken(self, answer: Reply) -> None:
+        """The answer to the content: anything but 250 raises SMTPDataError, after RSET
+        (or, for 421, the server closing, with the connection closed), as in sendmail."""
+        code, resp = answer
+        if code == 250:
+            return
         if code == 421:
             self.close()
-        elif code != 250:
+        else:
             self._rset()
-        if code != 250:
-            raise smtplib.SMTPDataError(code, resp)
-        return refused
+        raise smtplib.SMTPDataError(code, resp)
 
     def _replies(self, count: int) -> list[Reply]:
         """The answers to a group, in order; a 421 (the server is closing) ends them."""
