@@ -11,9 +11,10 @@ recipient: the refused one is rolled back and answered 4xx/5xx alone. A failed c
 answers every recipient of the batch 451 4.3.0, so the MTA retries.
 
 Statements are few, since the server's time per statement is what a delivery costs: the
-first run claims the batch's Message-IDs in one statement and inserts its messages in one;
-each store's size is updated once, at the end of the batch (the quota check adds what the
-batch has filed). The careful run claims and inserts inside each recipient's savepoint.
+first run claims the batch's Message-IDs in one statement, inserts its messages in one and
+its queued replies in one (``outbox.defer``); each store's size is updated once, at the end
+of the batch (the quota check adds what the batch has filed). The careful run claims and
+inserts inside each recipient's savepoint.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from mr_engine import cpu_time
 from mr_engine.config import Settings
 from mr_engine.metrics import Count
 from mr_engine.store.db import Database
+from mr_engine.store import outbox
 from mr_engine.store.directories import open_directory
 from mr_engine.store.mailbox_rows import MailboxRow, mailbox_rows
 
@@ -185,6 +187,7 @@ class Committer:
         # by every process and two batches cannot deadlock.
         order = sorted(range(len(jobs)), key=lambda i: jobs[i].mailbox_id)
         if not careful:
+            outbox.defer(session)  # written with the batch's messages, below
             try:
                 self._claim_all(loaded, [jobs[i] for i in order], mailboxes, now)
             except Exception:
@@ -203,6 +206,7 @@ class Committer:
                 return None
             by_index[i] = result
         try:
+            outbox.write_deferred(session)
             loaded.write()
         except SQLAlchemyError:
             if careful:

@@ -45,25 +45,47 @@ def _check_address(address: str) -> str:
 
 
 # Every reply and auto-reply goes through here.
-_INSERT = Prepared(insert(OutboundMessage).returning(OutboundMessage.id),
-                   ["sender", "recipients", "subject", "content", "status", "attempts",
-                    "created_at", "next_attempt_at", "last_error"])
+_COLUMNS = ["sender", "recipients", "subject", "content", "status", "attempts", "created_at",
+            "next_attempt_at", "last_error"]
+_INSERT = Prepared(insert(OutboundMessage).returning(OutboundMessage.id), _COLUMNS)
+_INSERT_ROWS = Prepared(insert(OutboundMessage), _COLUMNS)
+_DEFERRED = "outbox rows deferred"  # session.info: the rows enqueue() holds for write_deferred
 
 
 def enqueue(session: Session, *, sender: str, recipients: Sequence[str], content: bytes,
-            subject: str, now: dt.datetime) -> int:
+            subject: str, now: dt.datetime) -> int | None:
     """Queue ``content`` for ``recipients``; ``sender`` "" is the null sender ``<>``.
 
     Written in the caller's transaction, not committed: it becomes visible to the relay
-    together with whatever caused it, or not at all. Returns the message's id.
+    together with whatever caused it, or not at all. Returns the message's id; None in a
+    session that ``defer`` holds the rows of (their ids are given when they are written).
     """
     rcpts = [_check_address(r.strip()) for r in recipients]
     if not rcpts or not all(rcpts):
         raise ValueError("an outbound message needs at least one recipient")
-    return _INSERT.rows(session.connection(), {
-        "sender": _check_address(sender.strip()), "recipients": ",".join(rcpts),
-        "subject": subject, "content": content, "status": QUEUED, "attempts": 0,
-        "created_at": now, "next_attempt_at": now, "last_error": ""})[0][0]
+    row = {"sender": _check_address(sender.strip()), "recipients": ",".join(rcpts),
+           "subject": subject, "content": content, "status": QUEUED, "attempts": 0,
+           "created_at": now, "next_attempt_at": now, "last_error": ""}
+    held = session.info.get(_DEFERRED)
+    if held is not None:
+        held.append(row)
+        return None
+    return _INSERT.rows(session.connection(), row)[0][0]
+
+
+def defer(session: Session) -> None:
+    """From now on ``enqueue`` holds the session's rows for ``write_deferred``: the group
+    committer's first run of a batch writes them in one statement (on PostgreSQL one round
+    trip), not one a reply. Only where nothing reads the queue back before they are written
+    and a failure rolls the whole transaction back (that run's does)."""
+    session.info[_DEFERRED] = []
+
+
+def write_deferred(session: Session) -> None:
+    """Write the rows held since ``defer``; enqueue writes at once again."""
+    rows = session.info.pop(_DEFERRED, None)
+    if rows:
+        _INSERT_ROWS.run_many(session.connection(), rows)
 
 
 def recipients_of(row: OutboundMessage) -> list[str]:
