@@ -48,3 +48,16 @@ def test_a_bad_address_is_refused_at_enqueue_even_when_deferred(db, now):
                            subject="x", now=now)
         outbox.write_deferred(session)
     assert outbox_rows(db) == []
+
+
+def test_inside_a_savepoint_a_row_is_written_at_once_and_goes_with_its_rollback(db, now):
+    with db.write() as session:
+        outbox.defer(session)
+        _enqueue(session, now, 0)  # held
+        savepoint = session.begin_nested()
+        assert isinstance(_enqueue(session, now, 1), int)  # written inside the savepoint
+        savepoint.rollback()
+        with session.begin_nested():
+            _enqueue(session, now, 2)  # kept: its savepoint is released
+        outbox.write_deferred(session)
+    assert sorted(r.subject for r in outbox_rows(db)) == ["r0", "r2"]

@@ -59,6 +59,8 @@ def enqueue(session: Session, *, sender: str, recipients: Sequence[str], content
     Written in the caller's transaction, not committed: it becomes visible to the relay
     together with whatever caused it, or not at all. Returns the message's id; None in a
     session that ``defer`` holds the rows of (their ids are given when they are written).
+    Inside a savepoint the row is written at once even so, so that rolling the savepoint
+    back takes it along (the approval by mail answers in one of its own).
     """
     rcpts = [_check_address(r.strip()) for r in recipients]
     if not rcpts or not all(rcpts):
@@ -67,7 +69,7 @@ def enqueue(session: Session, *, sender: str, recipients: Sequence[str], content
            "subject": subject, "content": content, "status": QUEUED, "attempts": 0,
            "created_at": now, "next_attempt_at": now, "last_error": ""}
     held = session.info.get(_DEFERRED)
-    if held is not None:
+    if held is not None and session.get_nested_transaction() is None:
         held.append(row)
         return None
     return _INSERT.rows(session.connection(), row)[0][0]
