@@ -363,6 +363,7 @@ def test_through_a_real_postfix_pipelined(db, now, postfix):
     queue(db, now, n=2, sender="ok@example.com", recipients=("a@example.org", "b@example.org"))
     queue(db, now, sender="banned@example.com")
     queue(db, now, sender="ok@example.com", recipients=("gone@example.org", "c@example.org"))
+    started = len(pf.log.read_bytes())  # the harness's start-up probes are logged before
     assert Relay(db, relay_settings(pf.port)).run_once(now) == 4
     rows = [(r.sender, r.recipients, r.status) for r in outbox_rows(db)]
     assert rows == [("ok@example.com", "a@example.org,b@example.org", "sent")] * 2 + [
@@ -380,9 +381,9 @@ def test_through_a_real_postfix_pipelined(db, now, postfix):
     assert got == [("ok@example.com", ("a@example.org", "b@example.org"), b"m0"),
                    ("ok@example.com", ("a@example.org", "b@example.org"), b"m1"),
                    ("ok@example.com", ("c@example.org",), b"m0")]
-    log = pf.log.read_text()
+    log = pf.log.read_bytes()[started:].decode(errors="replace")
     assert "improper command pipelining" not in log
-    assert log.count(": connect from localhost") == 2  # the start-up probe, then one session
+    assert log.count(": connect from localhost") == 1  # one session for the pass
 
 
 def test_dot_stuffing_and_a_missing_final_newline(db, now, smarthost):
