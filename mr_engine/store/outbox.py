@@ -353,8 +353,7 @@ def _mark_sent(session: Session, ids: list[int], owner: str) -> set[int]:
     if not ids:
         return set()
     conn = session.connection()
-    held = {row[0] for statement, part in _HELD.chunks(ids)
-            for row in statement.rows(conn, {**id_params(part), "owner": owner})}
+    held = {row[0] for row in _HELD.rows_by_ids(conn, ids, {"owner": owner})}
     for statement, part in _SENT.chunks(sorted(held)):
         statement.run(conn, id_params(part))
     return held

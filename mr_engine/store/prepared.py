@@ -121,10 +121,12 @@ class PerCount:
             part = items[start:start + self.limit]
             yield self._statement(len(part)), part
 
-    def rows_by_ids(self, conn: Connection, ids: Sequence[Any]) -> list[tuple[Any, ...]]:
-        """The rows of a statement made with ``in_ids``, for all of ``ids``."""
+    def rows_by_ids(self, conn: Connection, ids: Sequence[Any],
+                    params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """The rows of a statement made with ``in_ids``, for all of ``ids`` (with the
+        statement's other ``params``)."""
         return [row for statement, part in self.chunks(ids)
-                for row in statement.rows(conn, id_params(part))]
+                for row in statement.rows(conn, {**id_params(part), **(params or {})})]
 
     def _statement(self, count: int) -> Prepared:
         found = self._built.get(count)
