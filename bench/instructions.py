@@ -5,12 +5,13 @@
 --cache-sim=no`` and prints (instructions of M - instructions of N) / (M - N): the
 instructions one more item costs, set-up and warm-up cancelled out. With ``--base`` the
 same is counted with ``SRC=DIR`` (another tree, e.g. a ``git worktree`` of the previous
-commit) and the change is printed. The four runs go two at a time.
+commit) and the change is printed. The (two or four) runs go at once.
 
 MODULE is one of the in-process paths that take ``-n`` (``bench.meeting_path``,
 ``bench.relay_path``, ``bench.plain_path``). Unlike CPU time, which on a shared VM moves by
 half within minutes, the count moves by well under 1% between runs, so a change of a few
-per cent can be told apart. Child processes (the SMTP sink, PostgreSQL) are not counted.
+per cent can be told apart; not so for ``bench.plain_path``, whose batches depend on how
+its two threads interleave (up to 6% between runs). Child processes (the SMTP sink, PostgreSQL) are not counted.
 Needs valgrind (the Debian package); not part of the benchmark or of CI.
 """
 import argparse

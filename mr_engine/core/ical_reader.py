@@ -9,8 +9,9 @@ icalendar's own calendar parser the content lines ready made, as it allows
 subclass whose :meth:`Line.raw_parts` splits a plain line (no DQUOTE or backslash before its
 first colon) with ``str.find``, takes plain parameters (``CN=Jane Doe;RSVP=TRUE``) apart with
 ``str.split``, and any other line as icalendar does, through a parser that remembers the
-value type of each (property, VALUE) pair. The result is icalendar's for every input; where the short way
-meets anything unusual it takes the long one, so even error messages are icalendar's own.
+value type of each (property, VALUE) pair. The result is icalendar's for every input; where
+the short way meets anything unusual it takes the long one, so even error messages are
+icalendar's own.
 """
 
 from __future__ import annotations
