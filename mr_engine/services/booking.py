@@ -446,9 +446,9 @@ def _settle_series(session: Session, req: Request, booking: Booking | None,
             cal.delete_booking(session, booking)
         return _answer(req, "declined", list(decision.reasons),
                        [Answer(master, "DECLINED", summarize(decision.reasons), None)])
-    booking = _save_booking(session, req, booking, master,
-                            _horizon(req) if master.recurring else None)
-    cal.add_occurrences(session, req.resource, booking, decision.booked)
+    saved = _save_booking(session, req, booking, master,
+                          _horizon(req) if master.recurring else None)
+    cal.add_occurrences(session, req.resource, saved, decision.booked)
     answers = [Answer(master, acceptance.partstat, acceptance.note, None)]
     answers += [Answer(event_for(req.invitation, inst), "DECLINED", reason, inst.recurrence_id,
                        inst.start, inst.end)
@@ -490,8 +490,8 @@ def _settle_instances(session: Session, req: Request, booking: Booking | None,
     if not decision.accepted:
         declined.update({i.recurrence_id: summarize(decision.reasons) for i in instances})
     if booking is None and decision.booked:
-        booking = _save_booking(session, req, None, first)
-        cal.add_occurrences(session, req.resource, booking, decision.booked)
+        saved = _save_booking(session, req, None, first)
+        cal.add_occurrences(session, req.resource, saved, decision.booked)
     elif booking is not None:
         _move_instances(session, req, booking, instances, decision, declined)
     answers = [Answer(e, "DECLINED", declined[e.recurrence_id], e.recurrence_id)
@@ -540,10 +540,10 @@ def _cancel(session: Session, req: Request, booking: Booking | None) -> BookingR
 
 
 def _save_booking(session: Session, req: Request, booking: Booking | None,
-                  event: EventData, horizon: dt.datetime | None = None) -> Booking:
+                  event: EventData, horizon: dt.datetime | None = None) -> cal.Saved:
     """The booking's row written (``horizon``: how far its series is materialized) in one
-    statement: a new one by a Core INSERT (``calendar_store.new_booking``), a booked one
-    changed by the ORM's UPDATE."""
+    statement: a new one by a Core INSERT (``calendar_store.new_booking``: no entity), a
+    booked one changed by the ORM's UPDATE."""
     values = {"sequence": event.sequence, "dtstamp": event.dtstamp,
               "organizer": event.organizer, "organizer_name": event.organizer_cn[:255],
               "attendee_count": len(event.attendees), "summary": event.summary,
