@@ -3,8 +3,9 @@
 It runs as an asyncio task inside ``mr-engine serve``; smtplib does the talking in a worker
 thread so the event loop never blocks. A pass claims up to CLAIM_BATCH due messages at a
 time (see ``delivery/outbox.py`` for the lease that keeps several processes from sending one
-twice), sends each with its own envelope over one SMTP session, records the outcomes and
-goes on until a claim comes back short (nothing more was due). Delivery code calls
+twice), sends each with its own envelope over one SMTP session (pipelined where the
+smarthost offers it, ``smtp_client.py``), records the outcomes and goes on until a claim
+comes back short (nothing more was due). Delivery code calls
 ``wake()`` after committing a transaction that queued something; between wakes the worker
 polls every second, for retries that have come due and for messages queued by other
 processes (kopano-mr-accept, queue retry). A pass begins at least PASS_SPACING after the
@@ -19,6 +20,7 @@ else is sent as it is (generated mail is 7-bit, ``mr_engine/outgoing.py``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -29,7 +31,7 @@ import ssl
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Generator, Iterator
 
 from mr_engine import metrics
 from mr_engine.clock import utcnow
@@ -40,7 +42,7 @@ from mr_engine.store import outbox
 from mr_engine.store.outbox import RelayJob, SendOutcome, AttemptResult
 
 from .log_lines import RelayLine
-from .smtp_client import SmtpClient, reply_text
+from .smtp_client import Mail, SmtpClient, Taken, reply_text
 
 log = logging.getLogger("delivery.relay")
 
@@ -132,28 +134,57 @@ class SmtpLink:
             raise
         return smtp
 
-    def send(self, job: RelayJob) -> SendOutcome:
+    def send_all(self, jobs: list[RelayJob]) -> Iterator[tuple[RelayJob, SendOutcome]]:
+        """Each job with its outcome, in order, over one connection (pipelined where the
+        smarthost offers it). A conversation that fails costs the message it failed on a
+        temporary failure; the ones after it go on over a new connection."""
+        left = jobs
+        while left:
+            smtp = self._session()
+            if smtp is None:
+                for job in left:
+                    yield job, _all(job, 451, self.dead or "")
+                return
+            left = yield from self._over(smtp, left)
+
+    def _session(self) -> SmtpClient | None:
+        """The kept connection or a new one; None once the smarthost is ``dead``."""
         if self.dead:
-            return _all(job, 451, self.dead)
+            return None
         try:
-            smtp = self._smtp = self._kept() or self._connect()
+            self._smtp = self._kept() or self._connect()
         except (OSError, smtplib.SMTPException) as exc:
             # Greeting, EHLO, STARTTLS and AUTH trouble is the smarthost's (or our
             # configuration's), not the message's: always temporary, as Postfix's
             # smtp_sasl_auth_soft_bounce does for AUTH.
             self.dead = f"smarthost {self.settings.smarthost}: {_describe(exc)}"
-            return _all(job, 451, self.dead)
-        try:
-            # A refused MAIL, RCPT or DATA leaves the session usable (smtplib sends RSET).
-            return self._transaction(smtp, job)
-        except UnicodeError:
-            # Not for rows enqueue() checked (_needs_smtputf8 sees any non-ASCII address);
-            # kept so that an odd row fails on its own instead of ending the pass.
-            self.close()
-            return _all(job, 553, "553 5.6.7 the address cannot be encoded for SMTP")
-        except (OSError, smtplib.SMTPException) as exc:
-            self.close()
-            return _all(job, 451, f"SMTP conversation failed: {_describe(exc)}")
+            return None
+        return self._smtp
+
+    def _over(self, smtp: SmtpClient, jobs: list[RelayJob]
+              ) -> Generator[tuple[RelayJob, SendOutcome], None, list[RelayJob]]:
+        """The jobs over ``smtp`` until it fails; returns those not attempted then."""
+        prepared = [(job, _prepared(smtp, job)) for job in jobs]
+        outcomes = smtp.send_each([mail for _, mail in prepared if isinstance(mail, Mail)])
+        with contextlib.closing(outcomes):  # a run left half-way closes its connection
+            for index, (job, mail) in enumerate(prepared):
+                if not isinstance(mail, Mail):
+                    yield job, mail
+                    continue
+                try:
+                    # A refused MAIL, RCPT or DATA leaves the session usable (RSET was sent).
+                    yield job, _outcome(job, next(outcomes))
+                except UnicodeError:
+                    # Not for rows enqueue() checked (_needs_smtputf8 sees any non-ASCII
+                    # address); kept so that an odd row fails on its own, not the pass.
+                    self.close()
+                    yield job, _all(job, 553, "553 5.6.7 the address cannot be encoded for SMTP")
+                    return [j for j, _ in prepared[index + 1:]]
+                except (OSError, smtplib.SMTPException) as exc:
+                    self.close()
+                    yield job, _all(job, 451, f"SMTP conversation failed: {_describe(exc)}")
+                    return [j for j, _ in prepared[index + 1:]]
+        return []
 
     def _kept(self) -> SmtpClient | None:
         """The connection kept from the last pass if it still answers, else None."""
@@ -163,24 +194,30 @@ class SmtpLink:
                 self.close()
         return self._smtp
 
-    def _transaction(self, smtp: SmtpClient, job: RelayJob) -> SendOutcome:
-        content = _crlf(job.content)
-        utf8 = _needs_smtputf8(job, content)
-        if utf8 and not smtp.has_extn("smtputf8"):
-            # RFC 6531 §3.2: not without the extension; permanent, as retrying cannot help.
-            return _all(job, 553, f"553 5.6.7 {utf8} needs SMTPUTF8, "
-                                  "which the smarthost does not offer")
-        options = ["SMTPUTF8"] if utf8 else []
-        if smtp.has_extn("8bitmime") and not content.isascii():
-            options.append("BODY=8BITMIME")
-        try:
-            # An empty sender is sent as MAIL FROM:<> (the null sender, RFC 5321 §4.5.5).
-            refused = smtp.sendmail(job.sender, list(job.recipients), content, options)
-        except smtplib.SMTPRecipientsRefused as exc:
-            return _refused(job.recipients, exc.recipients)
-        except smtplib.SMTPResponseException as exc:  # MAIL FROM or DATA refused
-            return _all(job, exc.smtp_code, reply_text(exc.smtp_code, exc.smtp_error))
-        return _refused(job.recipients, refused, smtp.data_reply)
+
+def _prepared(smtp: SmtpClient, job: RelayJob) -> Mail | SendOutcome:
+    """The job as the smarthost is sent it; its outcome when it cannot be sent there."""
+    content = _crlf(job.content)
+    utf8 = _needs_smtputf8(job, content)
+    if utf8 and not smtp.has_extn("smtputf8"):
+        # RFC 6531 §3.2: not without the extension; permanent, as retrying cannot help.
+        return _all(job, 553, f"553 5.6.7 {utf8} needs SMTPUTF8, "
+                              "which the smarthost does not offer")
+    options = ["SMTPUTF8"] if utf8 else []
+    if smtp.has_extn("8bitmime") and not content.isascii():
+        options.append("BODY=8BITMIME")
+    # An empty sender is sent as MAIL FROM:<> (the null sender, RFC 5321 §4.5.5).
+    return Mail(job.sender, list(job.recipients), content, options)
+
+
+def _outcome(job: RelayJob, sent: Taken | Exception) -> SendOutcome:
+    if isinstance(sent, Taken):
+        return _refused(job.recipients, sent.refused, sent.reply)
+    if isinstance(sent, smtplib.SMTPRecipientsRefused):
+        return _refused(job.recipients, sent.recipients)
+    if isinstance(sent, smtplib.SMTPResponseException):  # MAIL FROM or DATA refused
+        return _all(job, sent.smtp_code, reply_text(sent.smtp_code, sent.smtp_error))
+    raise sent
 
 
 def _needs_smtputf8(job: RelayJob, content: bytes) -> str | None:
@@ -323,7 +360,7 @@ class Relay:
             if not jobs:
                 done.complete = True
                 break
-            sent = [_Attempt.make(link, job) for job in jobs]
+            sent = _Attempt.all(link, jobs)
             with self._writer.write() as session:
                 recorded = outbox.record_all(session, [(a.job, a.outcome) for a in sent],
                                              self.owner, now, self.lifetime)
@@ -348,10 +385,16 @@ class _Attempt:
     seconds: float
 
     @classmethod
-    def make(cls, link: SmtpLink, job: RelayJob) -> "_Attempt":
+    def all(cls, link: SmtpLink, jobs: list[RelayJob]) -> list["_Attempt"]:
+        """The jobs sent over ``link``; an attempt's seconds run from the outcome before it
+        (its group may have gone out with the content before it)."""
+        attempts = []
         started = time.monotonic()
-        outcome = link.send(job)
-        return cls(job, outcome, time.monotonic() - started)
+        for job, outcome in link.send_all(jobs):
+            ended = time.monotonic()
+            attempts.append(cls(job, outcome, ended - started))
+            started = ended
+        return attempts
 
     def log(self, results: list[AttemptResult], relay: str, now: dt.datetime) -> None:
         """One line per recipient once recorded (``log_lines.RelayLine``)."""

@@ -14,6 +14,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from mr_engine.store import outbox
 from mr_engine.store.outbox import retry_at
 from mr_engine.delivery.relay import Relay, parse_hostport, utcnow
+from mr_engine.delivery.smtp_client import Mail, SmtpClient, Taken
 from mr_engine.store.db import open_database
 from mr_engine.testing import postfix as postfix_harness
 from mr_engine.testing.smarthost import Smarthost, relay_settings
@@ -296,10 +297,20 @@ def test_refused_senders_and_recipients_fail_alone_and_the_session_goes_on(db, n
 
 
 class _ScriptedSmarthost(socketserver.StreamRequestHandler):
-    """A smarthost that offers PIPELINING and takes DATA even with no recipient left (RFC
-    2920 §3.1 lets a client meet that with a single dot), writing down what it was sent."""
+    """A smarthost that offers PIPELINING and writes down every line it was sent.
+
+    ``rcpt_reply`` answers every RCPT; a DATA is taken even with no recipient left (RFC 2920
+    §3.1 lets a client meet that with a single dot). The end of each content is answered
+    from ``content_replies`` in turn (then 250); a 421 closes the session. The answers to
+    the first ``hold`` contents wait until the next line has come (at most 2 s), which only
+    a client that sends on without waiting for them (the next group with the content)
+    sends; ``ahead`` counts those that came so."""
 
     seen: list[bytes] = []
+    rcpt_reply = b"250 ok"
+    content_replies: list[bytes] = []
+    hold = 0
+    ahead = 0
 
     def handle(self) -> None:
         self.wfile.write(b"220 scripted\r\n")
@@ -309,38 +320,119 @@ class _ScriptedSmarthost(socketserver.StreamRequestHandler):
             if in_data:
                 if line == b".\r\n":
                     in_data = False
-                    self.wfile.write(b"554 5.5.1 no valid recipients\r\n")
+                    if not self._content_answered():
+                        return
                 continue
-            verb = line[:4].upper()
-            if verb == b"EHLO":
-                self.wfile.write(b"250-scripted\r\n250 PIPELINING\r\n")
-            elif verb == b"RCPT":
-                self.wfile.write(b"550 5.1.1 no such user\r\n")
-            elif verb == b"DATA":
-                in_data = True
-                self.wfile.write(b"354 go ahead\r\n")
-            elif verb == b"QUIT":
-                self.wfile.write(b"221 bye\r\n")
+            in_data = line[:4].upper() == b"DATA"
+            if not self._answer(line[:4].upper()):
                 return
-            else:
-                self.wfile.write(b"250 ok\r\n")
+
+    def _answer(self, verb: bytes) -> bool:
+        replies = {b"EHLO": b"250-scripted\r\n250 PIPELINING", b"RCPT": self.rcpt_reply,
+                   b"DATA": b"354 go ahead", b"QUIT": b"221 bye"}
+        self.wfile.write(replies.get(verb, b"250 ok") + b"\r\n")
+        return verb != b"QUIT"
+
+    def _content_answered(self) -> bool:
+        cls = type(self)
+        reply = cls.content_replies.pop(0) if cls.content_replies else b"250 ok"
+        if cls.hold:
+            cls.hold -= 1
+            self.connection.settimeout(2)
+            try:
+                following = self.rfile.readline()
+            except OSError:  # timed out: the client waited for the answer
+                return False
+            cls.ahead += 1
+            self.wfile.write(reply + b"\r\n")
+            self.seen.append(following)
+            return self._answer(following[:4].upper())
+        self.wfile.write(reply + b"\r\n")
+        return not reply.startswith(b"421")
 
 
-def test_data_taken_without_recipients_is_ended_by_a_single_dot(db, now):
-    _ScriptedSmarthost.seen = []
+@pytest.fixture
+def scripted():
+    """The scripted smarthost on loopback (its port), its settings reset."""
+    _ScriptedSmarthost.seen, _ScriptedSmarthost.content_replies = [], []
+    _ScriptedSmarthost.rcpt_reply, _ScriptedSmarthost.hold = b"250 ok", 0
+    _ScriptedSmarthost.ahead = 0
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _ScriptedSmarthost)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        queue(db, now, n=2)
-        assert Relay(db, relay_settings(server.server_address[1])).run_once(now) == 2
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def _commands() -> list[bytes]:
+    """The verbs the scripted smarthost was sent, a content's lines as one b"<content>"."""
+    verbs: list[bytes] = []
+    for line in _ScriptedSmarthost.seen:
+        verb = line.split(b" ")[0].rstrip(b"\r\n").upper()
+        if verb in (b"EHLO", b"MAIL", b"RCPT", b"DATA", b".", b"RSET", b"QUIT"):
+            verbs.append(verb)
+        elif verbs[-1] != b"<content>":
+            verbs.append(b"<content>")
+    return verbs
+
+
+def test_data_taken_without_recipients_is_ended_by_a_single_dot(db, now, scripted):
+    _ScriptedSmarthost.rcpt_reply = b"550 5.1.1 no such user"
+    queue(db, now, n=2)
+    assert Relay(db, relay_settings(scripted)).run_once(now) == 2
     assert [(r.status, r.last_error) for r in outbox_rows(db)] == [
         ("failed", "550 5.1.1 no such user")] * 2
-    commands = [line.split(b" ")[0].rstrip(b"\r\n").upper() for line in _ScriptedSmarthost.seen]
     # Per message: the group, then the dot instead of the content, then RSET.
-    assert commands[1:] == [b"MAIL", b"RCPT", b"DATA", b".", b"RSET"] * 2 + [b"QUIT"]
+    assert _commands()[1:] == [b"MAIL", b"RCPT", b"DATA", b".", b"RSET"] * 2 + [b"QUIT"]
+
+
+def test_the_next_message_goes_out_with_the_content_before_it(db, now, scripted):
+    """One round trip a message: the group of each next message follows the content before
+    it in the same write, before the answer to that content."""
+    _ScriptedSmarthost.hold = 2
+    queue(db, now, n=3)
+    assert Relay(db, relay_settings(scripted)).run_once(now) == 3
+    assert [r.status for r in outbox_rows(db)] == ["sent"] * 3
+    assert _ScriptedSmarthost.ahead == 2
+    assert _commands()[1:] == [b"MAIL", b"RCPT", b"DATA", b"<content>", b"."] * 3 + [b"QUIT"]
+
+
+def _two_with_the_first_content_answered(db, now, port: int, reply: bytes) -> list:
+    """Two messages in one pass, the first one's content answered ``reply``: the rows."""
+    _ScriptedSmarthost.content_replies = [reply]
+    queue(db, now, n=2)
+    assert Relay(db, relay_settings(port)).run_once(now) == 2
+    return outbox_rows(db)
+
+
+def test_refused_content_with_the_next_group_sent_is_not_followed_by_rset(db, now, scripted):
+    """The end of a refused content ended its transaction: the next one, already sent, goes
+    on (an RSET there would end it, or be taken as its content)."""
+    rows = _two_with_the_first_content_answered(db, now, scripted, b"554 5.7.1 content rejected")
+    assert [r.status for r in rows] == ["failed", "sent"]
+    assert rows[0].last_error == "554 5.7.1 content rejected"
+    assert _commands()[1:] == [b"MAIL", b"RCPT", b"DATA", b"<content>", b"."] * 2 + [b"QUIT"]
+
+
+def test_a_421_after_a_content_defers_it_and_the_message_sent_after_it(db, now, scripted):
+    rows = _two_with_the_first_content_answered(db, now, scripted, b"421 4.3.2 shutting down")
+    assert [r.status for r in rows] == ["queued", "queued"]
+    assert rows[0].last_error == "421 4.3.2 shutting down"
+    assert rows[1].last_error.startswith("SMTP conversation failed: SMTPServerDisconnected")
+    assert Relay(db, relay_settings(scripted)).run_once(now + MINUTE) == 2
+    assert [r.status for r in outbox_rows(db)] == ["sent", "sent"]
+
+
+def test_a_run_left_with_a_group_sent_ahead_closes_the_connection(scripted):
+    """The server waits for that group's content: nothing else may follow on the session."""
+    client = SmtpClient("127.0.0.1", scripted, local_hostname="mr.test", timeout=5)
+    client.ehlo()
+    mails = [Mail("a@example.com", ["b@example.org"], b"Subject: m\r\n\r\nbody\r\n")] * 2
+    run = client.send_each(mails)
+    first = next(run)
+    assert isinstance(first, Taken) and client.sock is not None
+    run.close()
+    assert client.sock is None
 
 
 @pytest.fixture
