@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from . import cpu_split, speed_targets
+from .processes import MemoryWatch
 
 # The targets of issue 6 (a 2-core machine, the benchmark's defaults).
 DOVECOT_RATIO = 1.0
@@ -295,8 +296,8 @@ def render(figures: dict[str, Any]) -> str:
         out.append(f"sum of each process's VmHWM (a page shared by processes counted in each, "
                    f"an upper bound): {mem['vmhwm_kb']} kB = {mem['vmhwm_mb']:.1f} MB")
     if mem["pss_peak_kb"] is not None:
-        out.append(f"largest total PSS, sampled every 0.1 s (a shared page counted once): "
-                   f"{mem['pss_peak_kb']} kB = {mem['pss_peak_mb']:.1f} MB")
+        out.append(f"largest total PSS, sampled every {MemoryWatch.INTERVAL:g} s (a shared page "
+                   f"counted once): {mem['pss_peak_kb']} kB = {mem['pss_peak_mb']:.1f} MB")
 
     out += _render_freebusy(figures["load5"])
     if "load6" in figures:
