@@ -216,6 +216,23 @@ def test_utf8_header_without_smtputf8_fails_at_once_and_with_it_is_sent(db, now,
     assert [r.status for r in outbox_rows(db)] == ["sent"]
 
 
+def test_a_message_that_cannot_go_fails_alone_amid_a_pipelined_pass(db, now):
+    """Its 553 is decided before anything is sent: the messages before and after it go in
+    one pipelined run, in their order."""
+    queue(db, now, sender="first@example.com")
+    with db.write() as session:
+        outbox.enqueue(session, sender="", recipients=["bob@example.org"], subject="s",
+                       content="Subject: Grüße\r\n\r\nhi\r\n".encode(), now=now)
+    queue(db, now, sender="last@example.com")
+    host = Smarthost(pipelining=True, enable_SMTPUTF8=False).start()
+    try:
+        assert Relay(db, relay_settings(host.port)).run_once(now) == 3
+    finally:
+        host.stop()
+    assert [r.status for r in outbox_rows(db)] == ["sent", "failed", "sent"]
+    assert [r.mail_from for r in host.sink.received] == ["first@example.com", "last@example.com"]
+
+
 def test_4xx_is_retried_with_backoff_then_250(db, now, smarthost):
     queue(db, now)
     relay = Relay(db, relay_settings(smarthost.port))
