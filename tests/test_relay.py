@@ -395,6 +395,7 @@ def _commands() -> list[bytes]:
 
 def test_data_taken_without_recipients_is_ended_by_a_single_dot(db, now, scripted):
     _ScriptedSmarthost.rcpt_reply = b"550 5.1.1 no such user"
+    _ScriptedSmarthost.content_replies = [b"554 5.5.1 no valid recipients"] * 2
     queue(db, now, n=2)
     assert Relay(db, relay_settings(scripted)).run_once(now) == 2
     assert [(r.status, r.last_error) for r in outbox_rows(db)] == [
