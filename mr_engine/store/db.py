@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from sqlalchemy import Connection, Engine, bindparam, create_engine, event, inspect, select, text
+from sqlalchemy import Connection, Engine, bindparam, create_engine, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, NoResultFound
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,6 +26,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from mr_engine.store import per_transaction
+from mr_engine.store.entities import MAILBOXES
 from mr_engine.store.models import Mailbox
 from mr_engine.store.prepared import Prepared
 from mr_engine.store.store_access import prepare_sqlite_store
@@ -364,8 +365,7 @@ _LOCK = (select(Mailbox).where(Mailbox.id == bindparam("id")).with_for_update()
 # For a mailbox the session has loaded (the committer loads a batch's resources first):
 # the row locked by a store.prepared statement and every column of the entity refreshed
 # from it, as populate_existing does; the ORM's select cost three times the CPU.
-_COLUMNS = [(prop.key, prop.columns[0]) for prop in inspect(Mailbox).column_attrs]
-_LOCK_ROW = Prepared(select(*(column for _, column in _COLUMNS))
+_LOCK_ROW = Prepared(select(*(column for _, column in MAILBOXES.columns))
                      .where(Mailbox.id == bindparam("id")).with_for_update())
 
 
@@ -397,7 +397,7 @@ def _lock_row(session: Session, mailbox_id: int, loaded: Mailbox | None) -> Mail
     rows = _LOCK_ROW.rows(session.connection(), {"id": mailbox_id})
     if not rows:
         raise NoResultFound(f"mailbox {mailbox_id} is gone")
-    for (key, _), value in zip(_COLUMNS, rows[0]):
+    for (key, _), value in zip(MAILBOXES.columns, rows[0]):
         set_committed_value(loaded, key, value)
     return loaded
 

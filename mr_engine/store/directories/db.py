@@ -13,12 +13,10 @@ from sqlalchemy.orm import Session
 
 from mr_engine.config import Settings
 from mr_engine.store import directory
-from mr_engine.store.by_ids import ByIds
 from mr_engine.store.directories import EVERYONE, GroupInfo
+from mr_engine.store.entities import MAILBOXES
 from mr_engine.store.models import Mailbox
 
-# Built once: it runs for every batch of deliveries (see store/messages.py for why).
-_MAILBOXES = ByIds(Mailbox.id, select(Mailbox).where)
 _BY_ADDRESS = select(Mailbox).where(Mailbox.email_lower == bindparam("address"))
 
 
@@ -32,10 +30,7 @@ class SqlDirectory:
         return directory.resolve_address(self.session, address)
 
     def mailboxes(self, ids: Collection[int]) -> dict[int, Mailbox]:
-        if not ids:
-            return {}
-        rows = self.session.scalars(*_MAILBOXES(ids))
-        return {mailbox.id: mailbox for mailbox in rows}
+        return MAILBOXES.by_ids(self.session, ids)
 
     def user(self, name: str) -> Mailbox:
         return directory.get_user(self.session, name)
