@@ -11,12 +11,15 @@ nanoseconds) where the kernel has it, else from .../stat (utime + stime, in cloc
 10 ms, too coarse for a smoke run's few messages).
 
 The meeting-request stages are the engine's ``mr_engine_cpu_seconds_total{stage}``
-counter, scraped from its /metrics before and after load 2.
+counter, scraped from its /metrics before and after load 2, and so is the SQLite store's
+write lock (``mr_engine_store_write_held_seconds``, ``..._wait_seconds_total``): the share
+of the load's time it was held says whether the one writer at a time is the bound.
 """
 
 from __future__ import annotations
 
 import os
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -117,6 +120,37 @@ def parse_stages(text: str) -> dict[str, float]:
     return stages
 
 
+_HELD = "mr_engine_store_write_held_seconds"  # a histogram: _sum and _count
+_WAIT = "mr_engine_store_write_wait_seconds_total"
+
+
+@dataclass(frozen=True)
+class WriteLock:
+    """The store write lock's counters in one scrape, summed over the workers."""
+
+    held: float = 0.0  # seconds held
+    holds: float = 0.0  # write transactions that held it
+    waited: float = 0.0  # seconds waited for it, summed over the writers
+
+    @classmethod
+    def parse(cls, text: str) -> "WriteLock":
+        found = {_HELD + "_sum": 0.0, _HELD + "_count": 0.0, _WAIT: 0.0}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name in found:
+                    found[sample.name] += sample.value
+        return cls(found[_HELD + "_sum"], found[_HELD + "_count"], found[_WAIT])
+
+    def since(self, before: "WriteLock", seconds: float) -> dict[str, float]:
+        """From ``before`` to this scrape, ``seconds`` apart: the share of that time it was
+        held, the holds, and the mean ms a hold held it and a writer waited."""
+        holds = self.holds - before.holds
+        return {"held_share": round((self.held - before.held) / seconds, 3) if seconds else 0.0,
+                "holds": int(holds),
+                "held_ms": round((self.held - before.held) * 1e3 / holds, 2) if holds else 0.0,
+                "wait_ms": round((self.waited - before.waited) * 1e3 / holds, 2) if holds else 0.0}
+
+
 def per_unit(spent: Mapping[str, float], units: int) -> dict[str, float]:
     """µs of each key per unit (0 without units)."""
     return {key: round(s * 1e6 / units, 1) if units else 0.0 for key, s in spent.items()}
@@ -138,13 +172,13 @@ class EngineCpu:
     def threads(self) -> Threads:
         return Threads.of(self.pids())
 
-    def stages(self) -> dict[str, float] | None:
-        """The stage counters, summed over the workers; None when not scraped."""
+    def scrape(self) -> str | None:
+        """Its /metrics (every worker's counters summed); None when not scraped."""
         if self.metrics_url is None:
             return None
         try:
             with urllib.request.urlopen(self.metrics_url, timeout=10) as response:
-                return parse_stages(response.read().decode())
+                return response.read().decode()
         except OSError:
             return None
 
@@ -155,12 +189,15 @@ class Meter:
 
     engine: EngineCpu
     _threads: Threads = field(default_factory=Threads)
-    _stages: dict[str, float] | None = None
+    _scraped: str | None = None
+    _started: float = 0.0
+    _ended: tuple[str | None, float] | None = None  # the scrape after, and when
 
     def start(self) -> "Meter":
         # Scraped before the threads are read (and after, once they have been: ``sides``
         # first), so that the scrape's own CPU stays out of the load's.
-        self._stages = self.engine.stages()
+        self._scraped = self.engine.scrape()
+        self._started = time.monotonic()
         self._threads = self.engine.threads()
         return self
 
@@ -170,11 +207,26 @@ class Meter:
 
     def stages(self, units: int) -> dict[str, dict[str, float]] | None:
         """µs per unit of each stage since ``start``, and their shares (%)."""
-        after = self.engine.stages()
-        if after is None or self._stages is None:
+        after, _ = self._after()
+        if after is None or self._scraped is None:
             return None
-        spent = {stage: after[stage] - self._stages[stage] for stage in CPU_STAGES}
+        before, now = parse_stages(self._scraped), parse_stages(after)
+        spent = {stage: now[stage] - before[stage] for stage in CPU_STAGES}
         return {"us": per_unit(spent, units), "percent": shares(spent)}
+
+    def write_lock(self) -> dict[str, float] | None:
+        """The store write lock since ``start`` (``WriteLock.since``)."""
+        after, ended = self._after()
+        if after is None or self._scraped is None:
+            return None
+        return WriteLock.parse(after).since(WriteLock.parse(self._scraped),
+                                            ended - self._started)
+
+    def _after(self) -> tuple[str | None, float]:
+        """The scrape after the load, made once for ``stages`` and ``write_lock``."""
+        if self._ended is None:
+            self._ended = (self.engine.scrape(), time.monotonic())
+        return self._ended
 
 
 # --- the report's lines -----------------------------------------------------------------------
@@ -209,4 +261,9 @@ def request_lines(load2: Mapping) -> list[str]:
         out.append("CPU per request: " + ", ".join(
             f"{STAGE_WORDS[s]} {stages['us'][s]:.0f} µs ({stages['percent'][s]:.0f}%)"
             for s in CPU_STAGES))
+    lock = load2.get("write_lock")
+    if lock and lock["holds"]:
+        out.append(f"store write lock (SQLite's one writer, all workers): held "
+                   f"{lock['held_share']:.0%} of the load's time, {lock['holds']} holds of "
+                   f"{lock['held_ms']:.1f} ms, {lock['wait_ms']:.1f} ms waited for each")
     return out

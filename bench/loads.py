@@ -92,7 +92,8 @@ class MeetingResult:
     relayed: int = 0  # of those replies, sent to the smarthost when the load ended
     drain_seconds: float | None = None  # after the load, until the relay had sent them all
     left_queued: int = 0  # replies still queued when the drain wait gave up
-    cpu: dict = field(default_factory=dict)  # CPU µs per request, by side and by stage
+    # CPU µs per request, by side and by stage; the store write lock's figures (SQLite)
+    cpu: dict = field(default_factory=dict)
 
     @property
     def per_s(self) -> float:
@@ -157,6 +158,9 @@ def meeting_requests(port: int, database_url: str, resource: str, limits: Limits
     if meter is not None:
         result.cpu = {"cpu_us_per_request": meter.sides(sent(load, limits)),
                       "cpu_stages_per_request": meter.stages(sent(load, limits))}
+        lock = meter.write_lock()
+        if lock and lock["holds"]:  # SQLite's (PostgreSQL has no store-wide lock)
+            result.cpu["write_lock"] = lock
     db = bstore.open_store(database_url)
     try:
         with db.read() as session:

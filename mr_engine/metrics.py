@@ -63,6 +63,16 @@ CPU_SECONDS = Counter(
     "CPU seconds of the delivery's stages: a meeting request's calendar parse, decision and "
     "reply build, and the rest of the commit side (transactions and COMMITs)", ["stage"])
 
+# SQLite's one writer at a time (``store.db.WriterLock``, every worker and the CLI): held
+# most of the time, it is what bounds the write rate. Group commit makes a hold a batch.
+STORE_WRITE_HELD_SECONDS = Histogram(
+    "mr_engine_store_write_held_seconds",
+    "Seconds each write transaction held the SQLite store's write lock (all workers take "
+    "turns on it)", buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))
+STORE_WRITE_WAIT_SECONDS = Counter(
+    "mr_engine_store_write_wait_seconds",
+    "Seconds writers waited for the SQLite store's write lock, summed over the writers")
+
 for _stage in CPU_STAGES:
     CPU_SECONDS.labels(_stage)
 for _outcome in DELIVERY_OUTCOMES:  # zeros from the start, so rates exist before the first

@@ -73,6 +73,9 @@ def test_smoke_run_exits_0_and_prints_every_load():
     assert all(stages["us"][s] > 0 for s in ("parse", "decide", "reply_build", "commit"))
     assert sum(stages["percent"].values()) == pytest.approx(100, abs=0.5)
     assert "CPU per request: parse " in out
+    lock = load2["write_lock"]  # SQLite's: the smoke run's store
+    assert lock["holds"] > 0 and 0 < lock["held_share"] <= 1 and lock["held_ms"] > 0
+    assert "store write lock (SQLite's one writer, all workers): held " in out
 
     points = figures["load3"]["points"]
     assert [p["occurrences"] for p in points] == [100, 1000]

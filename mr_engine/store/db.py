@@ -13,6 +13,7 @@ import logging
 import os
 import stat
 import threading
+import time
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
+from mr_engine import metrics
 from mr_engine.store import per_transaction
 from mr_engine.store.entities import MAILBOXES
 from mr_engine.store.models import Mailbox
@@ -273,14 +275,21 @@ class FileLock:
 
 
 class WriterLock:
-    """Threads of this process first take turns among themselves, then with other processes."""
+    """Threads of this process first take turns among themselves, then with other processes.
+
+    The seconds it is waited for and held are counted (``metrics.STORE_WRITE_*``): SQLite
+    has one writer at a time, so a lock held most of the time is where the store's write
+    rate ends, however many cores and workers there are.
+    """
 
     def __init__(self, database_path: str | None) -> None:
         self._threads = FairLock()
         self._processes = (FileLock(database_path + "-writer.lock", database_path)
                            if database_path else None)
+        self._taken = 0.0  # perf_counter when the holder took it (one holder at a time)
 
     def __enter__(self) -> None:
+        asked = time.perf_counter()
         self._threads.__enter__()
         if self._processes is not None:
             try:
@@ -288,8 +297,11 @@ class WriterLock:
             except BaseException:
                 self._threads.__exit__()
                 raise
+        self._taken = time.perf_counter()
+        metrics.STORE_WRITE_WAIT_SECONDS.inc(self._taken - asked)
 
     def __exit__(self, *exc: object) -> None:
+        metrics.STORE_WRITE_HELD_SECONDS.observe(time.perf_counter() - self._taken)
         try:
             if self._processes is not None:
                 self._processes.__exit__()
