@@ -8,7 +8,9 @@ from mr_engine.cli import kopano_cli_format as fmt
 from mr_engine.cli.kopano_cli import resource_details
 from mr_engine.cli.kopano_cli_flags import build_parser
 from mr_engine.core.resource_settings import SETTINGS, ResourceSettings, Setting, defaults
+from mr_engine.store.directory import get_user
 from mr_engine.store.models import Mailbox
+from mr_engine.testing.accounts import ROOM, add_resource
 
 NAMES = [s.name for s in SETTINGS]
 
@@ -41,3 +43,17 @@ def test_details_and_display_list_every_setting_in_order() -> None:
 def test_a_mailbox_reads_as_its_settings() -> None:
     mailbox = Mailbox(**{**defaults(), "resource_type": "equipment", "resource_capacity": 4})
     assert mailbox.resource_settings == ResourceSettings(kind="equipment", capacity=4)
+
+
+def test_an_entity_reads_its_set_values_and_loads_expired_ones(db) -> None:
+    add_resource(db, "room", ROOM, resource_type="equipment", resource_capacity=3)
+    with db.write() as session:
+        room = get_user(session, "room")
+        assert room.resource_settings.capacity == 3
+        room.resource_capacity = 5  # set, not flushed: the instance's value is the setting
+        assert room.resource_settings.capacity == 5
+        session.flush()
+        session.expire(room)  # nothing loaded: the attributes load the row again
+        assert "resource_capacity" not in room.__dict__
+        assert room.resource_settings == ResourceSettings(kind="equipment", capacity=5, accept=True,
+                                                          decline_conflict=True)

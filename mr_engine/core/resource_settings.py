@@ -228,16 +228,21 @@ def defaults() -> dict[str, Any]:
     return {s.column: s.default for s in SETTINGS}
 
 
-_STORED = operator.attrgetter(*(s.column for s in SETTINGS))
+COLUMNS: tuple[str, ...] = tuple(s.column for s in SETTINGS)
+_STORED = operator.attrgetter(*COLUMNS)
 
 
 def settings_of(record: Any) -> ResourceSettings:
-    """The settings of anything carrying them as column-named attributes (a ``Mailbox``).
+    """The settings of anything carrying them as column-named attributes (a ``Mailbox``)."""
+    return settings_from(_STORED(record))
+
+
+def settings_from(stored: tuple[Any, ...]) -> ResourceSettings:
+    """The settings of their stored values, one for each of ``COLUMNS`` in its order.
 
     Typed once for each set of stored values: a meeting request asks several times, and
     typing every setting costs more than reading the columns.
     """
-    stored = _STORED(record)
     try:
         return _typed(stored)
     except TypeError:  # an unhashable value (a list given by a caller): typed uncached

@@ -9,6 +9,7 @@ queue and out-of-office state. The schema itself is created by the alembic migra
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from typing import Any, Optional
 
 from sqlalchemy import (
@@ -27,7 +28,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from mr_engine.core.resource_settings import SETTINGS, ResourceSettings, Setting, settings_of
+from mr_engine.core.resource_settings import (COLUMNS, SETTINGS, ResourceSettings, Setting,
+                                              settings_from, settings_of)
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -100,6 +102,7 @@ def _column(declared: Setting) -> Any:
 # A mixin with one column per resource setting, built from their declarations
 # (``core.resource_settings``): a new setting needs no edit here, only its migration.
 ResourceColumns = type("ResourceColumns", (), {s.column: _column(s) for s in SETTINGS})
+_SETTING_VALUES = operator.itemgetter(*COLUMNS)  # of an instance's dict (Mailbox.resource_settings)
 
 
 class Mailbox(ResourceColumns, Base):  # type: ignore[misc, valid-type]
@@ -145,7 +148,14 @@ class Mailbox(ResourceColumns, Base):  # type: ignore[misc, valid-type]
     @property
     def resource_settings(self) -> ResourceSettings:
         """The resource settings, typed, as the booking rules get them."""
-        return settings_of(self)
+        # Read from the instance's dict, where the ORM keeps the loaded (or since set)
+        # values, not through two dozen instrumented attributes: a meeting request asks
+        # four times, and the attribute reads were most of it. A value not loaded (the
+        # entity expired) is read through its attribute, which loads it.
+        try:
+            return settings_from(_SETTING_VALUES(self.__dict__))
+        except KeyError:
+            return settings_of(self)
 
 
 class SendAs(Base):
