@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sqlite3
 import subprocess
 
 import pytest
@@ -11,8 +12,9 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData, func, inspect, select, text
+from sqlalchemy import MetaData, event, func, inspect, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from mr_engine.store.db import HEAD_REVISION, MIGRATIONS, alembic_config, current_revision, \
     make_engine, open_database, stored_revision, upgrade
@@ -72,6 +74,25 @@ def test_sqlite_store_runs_in_wal_mode_with_full_sync_and_foreign_keys(tmp_path)
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     database.dispose()
     assert MIGRATIONS.is_dir()
+
+
+def test_a_write_transaction_that_finds_sqlite_locked_fails_as_sqlalchemys_error(tmp_path):
+    # Another writer holds SQLite's own lock (a raw connection, so not our writer lock):
+    # BEGIN IMMEDIATE, sent on the DBAPI connection, times out as OperationalError.
+    url = f"sqlite:///{tmp_path}/store.db"
+    db = open_database(url)
+    db.engine.dispose()
+    event.listen(db.engine, "connect",
+                 lambda dbapi_conn, _: dbapi_conn.execute("PRAGMA busy_timeout=50"))
+    other = sqlite3.connect(tmp_path / "store.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(OperationalError, match="database is locked"):
+            with db.write() as session:
+                session.connection()  # the transaction begins
+    finally:
+        other.close()
+        db.dispose()
 
 
 def test_sqlite_writers_lock_file_gets_the_databases_mode_and_owner(tmp_path):
