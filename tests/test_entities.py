@@ -93,3 +93,13 @@ def test_more_ids_than_one_statement_takes(db) -> None:
     with db.read() as session:
         made = MAILBOXES.by_ids(session, list(ids.values()))
         assert {m.name for m in made.values()} == set(names)
+
+
+def test_a_mailbox_deleted_in_the_session_is_not_returned(db) -> None:
+    # As the ORM's select, the read sees the session's own changes (it flushes first).
+    add_users(db, "jane", "john")
+    ids = _ids(db, ["jane", "john"])
+    with db.write() as session:
+        session.delete(session.get_one(Mailbox, ids["jane"]))
+        made = MAILBOXES.by_ids(session, list(ids.values()))
+        assert [m.name for m in made.values()] == ["john"]
