@@ -74,6 +74,8 @@ def route(session: Session, recipient: str, mailbox: Mailbox, incoming: Incoming
     to the pool's address, or to a member's own address naming its pool as ATTENDEE (the
     organizer's update after a delegation goes to both). ``pool_addresses``: every pool's
     (``directory.pool_addresses``), when the caller read them once for many deliveries."""
+    if pool_addresses is not None and not pool_addresses:
+        return None  # no pools at all: most sites, every request
     inv = incoming.invitation(zoneinfo.ZoneInfo(settings.default_timezone))  # zone: moot
     if not isinstance(inv, Invitation) or inv.method not in ("REQUEST", "CANCEL"):
         return None
