@@ -41,6 +41,8 @@ class Entities(Generic[M]):
         """Those of ``ids`` whose rows exist, in the session. One the session holds already
         is returned as it is, as the ORM's select returns it."""
         found: dict[int, M] = {}
+        if not ids:
+            return found  # the session untouched: no transaction begun for nothing
         session.flush()  # the read below must see this session's changes, as the ORM's would
         for row in self._rows.rows_by_ids(session.connection(), sorted(ids)):
             key = row[self._id]
