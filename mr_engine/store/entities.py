@@ -15,7 +15,6 @@ from typing import Any, Collection, Generic, Sequence, TypeVar
 
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, make_transient_to_detached
-from sqlalchemy.orm.util import identity_key
 
 from mr_engine.store.models import Mailbox
 from mr_engine.store.prepared import PerCount, in_ids
@@ -27,7 +26,7 @@ class Entities(Generic[M]):
     """Entities of ``model`` (a mapped class with a one-column primary key) by id."""
 
     def __init__(self, model: type[M]) -> None:
-        mapper = inspect(model)
+        mapper = self._mapper = inspect(model)
         self.model = model
         # (attribute, column) of every column attribute, in the order the statements read
         self.columns = [(prop.key, prop.columns[0]) for prop in mapper.column_attrs]
@@ -46,12 +45,12 @@ class Entities(Generic[M]):
         session.flush()  # the read below must see this session's changes, as the ORM's would
         for row in self._rows.rows_by_ids(session.connection(), sorted(ids)):
             key = row[self._id]
-            held = session.identity_map.get(identity_key(self.model, key))
+            held = session.identity_map.get(self._mapper.identity_key_from_primary_key([key]))
             found[key] = held if held is not None else self._added(session, row)
         return found
 
     def _added(self, session: Session, row: Sequence[Any]) -> M:
-        entity = inspect(self.model).class_manager.new_instance()
+        entity = self._mapper.class_manager.new_instance()
         # The instance's dict is where the ORM's loader puts loaded values; committing them
         # (make_transient_to_detached) leaves the entity as if a query had loaded it.
         inspect(entity).dict.update(zip(self._keys, row))
