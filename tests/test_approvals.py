@@ -23,6 +23,7 @@ import pytest
 from mr_engine.core import approval_mail, approval_tokens as tokens
 from mr_engine.delivery.maintenance import Maintenance
 from mr_engine.store.directory import add_delegate, get_user
+from mr_engine.testing import commands
 from mr_engine.testing.accounts import ROOM, add_resource, add_users
 from mr_engine.testing.http import get
 from mr_engine.testing.invites import invite, reply_vevents
@@ -122,8 +123,8 @@ def deliver_from(port: int, sender: str, to_address: str, message: bytes) -> Non
 
 
 def cli(db_url: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "mr-engine"), *args], capture_output=True, text=True,
-                          env={"MR_ENGINE_DATABASE_URL": db_url})
+    return commands.run([str(BIN / "mr-engine"), *args], capture_output=True, text=True,
+                        env={"MR_ENGINE_DATABASE_URL": db_url})
 
 
 def pending(db_url: str) -> list[dict]:

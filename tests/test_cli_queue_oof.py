@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import os
 import re
-import subprocess
 import zoneinfo
 
 import pytest
@@ -17,6 +16,7 @@ from mr_engine.store.models import OutboundMessage
 from mr_engine.store.oof_state import get_oof
 from mr_engine.store.stores import create_store
 
+from mr_engine.testing import commands
 from mr_engine.testing.paths import BIN
 from mr_engine.testing.smarthost import Smarthost
 
@@ -27,8 +27,8 @@ BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
 def run(db_url: str, script: str, *args: str, stdin: str = "", **env: str):
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MR_ENGINE_")}
     environ.update(MR_ENGINE_DATABASE_URL=db_url, **env)
-    return subprocess.run([str(BIN / script), *args], input=stdin, capture_output=True,
-                          text=True, env=environ, timeout=60)
+    return commands.run([str(BIN / script), *args], input=stdin, capture_output=True,
+                        text=True, env=environ, timeout=60)
 
 
 @pytest.fixture

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
 from mr_engine.config import ConfigError, Settings, load_settings, parse_duration, parse_size
 from mr_engine.core.passwords import hash_password, verify_password
 
+from mr_engine.testing import commands
 from mr_engine.testing.paths import BIN
 
 
@@ -83,15 +83,15 @@ def test_sizes(text, size):
 
 def test_mr_engine_config_prints_values_and_sources(tmp_path):
     env = {"MR_ENGINE_HOSTNAME": "mx.example", "MR_ENGINE_SMARTHOST_PASSWORD": "s3cret"}
-    out = subprocess.run([str(BIN / "mr-engine"), "config", "--json"], env=env,
-                         capture_output=True, text=True, check=True).stdout
+    out = commands.run([str(BIN / "mr-engine"), "config", "--json"], env=env,
+                       capture_output=True, text=True, check=True).stdout
     rows = json.loads(out)
     assert rows["hostname"] == {"value": "mx.example",
                                 "source": "environment MR_ENGINE_HOSTNAME"}
     assert rows["smarthost_password"]["value"] == "********"
-    bad = subprocess.run([str(BIN / "mr-engine"), "config"],
-                         env={"MR_ENGINE_DEFAULT_TIMEZONE": "Nowhere/City"},
-                         capture_output=True, text=True)
+    bad = commands.run([str(BIN / "mr-engine"), "config"],
+                       env={"MR_ENGINE_DEFAULT_TIMEZONE": "Nowhere/City"},
+                       capture_output=True, text=True)
     assert bad.returncode == 2 and "default_timezone" in bad.stderr
 
 
@@ -110,9 +110,9 @@ def test_users_and_groups_are_names_or_ids_kept_as_given():
 
 
 def test_mr_engine_config_prints_the_socket_mode_in_octal():
-    out = subprocess.run([str(BIN / "mr-engine"), "config", "--json"],
-                         env={"MR_ENGINE_LMTP_SOCKET_MODE": "600"},
-                         capture_output=True, text=True, check=True).stdout
+    out = commands.run([str(BIN / "mr-engine"), "config", "--json"],
+                       env={"MR_ENGINE_LMTP_SOCKET_MODE": "600"},
+                       capture_output=True, text=True, check=True).stdout
     assert json.loads(out)["lmtp_socket_mode"]["value"] == "0600"
 
 
@@ -153,9 +153,9 @@ def test_ldap_settings_refuse_bad_values_naming_the_key():
 
 
 def test_mr_engine_config_masks_the_ldap_bind_password():
-    out = subprocess.run([str(BIN / "mr-engine"), "config", "--json"],
-                         env={"MR_ENGINE_LDAP_BIND_PASSWD": "s3cret"},
-                         capture_output=True, text=True, check=True).stdout
+    out = commands.run([str(BIN / "mr-engine"), "config", "--json"],
+                       env={"MR_ENGINE_LDAP_BIND_PASSWD": "s3cret"},
+                       capture_output=True, text=True, check=True).stdout
     assert json.loads(out)["ldap_bind_passwd"]["value"] == "********"
 
 

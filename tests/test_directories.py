@@ -4,7 +4,6 @@ one a running server resolves recipients with."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Collection
 
 import pytest
@@ -18,6 +17,7 @@ from mr_engine.store.directories.db import SqlDirectory
 from mr_engine.store.directory import add_member, add_sendas, create_group, get_user
 from mr_engine.store.models import Mailbox
 
+from mr_engine.testing import commands
 from mr_engine.testing.accounts import add_resource, add_users
 from mr_engine.testing.lmtp_client import RawClient, send_message
 from mr_engine.testing.mail import msg
@@ -103,9 +103,9 @@ def test_user_plugin_is_db_by_default_and_a_bad_one_names_the_key():
 
 
 def test_a_bad_user_plugin_stops_a_command_with_exit_2(tmp_path):
-    done = subprocess.run([str(BIN / "mr-engine"), "config"], capture_output=True, text=True,
-                          env={"MR_ENGINE_USER_PLUGIN": "nis",
-                               "MR_ENGINE_DATABASE_URL": f"sqlite:///{tmp_path}/s.db"})
+    done = commands.run([str(BIN / "mr-engine"), "config"], capture_output=True, text=True,
+                        env={"MR_ENGINE_USER_PLUGIN": "nis",
+                             "MR_ENGINE_DATABASE_URL": f"sqlite:///{tmp_path}/s.db"})
     assert done.returncode == 2 and "user_plugin" in done.stderr
 
 

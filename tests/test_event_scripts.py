@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import os
 import stat
-import subprocess
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from mr_engine.cli.kopano_cli import main
 from mr_engine.config import ConfigError, Settings, load_settings
 from mr_engine.store import event_scripts
 from mr_engine.store.db import open_database
+from mr_engine.testing import commands
 from mr_engine.testing.lmtp_client import deliver
 from mr_engine.testing.mail import msg
 from mr_engine.testing.paths import BIN
@@ -147,8 +147,8 @@ def test_the_command_waits_for_its_scripts_before_it_exits(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MR_ENGINE_")}
     env.update(MR_ENGINE_DATABASE_URL=f"sqlite:///{tmp_path}/store.db",
                MR_ENGINE_CREATEUSER_SCRIPT=slow)
-    done = subprocess.run([str(BIN / "kopano-cli"), "--create", "-u", "zed", "--email",
-                           "zed@example.com"], env=env, capture_output=True, timeout=60)
+    done = commands.run([str(BIN / "kopano-cli"), "--create", "-u", "zed", "--email",
+                         "zed@example.com"], env=env, capture_output=True, timeout=60)
     assert done.returncode == 0 and out.read_text() == "zed\n"
 
 

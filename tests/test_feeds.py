@@ -3,13 +3,13 @@ compared with the agenda; what each calendar_details level shows; the secret lin
 
 from __future__ import annotations
 
-import subprocess
 from urllib.parse import urlsplit
 
 import pytest
 
 from mr_engine.core import feed
 from mr_engine.core.calendar_view import shown
+from mr_engine.testing import commands
 from mr_engine.testing.accounts import ROOM, add_resource, add_users
 from mr_engine.testing.calendars import book, events_of
 from mr_engine.testing.http import get
@@ -112,10 +112,10 @@ def test_tentative_and_transparent_occurrences(db, db_url):
 
 
 def _kopano(db_url: str, *args: str) -> str:
-    return subprocess.run([str(BIN / "kopano-cli"), *args], capture_output=True, text=True,
-                          env={"MR_ENGINE_DATABASE_URL": db_url,
-                               "MR_ENGINE_PUBLIC_URL": "https://rooms.example.org"},
-                          check=True).stdout
+    return commands.run([str(BIN / "kopano-cli"), *args], capture_output=True, text=True,
+                        env={"MR_ENGINE_DATABASE_URL": db_url,
+                             "MR_ENGINE_PUBLIC_URL": "https://rooms.example.org"},
+                        check=True).stdout
 
 
 def test_a_calendar_token_guards_the_feed(db, db_url):
@@ -145,9 +145,9 @@ def test_a_calendar_token_guards_the_feed(db, db_url):
 
 def test_calendar_token_is_for_resources_only(db, db_url):
     add_users(db, "alice")
-    done = subprocess.run([str(BIN / "kopano-cli"), "--user", "alice", "--calendar-token",
-                           "new"], capture_output=True, text=True,
-                          env={"MR_ENGINE_DATABASE_URL": db_url})
+    done = commands.run([str(BIN / "kopano-cli"), "--user", "alice", "--calendar-token",
+                         "new"], capture_output=True, text=True,
+                        env={"MR_ENGINE_DATABASE_URL": db_url})
     assert (done.returncode, done.stderr) == (
         1, "error: alice is not a resource: it has no calendar feed\n")
     assert '"calendar_feed": null' in _kopano(db_url, "--user", "alice", "--json")

@@ -14,6 +14,7 @@ from mr_engine.core.busy import Busy
 from mr_engine.core.freebusy import BUSY, TENTATIVE, Period, RangeError, Timeline
 from mr_engine.store.calendar_owners import (QuickOwners, QuickReadUnavailable, calendar_owner,
                                              quick_owners)
+from mr_engine.testing import commands
 from mr_engine.testing.accounts import ROOM, add_resource, add_users
 from mr_engine.testing.calendars import book, freebusy_of, periods_of
 from mr_engine.testing.http import get
@@ -207,8 +208,8 @@ def test_users_and_unknown_addresses_are_404(db, db_url):
 # --- mr-engine freebusy -------------------------------------------------------------------
 
 def _cli(db_url: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "mr-engine"), "freebusy", *args],
-                          env={"MR_ENGINE_DATABASE_URL": db_url}, capture_output=True, text=True)
+    return commands.run([str(BIN / "mr-engine"), "freebusy", *args],
+                        env={"MR_ENGINE_DATABASE_URL": db_url}, capture_output=True, text=True)
 
 
 def test_cli_prints_the_periods_http_serves(db, db_url):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
-import subprocess
 import time
 import zoneinfo
 
@@ -23,6 +22,7 @@ from mr_engine.store.models import Booking, Mailbox
 
 from mr_engine.services.meeting_requests import extend_and_queue
 
+from mr_engine.testing import commands
 from mr_engine.testing.accounts import ROOM, add_resource
 from mr_engine.testing.invites import invite, reply_vevents
 from mr_engine.testing.lmtp_client import deliver
@@ -125,8 +125,8 @@ def test_kopano_cli_window_change_extends_the_series_before_it_returns(db, db_ur
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)  # the CLI's own clock
     with server_at(db_url, now) as server:
         deliver(server.port, invite("series", now + DAY, now + DAY + HOUR, ROOM, rrule=ENDLESS))
-    subprocess.run([str(BIN / "kopano-cli"), "--user", "room", "--mr-booking-window", "400"],
-                   env={"MR_ENGINE_DATABASE_URL": db_url}, check=True, capture_output=True)
+    commands.run([str(BIN / "kopano-cli"), "--user", "room", "--mr-booking-window", "400"],
+                 env={"MR_ENGINE_DATABASE_URL": db_url}, check=True, capture_output=True)
     assert len(_starts(db_url, now + 380 * DAY, now + 394 * DAY)) == 2
 
 

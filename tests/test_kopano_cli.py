@@ -21,6 +21,7 @@ from mr_engine.cli.kopano_cli import main
 from mr_engine.store.db import open_database
 from mr_engine.store.models import Mailbox, OutOfOffice
 from mr_engine.core.passwords import verify_password
+from mr_engine.testing import commands
 from mr_engine.testing.paths import BIN
 
 KOPANO_CLI = str(BIN / "kopano-cli")
@@ -31,9 +32,9 @@ def cli(db_url: str, *args: str, stdin: str = "",
         env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """The installed console script, configured through MR_ENGINE_DATABASE_URL."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MR_ENGINE_")}
-    return subprocess.run([KOPANO_CLI, *args], input=stdin, capture_output=True, text=True,
-                          timeout=60, env={**clean, "MR_ENGINE_DATABASE_URL": db_url,
-                                           **(env or {})})
+    return commands.run([KOPANO_CLI, *args], input=stdin, capture_output=True, text=True,
+                        timeout=60, env={**clean, "MR_ENGINE_DATABASE_URL": db_url,
+                                         **(env or {})})
 
 
 NEW_STORE = re.compile(r"mr-engine: creating a new, empty store at .*\n")

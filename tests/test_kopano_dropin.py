@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 
 from mr_engine.store.db import Database
 from mr_engine.store.models import Store
+from mr_engine.testing import commands
 from mr_engine.testing.accounts import add_resource
 from mr_engine.testing.invites import invite
 from mr_engine.testing.paths import BIN
@@ -32,9 +33,9 @@ def tool(db_url: str | None, script: str, *args: str, stdin: str | bytes = "",
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MR_ENGINE_")}
     if db_url is not None:
         environ["MR_ENGINE_DATABASE_URL"] = db_url
-    return subprocess.run([str(BIN / script), *args], input=stdin, capture_output=True,
-                          text=not isinstance(stdin, bytes), env={**environ, **env},
-                          cwd=cwd, timeout=60)
+    return commands.run([str(BIN / script), *args], input=stdin, capture_output=True,
+                        text=not isinstance(stdin, bytes), env={**environ, **env},
+                        cwd=cwd, timeout=60)
 
 
 def cli(db_url: str, *args: str, **env: str) -> str:

@@ -7,7 +7,6 @@ and deleted as the cache expires, and an Active Directory shaped tree."""
 from __future__ import annotations
 
 import itertools
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,6 +19,7 @@ from mr_engine.config import Settings
 from mr_engine.store.directories.ldap import LdapDirectory, LdapState
 from mr_engine.store.directories.ldap_connection import LdapServers
 from mr_engine.store.models import Mailbox
+from mr_engine.testing import commands
 from mr_engine.testing import ldap_trees
 from mr_engine.testing.accounts import add_users
 from mr_engine.testing.http import get
@@ -154,8 +154,8 @@ def test_commands_exit_1_with_a_one_line_reason_when_ldap_is_unreachable(tmp_pat
     env = {"MR_ENGINE_DATABASE_URL": f"sqlite:///{tmp_path}/s.db", "PATH": str(BIN),
            "MR_ENGINE_USER_PLUGIN": "ldap", "MR_ENGINE_LDAP_SEARCH_BASE": slapd.base,
            "MR_ENGINE_LDAP_URI": "ldap://127.0.0.1:9", "MR_ENGINE_LDAP_NETWORK_TIMEOUT": "2"}
-    done = subprocess.run([str(BIN / "mr-engine"), "mailbox", "alice"], env=env,
-                          capture_output=True, text=True)
+    done = commands.run([str(BIN / "mr-engine"), "mailbox", "alice"], env=env,
+                        capture_output=True, text=True)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "directory unavailable: ldap://127.0.0.1:9: " in done.stderr.splitlines()[-1]
 

@@ -19,6 +19,7 @@ from mr_engine.store.directory import add_member, create_group, get_user
 from mr_engine.store.models import Message
 from mr_engine.store.stores import store_of
 
+from mr_engine.testing import commands
 from mr_engine.testing.accounts import add_users
 from mr_engine.testing.lmtp_client import RawClient, send_message
 from mr_engine.testing.mail import msg
@@ -268,13 +269,13 @@ def test_serve_logs_ready_and_exits_0_on_sigterm(db, db_url, tmp_path):
         assert proc.wait(30) == 0
     finally:
         proc.kill()
-    out = subprocess.run([str(BIN / "mr-engine"), "mailbox", "alice", "--json"], env=env,
-                         capture_output=True, text=True, check=True).stdout
+    out = commands.run([str(BIN / "mr-engine"), "mailbox", "alice", "--json"], env=env,
+                       capture_output=True, text=True, check=True).stdout
     [entry] = json.loads(out)
     assert set(entry) == {"id", "folder", "message_id", "subject", "from", "size", "received_at"}
     assert entry["folder"] == "Inbox" and entry["received_at"].endswith("Z")
-    stored = subprocess.run([str(BIN / "mr-engine"), "message", "alice", str(entry["id"])],
-                            env=env, capture_output=True, check=True).stdout
+    stored = commands.run([str(BIN / "mr-engine"), "message", "alice", str(entry["id"])],
+                          env=env, capture_output=True, check=True).stdout
     assert stored.endswith(msg())
 
 

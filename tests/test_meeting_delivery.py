@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 import threading
 
 from mr_engine.core.itip import read_calendar
+from mr_engine.testing import commands
 from mr_engine.testing.accounts import ROOM, add_resource
 from mr_engine.testing.invites import invite, reply_vevents
 from mr_engine.testing.lmtp_client import RawClient, deliver, send_message
@@ -159,7 +159,7 @@ def test_kopano_mr_accept_processes_stdin_like_delivery(db, db_url):
     add_resource(db, "room", ROOM)
     env = {"MR_ENGINE_DATABASE_URL": db_url}
     future = dt.datetime.now(UTC).replace(microsecond=0, second=0) + dt.timedelta(days=2)
-    run = lambda message, user="room": subprocess.run(  # noqa: E731
+    run = lambda message, user="room": commands.run(  # noqa: E731
         [str(BIN / "kopano-mr-accept"), user], input=message, env=env, capture_output=True)
     first = run(invite("cli", future, future + HOUR, ROOM))
     assert first.returncode == 0 and first.stdout.decode().strip() == "accepted"

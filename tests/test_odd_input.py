@@ -16,6 +16,7 @@ import pytest
 
 from mr_engine.core.itip import EARLIEST, OUT_OF_RANGE, parse_invitation
 
+from mr_engine.testing import commands
 from mr_engine.testing.accounts import ROOM, add_resource
 from mr_engine.testing.invites import invite, reply_vevents
 from mr_engine.testing.lmtp_client import deliver
@@ -80,9 +81,9 @@ def test_delivery_declines_an_out_of_range_request_without_a_traceback(db, db_ur
 
 
 def _mr_accept(db_url: str, message: bytes, user: str = "room") -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "kopano-mr-accept"), user], input=message,
-                          env={"MR_ENGINE_DATABASE_URL": db_url}, capture_output=True,
-                          text=False)
+    return commands.run([str(BIN / "kopano-mr-accept"), user], input=message,
+                        env={"MR_ENGINE_DATABASE_URL": db_url}, capture_output=True,
+                        text=False)
 
 
 def test_kopano_mr_accept_says_in_one_line_what_was_out_of_range(db, db_url):
@@ -112,7 +113,7 @@ def test_kopano_mr_accept_files_the_message_once_as_delivery_does(db, db_url):
 
 def test_a_room_refuses_a_capacity(db, db_url):
     add_resource(db, "room", ROOM)
-    cli = lambda *args: subprocess.run(  # noqa: E731
+    cli = lambda *args: commands.run(  # noqa: E731
         [str(BIN / "kopano-cli"), *args], env={"MR_ENGINE_DATABASE_URL": db_url},
         capture_output=True, text=True)
     refused = cli("--user", "room", "--resource-capacity", "5")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from mr_engine.config import load_settings
 from mr_engine.store import outbox
 from mr_engine.store.location import masked_url
+from mr_engine.testing import commands
 from mr_engine.testing.accounts import add_resource, add_users
 from mr_engine.testing.paths import BIN
 from mr_engine.testing.servers import ServeProcess, serve_env
@@ -30,8 +30,8 @@ def run(script: str, *args: str, cwd: Path | None = None, **env: str):
     """A console script with only ``env`` for settings: never the machine's /etc file."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MR_ENGINE_")}
     environ.update(MR_ENGINE_SYSTEM_CONFIG="/nonexistent/mr-engine.toml", **env)
-    return subprocess.run([str(BIN / script), *args], capture_output=True, text=True,
-                          env=environ, cwd=cwd, timeout=60)
+    return commands.run([str(BIN / script), *args], capture_output=True, text=True,
+                        env=environ, cwd=cwd, timeout=60)
 
 
 # --- the configuration file search and home ------------------------------------------------

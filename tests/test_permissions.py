@@ -14,6 +14,7 @@ import pytest
 from mr_engine.delivery import listeners
 from mr_engine.store.store_access import prepare_sqlite_store
 
+from mr_engine.testing import commands
 from mr_engine.testing.lmtp_client import RawClient, send_message
 from mr_engine.testing.mail import msg
 from mr_engine.testing.paths import BIN
@@ -36,8 +37,8 @@ def mode(path: Path) -> int:
 
 def run(command: str, *args: str, **settings: str) -> subprocess.CompletedProcess:
     env = serve_env(settings.pop("db_url"), **settings)
-    return subprocess.run([str(BIN / command), *args], env=env, capture_output=True,
-                          text=True, timeout=60)
+    return commands.run([str(BIN / command), *args], env=env, capture_output=True,
+                        text=True, timeout=60)
 
 
 def create_alice(db_url: str) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import subprocess
 
 from sqlalchemy import select
 
@@ -16,6 +15,7 @@ from mr_engine.store.db import Database
 from mr_engine.store.directory import add_member, create_group, get_user, set_pool
 from mr_engine.store.models import Booking, Mailbox, Occurrence
 from mr_engine.core.freebusy import BUSY, TENTATIVE, Period, all_busy
+from mr_engine.testing import commands
 from mr_engine.testing.accounts import add_resource
 from mr_engine.testing.calendars import book, freebusy_of, periods_of
 from mr_engine.testing.http import get
@@ -214,8 +214,8 @@ def test_pool_freebusy_over_http_and_the_cli(db, db_url):
     assert {a.status for a in answers} == {200}
     assert periods_of(answers[0].body) == [(at(1), at(2), BUSY)]
     assert str(freebusy_of(answers[1].body)["ORGANIZER"]) == f"mailto:{POOL}"
-    done = subprocess.run([str(BIN / "mr-engine"), "freebusy", POOL, "--start", "2026-03-09",
-                           "--end", "2026-03-12", "--json"], capture_output=True, text=True,
-                          env={"MR_ENGINE_DATABASE_URL": db_url})
+    done = commands.run([str(BIN / "mr-engine"), "freebusy", POOL, "--start", "2026-03-09",
+                         "--end", "2026-03-12", "--json"], capture_output=True, text=True,
+                        env={"MR_ENGINE_DATABASE_URL": db_url})
     assert json.loads(done.stdout) == [
         {"start": "2026-03-10T10:00:00Z", "end": "2026-03-10T11:00:00Z", "type": "BUSY"}]

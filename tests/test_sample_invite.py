@@ -17,6 +17,7 @@ from mr_engine.core.imip import find_calendar
 from mr_engine.core.itip import parse_invitation
 from mr_engine.core.sample_invite import coming_start
 from mr_engine.store.models import Booking, OutboundMessage
+from mr_engine.testing import commands
 from mr_engine.testing.accounts import ROOM, add_resource
 from mr_engine.testing.invites import reply_vevents
 from mr_engine.testing.lmtp_client import deliver
@@ -34,8 +35,8 @@ def sample_invite(*args: str, **env: str) -> bytes:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MR_ENGINE_")}
     environ.update(MR_ENGINE_SYSTEM_CONFIG="/nonexistent/mr-engine.toml",
                    MR_ENGINE_DEFAULT_TIMEZONE="Europe/Berlin", **env)
-    done = subprocess.run([str(BIN / "mr-engine"), "sample-invite", *args], env=environ,
-                          capture_output=True, timeout=60)
+    done = commands.run([str(BIN / "mr-engine"), "sample-invite", *args], env=environ,
+                        capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -71,8 +72,8 @@ def test_bad_options_are_refused_with_a_message():
     for args, words in [(["--start", "soon"], "invalid --start"),
                         (["--rrule", "FREQ=SOMETIMES"], "invalid --rrule"),
                         (["--duration", "0"], "at least 1 minute")]:
-        done = subprocess.run([str(BIN / "mr-engine"), "sample-invite", "--to", ROOM, *args],
-                              capture_output=True, text=True, timeout=60)
+        done = commands.run([str(BIN / "mr-engine"), "sample-invite", "--to", ROOM, *args],
+                            capture_output=True, text=True, timeout=60)
         assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr
 
 

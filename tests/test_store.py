@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sqlite3
-import subprocess
 
 import pytest
 
@@ -20,6 +19,7 @@ from mr_engine.store.db import HEAD_REVISION, MIGRATIONS, alembic_config, curren
     make_engine, open_database, stored_revision, upgrade
 from mr_engine.store.models import Base
 
+from mr_engine.testing import commands
 from mr_engine.testing.paths import BIN
 
 
@@ -47,16 +47,16 @@ def test_db_upgrade_from_empty_to_head(tmp_path, pg_server):
     for db_url in urls:
         engine = make_engine(db_url, pool_size=1)
         assert current_revision(engine) is None
-        out = subprocess.run([str(BIN / "mr-engine"), "db", "upgrade"],
-                             env={"MR_ENGINE_DATABASE_URL": db_url}, capture_output=True,
-                             text=True, check=True).stdout
+        out = commands.run([str(BIN / "mr-engine"), "db", "upgrade"],
+                           env={"MR_ENGINE_DATABASE_URL": db_url}, capture_output=True,
+                           text=True, check=True).stdout
         assert "store at revision" in out
         assert current_revision(engine) == head_revision(engine)
         assert {"mailboxes", "stores", "messages", "bookings", "occurrences", "outbox",
                 "oof_settings", "oof_log"} <= set(inspect(engine).get_table_names())
         # A second upgrade is a no-op.
-        subprocess.run([str(BIN / "mr-engine"), "db", "upgrade"],
-                       env={"MR_ENGINE_DATABASE_URL": db_url}, check=True, capture_output=True)
+        commands.run([str(BIN / "mr-engine"), "db", "upgrade"],
+                     env={"MR_ENGINE_DATABASE_URL": db_url}, check=True, capture_output=True)
         engine.dispose()
 
 

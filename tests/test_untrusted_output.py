@@ -30,6 +30,7 @@ from mr_engine.store.models import OutboundMessage
 from mr_engine.core.printable import printable
 from mr_engine.store.stores import store_of
 
+from mr_engine.testing import commands
 from mr_engine.testing.accounts import ROOM, add_resource
 from mr_engine.testing.invites import invite
 from mr_engine.testing.lmtp_client import RawClient, send_message
@@ -96,8 +97,8 @@ def _env(db_url: str) -> dict[str, str]:
 
 
 def run_raw(db_url: str, script: str, *args: str) -> bytes:
-    done = subprocess.run([str(BIN / script), *args], capture_output=True, timeout=60,
-                          env=_env(db_url))
+    done = commands.run([str(BIN / script), *args], capture_output=True, timeout=60,
+                        env=_env(db_url))
     assert (done.returncode, done.stderr) == (0, b""), (args, done.stderr)
     return done.stdout
 

@@ -4,7 +4,6 @@ and a resource's calendar as ``mr-engine agenda`` prints it."""
 from __future__ import annotations
 
 import json
-import subprocess
 
 from sqlalchemy import select
 
@@ -14,6 +13,7 @@ from mr_engine.store.messages import list_messages
 from mr_engine.store.models import Base, OutboundMessage
 from mr_engine.store.stores import store_of
 
+from . import commands
 from .paths import BIN
 
 
@@ -32,10 +32,10 @@ def outbox_rows(db: Database) -> list[OutboundMessage]:
 
 def agenda(db_url: str, user: str, start="2020-01-01T00:00:00Z", end="2030-01-01T00:00:00Z"):
     """The user's calendar entries between ``start`` and ``end``, from the CLI's JSON."""
-    out = subprocess.run([str(BIN / "mr-engine"), "agenda", user, "--start", start,
-                          "--end", end, "--json"],
-                         env={"MR_ENGINE_DATABASE_URL": db_url}, capture_output=True, text=True,
-                         check=True).stdout
+    out = commands.run([str(BIN / "mr-engine"), "agenda", user, "--start", start,
+                        "--end", end, "--json"],
+                       env={"MR_ENGINE_DATABASE_URL": db_url}, capture_output=True, text=True,
+                       check=True).stdout
     return json.loads(out)
 
 
