@@ -48,8 +48,9 @@ class Zygote:
     def __init__(self, path: str) -> None:
         self.entries = {name: _entry(value) for name, value in scripts().items()}
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.listener.bind(path)
+        self.listener.bind(path + ".new")
         self.listener.listen(64)
+        os.rename(path + ".new", path)  # the path appears once it is listened on
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.listener, selectors.EVENT_READ, self._accept)
         self.selector.register(0, selectors.EVENT_READ, self._stdin)
