@@ -4,7 +4,7 @@ committed or rolled back as Database.write's are; a connection that dies is repl
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.exc import DBAPIError
 
 from mr_engine.store.directory import create_user
@@ -48,5 +48,19 @@ def test_a_connection_that_dies_fails_its_batch_and_is_replaced(db, db_url):
         with writer.write() as session:
             create_user(session, name="bob", email="bob@example.com", now=NOW)
         assert _names(db) == ["bob"]
+    finally:
+        writer.close()
+
+
+def test_after_commit_comes_after_the_commit(db):
+    """What a Session's after_commit does (event_scripts starts its scripts there) sees the
+    transaction committed: another connection reads its rows at that moment."""
+    writer = db.held_writer()
+    seen: list[list[str]] = []
+    try:
+        with writer.write() as session:
+            create_user(session, name="alice", email="alice@example.com", now=NOW)
+            event.listen(session, "after_commit", lambda _: seen.append(_names(db)), once=True)
+        assert seen == [["alice"]]
     finally:
         writer.close()

@@ -429,9 +429,11 @@ class HeldWriter:
     The group committer opens a write transaction for every batch. Through the pool, each
     costs a checkout and a return (on PostgreSQL a ping first) and a new Session bound to
     the engine: about twice the Python a plain delivery's own statements take. Here the
-    connection stays checked out; each transaction is begun on it and a Session joins it.
-    A connection that fails is invalidated by SQLAlchemy, and the next transaction gets a
-    new one (the failing batch was answered 451, as any store fault is).
+    connection stays checked out; each transaction is a Session's, begun on it. The Session
+    owns the transaction (it does not join one begun on the connection), so ``after_commit``
+    (``event_scripts`` starts its scripts there) comes after the COMMIT, as in
+    ``Database.write``. A connection that fails is invalidated by SQLAlchemy, and the next
+    transaction gets a new one (the failing batch was answered 451, as any store fault is).
     """
 
     def __init__(self, db: Database) -> None:
@@ -445,9 +447,8 @@ class HeldWriter:
                 self.close()
             if self._conn is None:
                 self._conn = self.db.engine.connect()
-            with self._conn.begin(), self.db.sessions(bind=self._conn) as session:
+            with self.db.sessions(bind=self._conn) as session, session.begin():
                 yield session
-                session.commit()  # flushes; the transaction is the connection's, ended above
 
     def close(self) -> None:
         if self._conn is not None:
