@@ -102,6 +102,12 @@ def test_a_check_fails_as_subprocess_run_fails(tmp_path):
     assert raised.value.returncode == 2 and "--no-such-flag" in raised.value.stderr
 
 
+def test_a_working_directory_that_is_not_there_fails_as_subprocess_run_fails(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        commands.run([str(BIN / "mr-engine"), "config"], cwd=tmp_path / "gone",
+                     capture_output=True)
+
+
 def test_each_command_is_a_process_of_its_own(tmp_path):
     """Module state does not carry over: the second run sees its own environment."""
     run = lambda name: commands.run(  # noqa: E731

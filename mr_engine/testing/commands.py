@@ -47,7 +47,8 @@ def run(args: Sequence[str | os.PathLike], *, input: str | bytes | None = None,
     argv = [os.fspath(a) for a in args]
     script = os.path.basename(argv[0])
     if (os.environ.get(SWITCH) == "0" or os.path.dirname(argv[0]) != str(BIN)
-            or script not in _SCRIPTS or argv[1:2] == ["serve"]):  # serve: its own processes
+            or script not in _SCRIPTS or argv[1:2] == ["serve"]  # serve: its own processes
+            or (cwd is not None and not os.path.isdir(cwd))):  # subprocess's own error
         return subprocess.run(argv, input=input, capture_output=capture_output, text=text,
                               env=env, cwd=cwd, timeout=timeout, check=check)
     environ = dict(os.environ if env is None else env)
