@@ -18,13 +18,13 @@ import locale
 import os
 import selectors
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import Any, Sequence
 
 from .paths import BIN
@@ -148,7 +148,7 @@ class _Exchange:
             self._communicate(None if timeout is None else time.monotonic() + timeout)
         except subprocess.TimeoutExpired:
             if "pid" in self.answers:
-                os.kill(self.answers["pid"], 9)
+                os.kill(self.answers["pid"], signal.SIGKILL)
             self._communicate(time.monotonic() + 30)  # its status, what the pipes still hold
             raise subprocess.TimeoutExpired(argv, timeout or 0, *self._captured()) from None
         return *self._captured(), self.answers["returncode"]
