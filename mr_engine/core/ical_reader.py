@@ -25,10 +25,36 @@ from icalendar.parser.ical.calendar import CalendarIcalParser
 from icalendar.parser.parameter import Parameters
 from icalendar.parser.string import NAME
 
-__all__ = ["Line", "read", "unfold"]
+__all__ = ["Line", "content_lines", "plain_parts", "read", "unfold"]
 
 # An unquoted parameter value that icalendar's parameter parser leaves as it is.
 _PLAIN_VALUE = re.compile(r"[\w.+/@-]+(?: [\w.+/@-]+)*")
+
+
+def plain_parts(line: str) -> tuple[str, dict[str, str], str] | None:
+    """(name, parameters, value) of a content line that icalendar would take apart unchanged:
+    no DQUOTE or backslash before its first colon, a plain name and plain parameters (see
+    ``_plain_params``; their keys upper-cased, as icalendar's Parameters keep them); else
+    None. The value is as written (icalendar's ``raw_parts``)."""
+    head = _head(line)
+    if head is None:
+        return None
+    semi = head.find(";")
+    name = head if semi < 0 else head[:semi]
+    if not NAME.fullmatch(name):
+        return None
+    params = {} if semi < 0 else _plain_params(head[semi + 1:])
+    return None if params is None else (name, params, line[len(head) + 1:])
+
+
+def _head(line: str) -> str | None:
+    """What precedes the line's first colon, which ends its name and parameters (RFC 5545
+    §3.1) when there is no DQUOTE or backslash before it, so that the walk over the head
+    alone finds what icalendar's walk over the whole line finds; None otherwise (a colon may
+    be quoted or escaped: only the character walk knows)."""
+    colon = line.find(":")
+    head = line[:colon]
+    return None if colon <= 0 or '"' in head or "\\" in head else head
 
 
 class Line(Contentline):
@@ -37,49 +63,49 @@ class Line(Contentline):
     __slots__ = ()
 
     def raw_parts(self) -> tuple[str, Parameters, str]:
-        colon = self.find(":")
-        head = self[:colon]
-        if colon <= 0 or '"' in head or "\\" in head:
-            # A colon may be quoted or escaped: only the character walk knows.
+        parts = None if self.strict else plain_parts(self)
+        if parts is not None:
+            name, params, value = parts
+            return name, Parameters(params), value
+        head = _head(self)
+        if head is None:
             return super().raw_parts()
-        # The first colon ends the name and parameters (RFC 5545 §3.1), so the walk over
-        # the head alone finds what the walk over the whole line finds.
-        semi = head.find(";")
-        name = head if semi < 0 else head[:semi]
-        if NAME.fullmatch(name):
-            params = Parameters() if semi < 0 else _plain_params(head[semi + 1:], self.strict)
-            if params is not None:
-                return name, params, self[colon + 1:]
         try:
-            name, params, _ = Contentline(self[:colon + 1], strict=self.strict).raw_parts()
+            name, params, _ = Contentline(head + ":", strict=self.strict).raw_parts()
         except ValueError:
             return super().raw_parts()  # the same error, naming the whole line
-        return name, params, self[colon + 1:]
+        return name, params, self[len(head) + 1:]
 
 
-def _plain_params(section: str, strict: bool) -> Parameters | None:
+def _plain_params(section: str) -> dict[str, str] | None:
     """The parameters of *section* when icalendar would take them apart unchanged: each a
     token, ``=`` and a value with no quoting, list, escape (backslash, RFC 6868's ``^``, the
     ``%XX`` icalendar uses inside) or space next to a delimiter; else None. (A strict line's
-    values are upper-cased: icalendar's way.)"""
-    if strict:
-        return None
-    params = Parameters()
+    values are upper-cased: icalendar's way, so strict lines never come here.)"""
+    params: dict[str, str] = {}
     for param in section.split(";"):
         key, _, value = param.partition("=")
         if not NAME.fullmatch(key) or not _PLAIN_VALUE.fullmatch(value):
             return None
-        params[key] = value  # the key upper-cased, a later one replacing an earlier, as there
+        params[key.upper()] = value  # a later one replacing an earlier, as in icalendar
     return params
 
 
 def unfold(text: str) -> list[Contentline]:
     """*text*'s content lines, unfolded (RFC 5545 §3.1), as icalendar's
     ``Contentlines.from_ical`` makes them but of :class:`Line`."""
-    lines: list[Contentline] = [Line(line) for line in NEWLINE.split(UFOLD.sub("", text))
-                                if line]
+    lines: list[Contentline] = [Line(line) for line in content_lines(text) if line]
     lines.append(Contentline(""))
     return lines
+
+
+def content_lines(text: str) -> list[str]:
+    """*text* unfolded and split at its line ends, as icalendar splits it (empty lines
+    included). Its unfolding pattern looks behind at every line end, a sixth of a small
+    invitation's reading: a text with no line end before a space or tab has no fold."""
+    if "\n " in text or "\n\t" in text:
+        text = UFOLD.sub("", text)
+    return NEWLINE.split(text) if "\r" in text else text.split("\n")
 
 
 class _Parser(CalendarIcalParser):

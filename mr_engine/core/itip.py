@@ -3,7 +3,8 @@
 iMIP (RFC 6047) carries an iTIP message as a ``text/calendar`` MIME part, which
 :mod:`mr_engine.imip` finds; this module converts the VCALENDAR into frozen
 dataclasses that the pure booking core works on. It never touches a database
-or the clock. Parsing is done by icalendar (fed by :mod:`mr_engine.core.ical_reader`);
+or the clock. A calendar of the common kind is read by :mod:`mr_engine.core.plain_calendar`,
+any other by icalendar (fed by :mod:`mr_engine.core.ical_reader`), to the same result;
 this module adds what real mail needs: tolerance of the dialects of Outlook, Google, Thunderbird and friends,
 zone resolution (:mod:`mr_engine.timezones`) and bounds on untrusted input.
 """
@@ -22,9 +23,10 @@ from icalendar import Calendar, Component
 from icalendar.error import GloballyUniqueTZIDGuessed
 from icalendar.prop.broken import vBroken
 
-from mr_engine.core import timezones
+from mr_engine.core import plain_calendar, timezones
 from mr_engine.core.ical_reader import read as read_ical
 from mr_engine.core.imip import find_calendar
+from mr_engine.core.plain_calendar import VTIMEZONE, PlainComponent
 from mr_engine.core.timezones import CalendarZones
 
 # We resolve globally unique TZIDs ourselves (timezones.lookup); icalendar's
@@ -38,7 +40,9 @@ _MAX_EVENTS = 1000
 # RFC 5546 §3.2: DTSTART is required in every VEVENT method except these.
 _DTSTART_OPTIONAL = frozenset({"CANCEL", "REPLY", "REFRESH", "DECLINECOUNTER"})
 _Periods = list[tuple[datetime, timedelta]]
-_VTIMEZONE = re.compile(r"^BEGIN:VTIMEZONE$.*?^END:VTIMEZONE$\n?", re.M | re.S | re.I)
+# A calendar as read from a message: by plain_calendar where it can, else by icalendar.
+ReadCalendar = Calendar | PlainComponent
+_Component = Component | PlainComponent
 # The components whose text as received is used (_texts_of), and any line icalendar might
 # read as the start of a component, however written.
 _BLOCKS = {name: re.compile(rf"^BEGIN:{name}$.*?^END:{name}$\n?", re.M | re.S)
@@ -140,8 +144,22 @@ def _text(data: bytes) -> str:
     return text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _load_calendar(data: bytes) -> Calendar:
+def _load_calendar(data: bytes) -> ReadCalendar:
     text = _text(data)
+    blocks = _block_texts(text)
+    calendar = plain_calendar.read(text)
+    # Each VEVENT's text as received is what a booking keeps (_texts_of): found for all.
+    if calendar is None or len(calendar.walk("VEVENT")) != len(blocks.get("VEVENT", ())):
+        calendar = _icalendar(text)
+    # The VTIMEZONEs as received, for keeping with a booking: cut from the text,
+    # because icalendar takes 0.7 ms to serialize an Outlook zone again.
+    setattr(calendar, _TIMEZONE_TEXT, "".join(VTIMEZONE.findall(text)))
+    setattr(calendar, _BLOCK_TEXTS, blocks)
+    return calendar
+
+
+def _icalendar(text: str) -> Calendar:
+    """The first VCALENDAR of *text* that holds a VEVENT, read by icalendar."""
     try:
         calendars = read_ical(text)
     except Exception as exc:  # noqa: BLE001 - icalendar raises several types
@@ -149,15 +167,11 @@ def _load_calendar(data: bytes) -> Calendar:
         # fails the whole calendar: retry without them (times then fall back
         # to known names or the default zone, see timezones.resolve).
         try:
-            calendars = read_ical(_VTIMEZONE.sub("", text))
+            calendars = read_ical(VTIMEZONE.sub("", text))
         except Exception:  # noqa: BLE001
             raise InvitationError(f"unparseable calendar: {exc}") from exc
     for calendar in calendars:
         if calendar.name == "VCALENDAR" and calendar.walk("VEVENT"):
-            # The VTIMEZONEs as received, for keeping with a booking: cut from the text,
-            # because icalendar takes 0.7 ms to serialize an Outlook zone again.
-            setattr(calendar, _TIMEZONE_TEXT, "".join(_VTIMEZONE.findall(text)))
-            setattr(calendar, _BLOCK_TEXTS, _block_texts(text))
             return calendar
     raise InvitationError("no VEVENT in the calendar")
 
@@ -177,7 +191,7 @@ def _block_texts(text: str) -> dict[str, list[str]]:
     return found
 
 
-def _plain(component: Component, name: str) -> str:
+def _plain(component: _Component, name: str) -> str:
     value = next(_values(component, name), None)
     return "" if value is None else str(value).strip()
 
@@ -216,7 +230,7 @@ def people_invited(event: EventData, besides: Iterable[str] = ()) -> int:
                if a.cutype == "INDIVIDUAL" and a.address not in others)
 
 
-def _values(component: Component, name: str, keep_broken: bool = False) -> Iterator[Any]:
+def _values(component: _Component, name: str, keep_broken: bool = False) -> Iterator[Any]:
     """Every value of property *name*; ones icalendar could not parse are skipped."""
     raw = component.get(name)
     for value in raw if isinstance(raw, list) else ([] if raw is None else [raw]):
@@ -224,7 +238,7 @@ def _values(component: Component, name: str, keep_broken: bool = False) -> Itera
             yield value
 
 
-def _times(component: Component, zones: CalendarZones,
+def _times(component: _Component, zones: CalendarZones,
            method: str) -> tuple[datetime, datetime, bool, str]:
     """(start, end, all_day, tzid) following RFC 5545 §3.6.1 for the end."""
     start_prop = _first_time(component, "DTSTART")
@@ -244,7 +258,7 @@ def _times(component: Component, zones: CalendarZones,
     return start, max(end, start), all_day, label
 
 
-def _end(component: Component, zones: CalendarZones, start: datetime, all_day: bool) -> datetime:
+def _end(component: _Component, zones: CalendarZones, start: datetime, all_day: bool) -> datetime:
     end_prop = _first_time(component, "DTEND")
     if end_prop is not None:  # DTEND wins over a (non-conformant) DURATION too
         return zones.aware(*end_prop)
@@ -254,7 +268,7 @@ def _end(component: Component, zones: CalendarZones, start: datetime, all_day: b
     return start + timedelta(days=1) if all_day else start
 
 
-def _first_time(component: Component, name: str) -> tuple[date | datetime, str | None] | None:
+def _first_time(component: _Component, name: str) -> tuple[date | datetime, str | None] | None:
     for prop in _values(component, name):
         value = getattr(prop, "dt", None)
         if isinstance(value, date):
@@ -263,7 +277,7 @@ def _first_time(component: Component, name: str) -> tuple[date | datetime, str |
     return None
 
 
-def _date_list(component: Component, name: str) -> Iterator[tuple[Any, str | None]]:
+def _date_list(component: _Component, name: str) -> Iterator[tuple[Any, str | None]]:
     """(value, tzid) for every value of every RDATE or EXDATE property."""
     for prop in _values(component, name):
         tzid = prop.params.get("TZID")
@@ -271,7 +285,7 @@ def _date_list(component: Component, name: str) -> Iterator[tuple[Any, str | Non
             yield item.dt, (str(tzid) if tzid else None)
 
 
-def _rdates(component: Component, zones: CalendarZones) -> tuple[list[datetime], _Periods]:
+def _rdates(component: _Component, zones: CalendarZones) -> tuple[list[datetime], _Periods]:
     starts, periods = [], []
     for value, tzid in _date_list(component, "RDATE"):
         if isinstance(value, tuple):  # RFC 5545 §3.3.9 PERIOD: start/end or start/duration
@@ -284,38 +298,38 @@ def _rdates(component: Component, zones: CalendarZones) -> tuple[list[datetime],
     return starts, periods
 
 
-def _exdates(component: Component, zones: CalendarZones) -> tuple[list[datetime], list[date]]:
+def _exdates(component: _Component, zones: CalendarZones) -> tuple[list[datetime], list[date]]:
     values = [(v, tzid) for v, tzid in _date_list(component, "EXDATE") if isinstance(v, date)]
     days = [v for v, _ in values if not isinstance(v, datetime)]
     return [zones.aware(v, tzid) for v, tzid in values], days
 
 
-def _utc_or_none(component: Component, name: str, zones: CalendarZones) -> datetime | None:
+def _utc_or_none(component: _Component, name: str, zones: CalendarZones) -> datetime | None:
     found = _first_time(component, name)
     return None if found is None else zones.aware(*found).astimezone(timezone.utc)
 
 
-def _this_and_future(component: Component) -> bool:
+def _this_and_future(component: _Component) -> bool:
     # RFC 5545 §3.2.13: RANGE=THISANDFUTURE extends the override to later instances.
     prop = next(_values(component, "RECURRENCE-ID"), None)
     return prop is not None and str(prop.params.get("RANGE", "")).upper() == "THISANDFUTURE"
 
 
-def _int(component: Component, name: str) -> int:
+def _int(component: _Component, name: str) -> int:
     try:
         return int(_plain(component, name) or 0)
     except ValueError:
         return 0
 
 
-def _serialize(component: Component) -> str:
+def _serialize(component: _Component) -> str:
     try:
         return component.to_ical().decode("utf-8", errors="replace")
     except Exception:  # noqa: BLE001 - keep the booking even if re-serializing fails
         return ""
 
 
-def _event(component: Component, uid: str, method: str, zones: CalendarZones,
+def _event(component: _Component, uid: str, method: str, zones: CalendarZones,
            ical: str) -> EventData:
     try:
         event = _read_event(component, uid, method, zones, ical)
@@ -335,7 +349,7 @@ def _in_range(event: EventData) -> bool:
     return all(EARLIEST <= t <= LATEST for t in utc) and event.end - event.start <= LONGEST
 
 
-def _placeholder(component: Component, uid: str, event: EventData | None,
+def _placeholder(component: _Component, uid: str, event: EventData | None,
                  ical: str) -> EventData:
     """An out-of-range VEVENT: enough to decline it, with no time to compute with."""
     organizer, organizer_cn = _organizer(component)
@@ -353,7 +367,7 @@ def _placeholder(component: Component, uid: str, event: EventData | None,
                    out_of_range=True)
 
 
-def _read_event(component: Component, uid: str, method: str,
+def _read_event(component: _Component, uid: str, method: str,
                 zones: CalendarZones, ical: str) -> EventData:
     start, end, all_day, tzid = _times(component, zones, method)
     organizer, organizer_cn = _organizer(component)
@@ -384,7 +398,7 @@ def _read_event(component: Component, uid: str, method: str,
     )
 
 
-def _organizer(component: Component) -> tuple[str, str]:
+def _organizer(component: _Component) -> tuple[str, str]:
     """ORGANIZER's address and CN ("" for each when there is none)."""
     organizer = next(_values(component, "ORGANIZER"), None)
     if organizer is None:
@@ -408,7 +422,7 @@ def _ordered(events: list[EventData]) -> tuple[EventData, ...]:
     return tuple(master + overrides)
 
 
-def read_calendar(message: Message) -> Calendar | InvitationError | None:
+def read_calendar(message: Message) -> ReadCalendar | InvitationError | None:
     """The iMIP message's calendar parsed, or why it cannot be; None if it carries none.
 
     Parsing is the costly part of reading a request and does not depend on the resource,
@@ -423,14 +437,14 @@ def read_calendar(message: Message) -> Calendar | InvitationError | None:
         return exc
 
 
-def parse_invitation(data: bytes | Calendar, default_tz: tzinfo) -> Invitation:
+def parse_invitation(data: bytes | ReadCalendar, default_tz: tzinfo) -> Invitation:
     """Parse iCalendar *data* (or a calendar ``read_calendar`` parsed) into an
     :class:`Invitation`.
 
     Only VEVENTs carrying the first VEVENT's UID are kept (RFC 5546 §3.1: one
     iTIP message is about one UID). Raises :class:`InvitationError`.
     """
-    calendar = data if isinstance(data, Calendar) else _load_calendar(data)
+    calendar = _load_calendar(data) if isinstance(data, bytes) else data
     method = _plain(calendar, "METHOD").upper()
     components = calendar.walk("VEVENT")
     uid = _plain(components[0], "UID")
@@ -448,7 +462,8 @@ def parse_invitation(data: bytes | Calendar, default_tz: tzinfo) -> Invitation:
                       timezones=_timezones(calendar))
 
 
-def _texts_of(calendar: Calendar, name: str, components: list[Component]) -> dict[int, str]:
+def _texts_of(calendar: ReadCalendar, name: str,
+              components: list[_Component]) -> dict[int, str]:
     """The received text of each of the *name* *components* (by id) that icalendar read
     without an error.
 
@@ -465,7 +480,7 @@ def _texts_of(calendar: Calendar, name: str, components: list[Component]) -> dic
             if not any(part.errors for part in c.walk())}
 
 
-def _timezones(calendar: Calendar) -> str:
+def _timezones(calendar: ReadCalendar) -> str:
     """The calendar's VTIMEZONEs as text (CRLF lines, as ``to_ical`` writes them)."""
     text = getattr(calendar, _TIMEZONE_TEXT, None)
     if text is None:
@@ -473,7 +488,7 @@ def _timezones(calendar: Calendar) -> str:
     return text.replace("\n", "\r\n")
 
 
-def invitation_in(calendar: Calendar | InvitationError | None,
+def invitation_in(calendar: ReadCalendar | InvitationError | None,
                   default_tz: tzinfo) -> Invitation | InvitationError | None:
     """``parse_invitation`` of what ``read_calendar`` returned, its error as a value."""
     if calendar is None or isinstance(calendar, InvitationError):
