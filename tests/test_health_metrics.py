@@ -58,6 +58,18 @@ def settled(port: int, name: str, expected: float, **labels: str) -> Samples:
         time.sleep(0.1)
 
 
+def steady(port: int, samples: Samples) -> Samples:
+    """A scrape equal to the one before it, from *samples* on: a relay pass counts its
+    attempts, then claims again, a write that the store's write lock metrics time."""
+    deadline = time.monotonic() + 20
+    while True:
+        again = scrape(port)
+        if again == samples or time.monotonic() > deadline:
+            return again
+        samples = again
+        time.sleep(0.1)
+
+
 def greeted(port: int) -> RawClient:
     client = RawClient(port)
     assert client.reply()[0].startswith("220 ")
@@ -144,7 +156,8 @@ def test_metrics_are_exact_across_workers_and_survive_a_worker(db, db_url, tmp_p
         for client in clients:
             client.close()
         settled(http, "mr_engine_lmtp_sessions_open", 0)
-        first = settled(http, "mr_engine_relay_attempts_total", 2, result="deferred")
+        first = steady(http, settled(http, "mr_engine_relay_attempts_total", 2,
+                                     result="deferred"))
         # The deliveries were made by both workers; every scrape, by either, has them all.
         pids = {int(m) for m in re.findall(r"\[(\d+)\]: delivered", "".join(serve.lines))}
         assert pids == set(workers)
