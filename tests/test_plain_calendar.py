@@ -186,3 +186,13 @@ def test_changed_invitations_read_as_icalendar_reads_them(
         monkeypatch: pytest.MonkeyPatch) -> None:
     plain, reference = _both(_changed(_BASES[base], changes), monkeypatch)
     assert plain == reference
+
+
+@pytest.mark.parametrize("name", PLAIN)
+def test_one_read_serves_every_zone(name: str) -> None:
+    """The LMTP handler reads a message's calendar once and each resource's zone from it."""
+    data = _calendar_bytes(next(p for p in PATHS if p.name == name))
+    calendar = itip._load_calendar(data)
+    assert isinstance(calendar, plain_calendar.PlainComponent)
+    for zone in [*ZONES, *reversed(ZONES)]:
+        assert itip.invitation_in(calendar, zone) == itip.parse_invitation(data, zone)
