@@ -115,9 +115,7 @@ def read(text: str) -> PlainComponent | None:
         return None
     try:
         return _read(content_lines(VTIMEZONE.sub("", text) if zones else text))
-    except _NotPlain:
-        return None
-    except Exception:  # noqa: BLE001 - any error icalendar's own value types raise
+    except Exception:  # noqa: BLE001 - _NotPlain, or any error icalendar's value types raise
         return None
 
 
