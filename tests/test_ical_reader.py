@@ -16,7 +16,8 @@ from hypothesis import given, settings, strategies as st
 from icalendar import Calendar
 from icalendar.parser.content_line import Contentline
 
-from mr_engine.core.ical_reader import Line, _Parser, read
+from mr_engine.core import ical_reader
+from mr_engine.core.ical_reader import Line, read
 from mr_engine.core.imip import find_calendar
 
 FIXTURES = pathlib.Path(__file__).parent.parent / "fixtures"
@@ -94,7 +95,7 @@ def _outcome(parse) -> bytes | str:
 
 
 def test_the_value_types_remembered_are_bounded_whatever_the_mail_names() -> None:
-    names = "".join(f"X-P{i};VALUE=V{i}:x\n" for i in range(_Parser.FACTORIES + 50))
+    names = "".join(f"X-P{i};VALUE=V{i}:x\n" for i in range(ical_reader.VALUE_TYPES_KEPT + 50))
     text = f"BEGIN:VCALENDAR\nBEGIN:VEVENT\n{names}END:VEVENT\nEND:VCALENDAR\n"
     assert _ours(text) == _icalendars(text)
-    assert len(_Parser._factories) == _Parser.FACTORIES
+    assert len(ical_reader._value_types) == ical_reader.VALUE_TYPES_KEPT

@@ -17,7 +17,7 @@ icalendar's own.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Any
 
 from icalendar import Calendar, Component
 from icalendar.parser.content_line import NEWLINE, UFOLD, Contentline
@@ -25,7 +25,7 @@ from icalendar.parser.ical.calendar import CalendarIcalParser
 from icalendar.parser.parameter import Parameters
 from icalendar.parser.string import NAME
 
-__all__ = ["Line", "content_lines", "plain_parts", "read", "unfold"]
+__all__ = ["Line", "content_lines", "plain_parts", "read", "unfold", "value_type"]
 
 # An unquoted parameter value that icalendar's parameter parser leaves as it is.
 _PLAIN_VALUE = re.compile(r"[\w.+/@-]+(?: [\w.+/@-]+)*")
@@ -108,25 +108,32 @@ def content_lines(text: str) -> list[str]:
     return NEWLINE.split(text) if "\r" in text else text.split("\n")
 
 
-class _Parser(CalendarIcalParser):
-    """icalendar's calendar parser, remembering the value type of each (name, VALUE)."""
+# Calendar's types factory maps the same (property, VALUE) to the same type every time. The
+# names come from the mail (X- properties): past VALUE_TYPES_KEPT pairs, the rest are not kept.
+VALUE_TYPES_KEPT = 1024
+_value_types: dict[tuple[str, str], Any] = {}
 
-    # Calendar's types factory maps the same pair to the same type every time. The names
-    # come from the mail (X- properties): past FACTORIES pairs, the rest are not kept.
-    FACTORIES = 1024
-    _factories: ClassVar[dict[tuple[str, str], Any]] = {}
+
+def value_type(name: str, value: str | None) -> Any:
+    """The value type icalendar's Calendar gives property *name* (upper-cased) with the VALUE
+    parameter *value* (None when it has none), remembered for the next time."""
+    key = (name, value.upper() if value else "")  # as icalendar's Parameters.value reads it
+    found = _value_types.get(key)
+    if found is None:
+        found = Calendar.types_factory.for_property(name, key[1] or None)
+        if len(_value_types) < VALUE_TYPES_KEPT:
+            _value_types[key] = found
+    return found
+
+
+class _Parser(CalendarIcalParser):
+    """icalendar's calendar parser, with the value types remembered (``value_type``)."""
 
     def get_factory_for_property(self, name: str, params: Parameters) -> Any:
         value = params.get("VALUE") if params else None
         if value is not None and not isinstance(value, str):
             return super().get_factory_for_property(name, params)  # fails as icalendar's
-        key = (name, value.upper() if value else "")
-        found = self._factories.get(key)
-        if found is None:
-            found = super().get_factory_for_property(name, params)
-            if len(self._factories) < self.FACTORIES:
-                self._factories[key] = found
-        return found
+        return value_type(name, value)
 
 
 class _Calendar(Calendar):

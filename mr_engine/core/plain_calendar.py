@@ -26,14 +26,13 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
 
-from icalendar import Calendar
 from icalendar.parser.content_line import Contentline
 from icalendar.parser.parameter import Parameters
 from icalendar.parser.ical.component import ComponentIcalParser
 from icalendar.parser.property import unescape_backslash
 from icalendar.prop import vCalAddress, vDDDTypes, vText, vUnknown
 
-from mr_engine.core.ical_reader import content_lines, plain_parts
+from mr_engine.core.ical_reader import content_lines, plain_parts, value_type
 from mr_engine.core.timezones import lookup
 
 __all__ = ["VTIMEZONE", "PlainComponent", "Value", "read"]
@@ -56,9 +55,6 @@ _TZID_NAMES = frozenset(ComponentIcalParser.datetime_names)
 # Value types whose reading cannot fail, and those read as plain text.
 _INFALLIBLE = (vText, vUnknown)
 _TEXT_TYPES = (vText, vCalAddress)
-_TYPES = Calendar.types_factory
-_FACTORIES: dict[tuple[str, str], Any] = {}
-_FACTORIES_KEPT = 1024  # the names come from the mail (X- properties)
 
 
 class Value:
@@ -237,10 +233,4 @@ def _factory(name: str, value: Any) -> Any:
     """The value type icalendar gives property *name* with VALUE *value*."""
     if value is not None and not isinstance(value, str):
         raise _NotPlain  # a VALUE list: icalendar fails on it
-    key = (name, value.upper() if value else "")  # as icalendar's Parameters.value
-    found = _FACTORIES.get(key)
-    if found is None:
-        found = _TYPES.for_property(name, key[1] or None)
-        if len(_FACTORIES) < _FACTORIES_KEPT:
-            _FACTORIES[key] = found
-    return found
+    return value_type(name, value)
