@@ -177,7 +177,8 @@ class _Exchange:
         """Handle what ``fileobj`` has for us; True once it is done with."""
         if fileobj is self.conn:
             answer = self.conn.recv(MAX_REQUEST)
-            self.answers.update(json.loads(answer) if answer else {"returncode": -9})
+            # No answer: the zygote is gone, and the command with it, as if killed.
+            self.answers.update(json.loads(answer) if answer else {"returncode": -signal.SIGKILL})
             return "returncode" in self.answers
         if fileobj == self.writer:
             self.data = self.data[_write(fileobj, self.data):]
