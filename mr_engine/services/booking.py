@@ -184,22 +184,44 @@ def process(session: Session, req: Request) -> BookingResult:
     occurrence that the request could meet.
     """
     lock_mailbox(session, req.resource.id)
+    expanded = _expansion(req) if req.invitation.method == "REQUEST" else None
     caught_up, booking = horizon.catch_up_with(session, req.resource, _extender(req),
-                                               req.invitation.uid)
+                                               req.invitation.uid, _ahead(req, expanded))
     if caught_up.series:
         log.info("%s: %s", req.resource.name, caught_up.describe())
-    result = _apply(session, req, booking)
+    result = _apply(session, req, booking, expanded)
     result.replies[:0] = caught_up.replies
     return result
 
 
-def _apply(session: Session, req: Request, booking: Booking | None) -> BookingResult:
+# A REQUEST's occurrences, or why they cannot be expanded: expanded once, before the
+# store is read, so that a new meeting's busy intervals are read with its booking.
+Expansion = list[Instance] | RecurrenceError
+
+
+def _expansion(req: Request) -> Expansion:
+    try:
+        return _expand(req)
+    except RecurrenceError as exc:
+        return exc
+
+
+def _ahead(req: Request, expanded: Expansion | None) -> cal.BusyRead | None:
+    """The busy read that ``check`` will make for ``req`` if it is a new meeting."""
+    live = _live(expanded) if isinstance(expanded, list) else []
+    if not live:
+        return None
+    return cal.BusyRead.of(req.resource, *_span(live), None)
+
+
+def _apply(session: Session, req: Request, booking: Booking | None,
+           expanded: Expansion | None) -> BookingResult:
     if booking is not None and not _by_organizer(booking, req.invitation):
         return _not_organizer(req, booking)
-    if req.invitation.method == "CANCEL":
+    if expanded is None:  # a CANCEL: nothing was expanded
         return _cancel(session, req, booking)
-    result = _instances(session, req, booking) if req.invitation.master is None \
-        else _series(session, req, booking)
+    result = _instances(session, req, booking, expanded) if req.invitation.master is None \
+        else _series(session, req, booking, expanded)
     if any(e.out_of_range for e in req.invitation.events):
         result.problems.append(OUT_OF_RANGE)  # declined, and the input was not usable
     if result.outcome == "accepted" and req.resource.resource_settings.notify_delegates:
@@ -339,13 +361,19 @@ def check(session: Session, resource: Mailbox, instances: list[Instance], recurr
     meeting's own booking), then the resource's booking rules on them (``rules``:
     ``policy.decide``, or ``explanation.explain`` to hear every rule). ``facts``: the
     resource's zone and delegates (by default its zone is UTC, and it has none)."""
-    live = [i for i in instances if not i.cancelled]
-    busy = []
-    if live:
-        busy = cal.busy_intervals(session, resource, min(i.start for i in live),
-                                  max(i.end for i in live), exclude)
+    live = _live(instances)
+    busy = cal.busy_intervals(session, resource, *_span(live), exclude) if live else []
     return rules(horizon.policy_of(resource), instances, recurring, busy, now, zone, people,
                  facts or ResourceFacts())
+
+
+def _live(instances: list[Instance]) -> list[Instance]:
+    return [i for i in instances if not i.cancelled]
+
+
+def _span(live: list[Instance]) -> tuple[dt.datetime, dt.datetime]:
+    """From the first start to the last end: where a check reads the busy intervals."""
+    return min(i.start for i in live), max(i.end for i in live)
 
 
 def _offering(session: Session, req: Request, instances: list[Instance], decision: Decision,
@@ -412,20 +440,19 @@ def hold_for_approval(session: Session, req: Request, booking: Booking | None,
     return result
 
 
-def _series(session: Session, req: Request, booking: Booking | None) -> BookingResult:
+def _series(session: Session, req: Request, booking: Booking | None,
+            expanded: Expansion) -> BookingResult:
     master = req.invitation.master
     assert master is not None
     old = stale(master, booking)
     if old:
         return BookingResult("ignored", [old])
-    try:
-        instances = _expand(req)
-    except RecurrenceError as exc:
-        decision = Decision(False, (exc.reason,), (), ())
+    if isinstance(expanded, RecurrenceError):
+        decision = Decision(False, (expanded.reason,), (), ())
     else:
-        decision = _decide(session, req, instances, master.recurring,
+        decision = _decide(session, req, expanded, master.recurring,
                            booking.id if booking else None)
-        req = _offering(session, req, instances, decision, booking)
+        req = _offering(session, req, expanded, decision, booking)
     if decision.needs_approval:
         return hold_for_approval(session, req, booking, decision)
     withdrawn = _withdraw(session, req, booking, approvals.REPLACED, CHANGED_WHY)
@@ -458,16 +485,15 @@ def _settle_series(session: Session, req: Request, booking: Booking | None,
     return _answer(req, acceptance.outcome, reasons, answers)
 
 
-def _instances(session: Session, req: Request, booking: Booking | None) -> BookingResult:
+def _instances(session: Session, req: Request, booking: Booking | None,
+               instances: Expansion) -> BookingResult:
     """A REQUEST carrying only overrides: change (or book) just those occurrences."""
     first = req.invitation.events[0]
     if booking is not None and first.sequence < booking.sequence:
         return BookingResult("ignored", ["stale revision of an occurrence"])
-    try:
-        instances = _expand(req)
-    except RecurrenceError as exc:
-        return _answer(req, "declined", [exc.reason],
-                       [Answer(e, "DECLINED", exc.reason, e.recurrence_id)
+    if isinstance(instances, RecurrenceError):
+        return _answer(req, "declined", [instances.reason],
+                       [Answer(e, "DECLINED", instances.reason, e.recurrence_id)
                         for e in req.invitation.events])
     decision = _decide(session, req, instances, False, booking.id if booking else None)
     req = _offering(session, req, instances, decision, booking)

@@ -102,12 +102,12 @@ def catch_up(session: Session, resource: Mailbox, ext: Extender,
         _DUE, {"resource": resource.id, "due": due, "limit": limit}).all())
 
 
-def catch_up_with(session: Session, resource: Mailbox, ext: Extender,
-                  uid: str) -> tuple[Extended, Booking | None]:
+def catch_up_with(session: Session, resource: Mailbox, ext: Extender, uid: str,
+                  ahead: cal.BusyRead | None = None) -> tuple[Extended, Booking | None]:
     """``catch_up``, and the booking of the meeting ``uid`` (None if it has none), read
-    together (``calendar_store.due_or_booked``)."""
+    together (``calendar_store.due_or_booked``, which reads ``ahead`` too)."""
     due = window_end(resource, ext.now) + DUE_AHEAD
-    rows = cal.due_or_booked(session, resource.id, due, uid)
+    rows = cal.due_or_booked(session, resource.id, due, uid, ahead)
     done = _extend_all(session, resource, ext,
                        [b for b in rows if b.horizon is not None and b.horizon < due])
     return done, next((b for b in rows if b.uid == uid), None)
