@@ -37,6 +37,7 @@ from mr_engine.store.db import Database
 from mr_engine.store import outbox
 from mr_engine.store.directories import open_directory
 from mr_engine.store.mailbox_rows import MailboxRow, mailbox_rows
+from mr_engine.store.prepared import pipelined
 
 from . import pipeline
 from .context import Batch, Delivery, Envelope, Outcome
@@ -206,8 +207,9 @@ class Committer:
                 return None
             by_index[i] = result
         try:
-            outbox.write_deferred(session)
-            loaded.write()
+            with pipelined(session.connection()):  # on PostgreSQL one round trip for these
+                outbox.write_deferred(session)
+                loaded.write()
         except SQLAlchemyError:
             if careful:
                 raise  # the commit fails: 451 for all

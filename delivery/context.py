@@ -180,8 +180,9 @@ class Batch:
             self.write()
 
     def write(self) -> None:
-        self.filings.write_messages(self.conn)
+        # Sizes first: reading the messages' ids ends a pipeline's sending (``pipelined``).
         self.filings.write_sizes(self.conn)
+        self.filings.write_messages(self.conn)
 
     def claim_all(self, keys: list[tuple[int, str]], now: dt.datetime, window: int) -> None:
         """Claim these Message-IDs in one statement (for a batch without savepoints: a

@@ -6,11 +6,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mr_engine.store.models import OutboundMessage
-from mr_engine.store.prepared import PerCount, Prepared, in_ids, row_params, values_rows
+from mr_engine.store.prepared import (PerCount, Prepared, in_ids, pipelined, row_params,
+                                      values_rows)
 from mr_engine.testing.times import BERLIN, NOW
 
 _COLUMNS = ["sender", "recipients", "subject", "content", "status", "attempts", "created_at",
@@ -55,6 +56,36 @@ def test_a_database_error_is_sqlalchemys_as_for_any_statement(db):
     # Callers tell a store fault (451, retried) from a bug by SQLAlchemyError, as before.
     with pytest.raises(IntegrityError), db.write() as session:
         _INSERT.rows(session.connection(), {**_row(0, NOW), "recipients": None})
+
+
+_RETRY = Prepared(update(OutboundMessage).where(OutboundMessage.id == bindparam("message"))
+                  .values(attempts=OutboundMessage.attempts + 1))
+
+
+def test_statements_sent_together_do_what_each_does_alone(db):
+    # The committer's end of a batch: writes that wait for nothing, then a read of ids.
+    with db.write() as session:
+        conn = session.connection()
+        first = _INSERT.rows(conn, _row(0, NOW))[0][0]
+        with pipelined(conn):
+            _INSERT.run_many(conn, [_row(1, NOW), _row(2, NOW)])
+            _RETRY.run(conn, {"message": first})
+            last = _INSERT.rows(conn, _row(3, NOW))[0][0]
+            _RETRY.run(conn, {"message": last})
+    with db.read() as session:
+        stored = session.scalars(select(OutboundMessage).order_by(OutboundMessage.id)).all()
+    assert [(m.subject, m.attempts) for m in stored] == [("s0", 1), ("s1", 0), ("s2", 0),
+                                                         ("s3", 1)]
+    assert stored[-1].id == last
+
+
+def test_an_error_in_statements_sent_together_is_sqlalchemys(db):
+    with pytest.raises(IntegrityError), db.write() as session:
+        conn = session.connection()
+        with pipelined(conn):  # the error is read at the end of the block
+            _INSERT.run_many(conn, [_row(1, NOW), {**_row(2, NOW), "recipients": None}])
+    with db.read() as session:
+        assert session.scalars(select(OutboundMessage)).all() == []
 
 
 def test_what_it_cannot_run_as_sqlalchemy_would_is_refused(db):

@@ -104,6 +104,26 @@ class Prepared:
         return found
 
 
+@contextmanager
+def pipelined(conn: Connection) -> Iterator[None]:
+    """The statements run in this block are sent together, their results read at its end or
+    when one is fetched: on PostgreSQL (psycopg's pipeline mode) one round trip for writes
+    that wait for nothing, instead of one each; elsewhere each runs as it comes. An error is
+    raised as SQLAlchemy raises it, as ``Prepared`` does (a failed statement aborts the
+    transaction, and the statements after it do not run)."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    driver = conn.connection.driver_connection
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    try:
+        with driver.pipeline():
+            yield
+    except dbapi_error as exc:
+        raise DBAPIError.instance("(pipelined statements)", None, exc, dbapi_error,
+                                  dialect=conn.dialect) from exc
+
+
 class PerCount:
     """A ``Prepared`` statement for each count of ids or rows, from 1 to ``limit``, built on
     first use: an IN list of plain parameters, or a multi-row VALUES list, is another SQL
