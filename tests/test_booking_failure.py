@@ -33,15 +33,16 @@ def _request(uid: str, hour: int) -> Envelope:
 
 @pytest.fixture
 def failing_boom(monkeypatch):
-    """Booking the meeting "boom" fails once its booking row is written."""
-    add_occurrences = calendar_store.add_occurrences
+    """Booking the meeting "boom" fails once its booking row and occurrences are written."""
+    new_booking = calendar_store.new_booking
 
-    def fail_for_boom(session, resource, booking, instances):
-        if booking.uid == "boom":
+    def fail_for_boom(session, resource, instances, **values):
+        saved = new_booking(session, resource, instances, **values)
+        if saved.uid == "boom":
             raise RuntimeError("injected fault")
-        return add_occurrences(session, resource, booking, instances)
+        return saved
 
-    monkeypatch.setattr(calendar_store, "add_occurrences", fail_for_boom)
+    monkeypatch.setattr(calendar_store, "new_booking", fail_for_boom)
 
 
 def test_a_failing_booking_is_mail_and_leaves_nothing(db, db_url, failing_boom, caplog):

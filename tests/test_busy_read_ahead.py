@@ -29,12 +29,11 @@ DUE = NOW + dt.timedelta(days=200)
 
 def _book(session, room, uid: str, start: dt.datetime, end: dt.datetime,
           transparent: bool = False, status: str = cal.BOOKED) -> cal.NewBooking:
-    saved = cal.new_booking(session, resource_id=room.id, uid=uid, sequence=0, dtstamp=NOW,
-                            organizer="organizer@remote.example", organizer_name="", summary=uid,
-                            attendee_count=1, calendar="", status=status, created_at=NOW,
-                            updated_at=NOW, horizon=None, pool_id=None)
-    cal.add_occurrences(session, room, saved, [Instance(None, start, end, uid, transparent, False)])
-    return saved
+    return cal.new_booking(session, room, [Instance(None, start, end, uid, transparent, False)],
+                           uid=uid, sequence=0, dtstamp=NOW,
+                           organizer="organizer@remote.example", organizer_name="", summary=uid,
+                           attendee_count=1, calendar="", status=status, created_at=NOW,
+                           updated_at=NOW, horizon=None, pool_id=None)
 
 
 def _calendar(session, room) -> None:

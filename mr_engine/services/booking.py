@@ -473,9 +473,8 @@ def _settle_series(session: Session, req: Request, booking: Booking | None,
             cal.delete_booking(session, booking)
         return _answer(req, "declined", list(decision.reasons),
                        [Answer(master, "DECLINED", summarize(decision.reasons), None)])
-    saved = _save_booking(session, req, booking, master,
-                          _horizon(req) if master.recurring else None)
-    cal.add_occurrences(session, req.resource, saved, decision.booked)
+    _save_booking(session, req, booking, master, decision.booked,
+                  _horizon(req) if master.recurring else None)
     answers = [Answer(master, acceptance.partstat, acceptance.note, None)]
     answers += [Answer(event_for(req.invitation, inst), "DECLINED", reason, inst.recurrence_id,
                        inst.start, inst.end)
@@ -516,8 +515,7 @@ def _settle_instances(session: Session, req: Request, booking: Booking | None,
     if not decision.accepted:
         declined.update({i.recurrence_id: summarize(decision.reasons) for i in instances})
     if booking is None and decision.booked:
-        saved = _save_booking(session, req, None, first)
-        cal.add_occurrences(session, req.resource, saved, decision.booked)
+        _save_booking(session, req, None, first, decision.booked)
     elif booking is not None:
         _move_instances(session, req, booking, instances, decision, declined)
     answers = [Answer(e, "DECLINED", declined[e.recurrence_id], e.recurrence_id)
@@ -565,23 +563,24 @@ def _cancel(session: Session, req: Request, booking: Booking | None) -> BookingR
     return BookingResult("cancelled", [f"{removed} occurrence(s) removed"])
 
 
-def _save_booking(session: Session, req: Request, booking: Booking | None,
-                  event: EventData, horizon: dt.datetime | None = None) -> cal.Saved:
-    """The booking's row written (``horizon``: how far its series is materialized) in one
-    statement: a new one by a Core INSERT (``calendar_store.new_booking``: no entity), a
-    booked one changed by the ORM's UPDATE."""
+def _save_booking(session: Session, req: Request, booking: Booking | None, event: EventData,
+                  instances: tuple[Instance, ...], horizon: dt.datetime | None = None) -> None:
+    """The booking's row written (``horizon``: how far its series is materialized), with
+    the occurrences ``instances`` added: a new one by Core INSERTs
+    (``calendar_store.new_booking``: no entity), a booked one changed by the ORM's UPDATE."""
     values = {"sequence": event.sequence, "dtstamp": event.dtstamp,
               "organizer": event.organizer, "organizer_name": event.organizer_cn[:255],
               "attendee_count": len(event.attendees), "summary": event.summary,
               "calendar": booked_calendar.calendar_of(req.invitation), "status": "booked",
               "updated_at": req.now, "horizon": horizon}
     if booking is None:
-        return cal.new_booking(session, resource_id=req.resource.id, uid=req.invitation.uid,
-                               created_at=req.now, pool_id=None, **values)
+        cal.new_booking(session, req.resource, instances, uid=req.invitation.uid,
+                        created_at=req.now, pool_id=None, **values)
+        return
     for name, value in values.items():
         setattr(booking, name, value)
     session.flush()
-    return booking
+    cal.add_occurrences(session, req.resource, booking, instances)
 
 
 def _offered(req: Request, answers: list[Answer]) -> list[str]:
