@@ -38,11 +38,23 @@ def test_read_as_sqlalchemys_two_steps_read_it(moment: dt.datetime) -> None:
     assert read == two_steps(stored) == moment and read.tzinfo is dt.timezone.utc
 
 
-@pytest.mark.parametrize("stored", ["2026-03-10 09:00:00", "2026-03-10 09:00:00.5"])
+@pytest.mark.parametrize("stored", ["2026-03-10 09:00:00", "2026-03-10 09:00:00.5",
+                                    "2026-03-10", "2026-03-10T09:00", "2026-03-10 09:00:00+02:00"])
 def test_other_spellings_read_as_sqlalchemy_reads_them(stored: str) -> None:
-    # CURRENT_TIMESTAMP writes no fraction; a hand-edited row may have a short one.
+    # CURRENT_TIMESTAMP writes no fraction; a hand-edited row may have a short one, a bare
+    # date, or an offset of its own (which the DATETIME type's parse keeps, and UTC replaces).
     two_steps = TypeDecorator.result_processor(_TYPE, _SQLITE, None)
-    assert _TYPE.result_processor(_SQLITE, None)(stored) == two_steps(stored)
+    read = _TYPE.result_processor(_SQLITE, None)(stored)
+    assert read == two_steps(stored) and read.tzinfo is dt.timezone.utc
+    assert read.replace(tzinfo=None) == dt.datetime.fromisoformat(stored).replace(tzinfo=None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31)))
+def test_a_naive_value_of_the_driver_reads_as_that_instant_in_utc(naive: dt.datetime) -> None:
+    # PostgreSQL's driver gives TIMESTAMP WITHOUT TIME ZONE as a naive datetime.
+    read = UTCDateTime().process_result_value(naive, None)
+    assert read == naive.replace(tzinfo=dt.timezone.utc) and read.tzinfo is dt.timezone.utc
 
 
 def test_none_and_naive_values() -> None:

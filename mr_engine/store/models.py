@@ -49,7 +49,8 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return None if value is None else _naive_utc(value)
 
     def process_result_value(self, value: Optional[dt.datetime], dialect) -> Optional[dt.datetime]:
-        return None if value is None else value.replace(tzinfo=dt.timezone.utc)
+        # combine, not replace(tzinfo=...): a fifth of the CPU, for two dozen values a request.
+        return None if value is None else dt.datetime.combine(value.date(), value.time(), _UTC)
 
     # On SQLite each conversion is done in one function instead of the decorator's step
     # followed by the DATETIME type's: a meeting request binds a dozen datetimes (booking,
@@ -70,17 +71,29 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         parse = self.impl_instance.dialect_impl(dialect).result_processor(dialect, coltype)
         if parse is None:
             return super().result_processor(dialect, coltype)
-        utc = dt.timezone.utc
 
         def process(value: Optional[str]) -> Optional[dt.datetime]:
-            return None if value is None else parse(value).replace(tzinfo=utc)
+            if value is None:
+                return None
+            # The DATETIME type's parse is fromisoformat: this reads UTC at a fifth of the CPU.
+            # Anything else (an offset of its own, a bare date) is read as that parse reads it.
+            try:
+                read = dt.datetime.fromisoformat(value + "+00:00")
+            except ValueError:
+                read = None
+            return read if read is not None and read.tzinfo is not None \
+                else parse(value).replace(tzinfo=_UTC)
         return process
+
+
+_UTC = dt.timezone.utc
 
 
 def _naive_utc(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
         raise ValueError("naive datetime given to a UTC column")
-    return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    utc = value.astimezone(_UTC)
+    return dt.datetime.combine(utc.date(), utc.time())
 
 
 class Base(DeclarativeBase):
