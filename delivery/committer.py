@@ -34,7 +34,7 @@ from mr_engine import cpu_time
 from mr_engine.config import Settings
 from mr_engine.metrics import Count
 from mr_engine.store.db import Database
-from mr_engine.store import outbox
+from mr_engine.store import calendar_store as cal, outbox
 from mr_engine.store.directories import open_directory
 from mr_engine.store.mailbox_rows import MailboxRow, mailbox_rows
 from mr_engine.store.prepared import pipelined
@@ -189,6 +189,7 @@ class Committer:
         order = sorted(range(len(jobs)), key=lambda i: jobs[i].mailbox_id)
         if not careful:
             outbox.defer(session)  # written with the batch's messages, below
+            cal.defer_touches(session)
             try:
                 self._claim_all(loaded, [jobs[i] for i in order], mailboxes, now)
             except Exception:
@@ -209,7 +210,9 @@ class Committer:
         try:
             with pipelined(session.connection()):  # on PostgreSQL one round trip for these
                 outbox.write_deferred(session)
-                loaded.write()
+                cal.write_touches(session)
+                give_ids = loaded.send()
+            give_ids()
         except SQLAlchemyError:
             if careful:
                 raise  # the commit fails: 451 for all

@@ -180,9 +180,13 @@ class Batch:
             self.write()
 
     def write(self) -> None:
-        # Sizes first: reading the messages' ids ends a pipeline's sending (``pipelined``).
+        self.send()()
+
+    def send(self) -> Callable[[], None]:
+        """``write``, whose filings learn their ids when the function returned is called
+        (in a ``prepared.pipelined`` block: after it)."""
         self.filings.write_sizes(self.conn)
-        self.filings.write_messages(self.conn)
+        return self.filings.send_messages(self.conn)
 
     def claim_all(self, keys: list[tuple[int, str]], now: dt.datetime, window: int) -> None:
         """Claim these Message-IDs in one statement (for a batch without savepoints: a

@@ -56,3 +56,40 @@ def test_raised_in_a_released_savepoint_counts_for_the_transaction(db) -> None:
         with session.begin_nested():
             calendar_store.touch(session, room)
     assert _versions(db)["room"] - before == 1
+
+
+def _in_session(session, name: str) -> int:
+    return session.scalar(select(Mailbox.calendar_version).where(Mailbox.name == name))
+
+
+def test_deferred_raises_are_written_once_each_by_write_touches(db) -> None:
+    # The group committer's first run of a batch: raised with its last writes.
+    add_resource(db, "room", ROOM)
+    add_resource(db, "beamer", OTHER, resource_type="equipment")
+    before = _versions(db)
+    with db.write() as session:
+        room, beamer = get_user(session, "room").id, get_user(session, "beamer").id
+        calendar_store.defer_touches(session)
+        for resource in (room, beamer, room):
+            calendar_store.touch(session, resource)
+        assert (_in_session(session, "room"), _in_session(session, "beamer")) == \
+            (before["room"], before["beamer"])
+        calendar_store.write_touches(session)
+        calendar_store.touch(session, room)  # raised at once again: already raised
+    after = _versions(db)
+    assert (after["room"] - before["room"], after["beamer"] - before["beamer"]) == (1, 1)
+
+
+def test_a_deferred_raise_stays_when_a_savepoints_raise_is_rolled_back(db) -> None:
+    add_resource(db, "room", ROOM)
+    before = _versions(db)["room"]
+    with db.write() as session:
+        room = get_user(session, "room").id
+        calendar_store.defer_touches(session)
+        savepoint = session.begin_nested()  # a savepoint raises at once: its rollback takes it
+        calendar_store.touch(session, room)
+        assert _in_session(session, "room") == before + 1
+        savepoint.rollback()
+        calendar_store.touch(session, room)
+        calendar_store.write_touches(session)
+    assert _versions(db)["room"] - before == 1

@@ -70,13 +70,20 @@ def test_statements_sent_together_do_what_each_does_alone(db):
         with pipelined(conn):
             _INSERT.run_many(conn, [_row(1, NOW), _row(2, NOW)])
             _RETRY.run(conn, {"message": first})
-            last = _INSERT.rows(conn, _row(3, NOW))[0][0]
-            _RETRY.run(conn, {"message": last})
+            third = _INSERT.rows(conn, _row(3, NOW))[0][0]  # read at once: sent so far
+            _RETRY.run(conn, {"message": third})
+            read_last = _INSERT.rows_later(conn, _row(4, NOW))  # read after the block
+        last = read_last()[0][0]
     with db.read() as session:
         stored = session.scalars(select(OutboundMessage).order_by(OutboundMessage.id)).all()
     assert [(m.subject, m.attempts) for m in stored] == [("s0", 1), ("s1", 0), ("s2", 0),
-                                                         ("s3", 1)]
-    assert stored[-1].id == last
+                                                         ("s3", 1), ("s4", 0)]
+    assert [m.id for m in stored[-2:]] == [third, last]
+
+
+def test_an_error_read_later_is_sqlalchemys(db):
+    with pytest.raises(IntegrityError), db.write() as session:
+        _INSERT.rows_later(session.connection(), {**_row(0, NOW), "recipients": None})()
 
 
 def test_an_error_in_statements_sent_together_is_sqlalchemys(db):

@@ -223,12 +223,38 @@ def touch(session: Session, resource_id: int) -> None:
     Once per resource and transaction (a batch of meeting requests for one room raises it
     once): readers see the version only with the commit, so one raise covers all that the
     transaction changed, savepoints inside it included; what a rolled back savepoint raised
-    is raised again after it (``store.per_transaction``).
+    is raised again after it (``store.per_transaction``). After ``defer_touches``, outside
+    savepoints, the raise waits for ``write_touches``.
     """
     per_transaction.take(session, _READ_AHEAD)  # what was read ahead holds no more
+    held = session.info.get(_DEFERRED_TOUCHES)
+    if held is not None and session.get_nested_transaction() is None:
+        held.add(resource_id)
+    else:
+        _raise_version(session, resource_id)
+
+
+def _raise_version(session: Session, resource_id: int) -> None:
     if not per_transaction.done(session, _RAISED, resource_id):
         _TOUCH.run(session.connection(), {"resource": resource_id})
         per_transaction.note(session, _RAISED, resource_id)
+
+
+_DEFERRED_TOUCHES = "calendar versions to raise"  # session.info: resource ids
+
+
+def defer_touches(session: Session) -> None:
+    """From now on ``touch`` holds the resources for ``write_touches``: the group
+    committer's first run of a batch raises them with its last writes (on PostgreSQL in
+    their round trip: ``prepared.pipelined``). Only where nothing reads a version back in the
+    transaction and a failure rolls all of it back (that run's does)."""
+    session.info[_DEFERRED_TOUCHES] = set()
+
+
+def write_touches(session: Session) -> None:
+    """Raise the versions held since ``defer_touches``; ``touch`` raises at once again."""
+    for resource_id in sorted(session.info.pop(_DEFERRED_TOUCHES, ())):
+        _raise_version(session, resource_id)
 
 
 def _note_longest(resource: Mailbox, instances: Iterable[Instance]) -> None:

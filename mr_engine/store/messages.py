@@ -130,12 +130,20 @@ class Filings:
         self.growth = dict(mark[1])
 
     def write_messages(self, conn: Connection) -> None:
-        on_ids = iter(self.on_id)
-        for statement, part in _INSERT_MANY.chunks(self.rows):
-            ids = sorted(msg_id for msg_id, in statement.rows(conn, row_params(part, _ROW)))
-            for msg_id in ids:
-                next(on_ids)(msg_id)
-        self.rows, self.on_id = [], []
+        self.send_messages(conn)()
+
+    def send_messages(self, conn: Connection) -> Callable[[], None]:
+        """The rows inserted; each one's id goes to its ``on_id`` when the function returned
+        is called (in a ``prepared.pipelined`` block: after it, which brings the ids)."""
+        sent = [(len(part), statement.rows_later(conn, row_params(part, _ROW)))
+                for statement, part in _INSERT_MANY.chunks(self.rows)]
+        on_ids, self.rows, self.on_id = iter(self.on_id), [], []
+
+        def give_ids() -> None:
+            for _, read in sent:
+                for msg_id in sorted(msg_id for msg_id, in read()):
+                    next(on_ids)(msg_id)
+        return give_ids
 
     def write_sizes(self, conn: Connection) -> None:
         """Each store grown once, in one statement."""

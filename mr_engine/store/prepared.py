@@ -69,6 +69,20 @@ class Prepared:
             cursor.execute(compiled.sql, compiled.parameters(params))
             return [compiled.row(row) for row in cursor.fetchall()]
 
+    def rows_later(self, conn: Connection,
+                   params: Mapping[str, Any]) -> Callable[[], list[tuple[Any, ...]]]:
+        """``rows``, run now and read when the function returned is called: in a
+        ``pipelined`` block, after the block (whose round trip brings them). Call it once."""
+        compiled = self._compiled(conn.dialect)
+        cursor = conn.connection.driver_connection.cursor()
+        with _as_sqlalchemys(conn, compiled.sql, cursor):
+            cursor.execute(compiled.sql, compiled.parameters(params))
+
+        def read() -> list[tuple[Any, ...]]:
+            with _as_sqlalchemys(conn, compiled.sql, cursor, close=True):
+                return [compiled.row(row) for row in cursor.fetchall()]
+        return read
+
     def run(self, conn: Connection, params: Mapping[str, Any]) -> int:
         """Run it for its effect; the rows it changed."""
         with self._cursor(conn) as (compiled, cursor):
@@ -87,14 +101,8 @@ class Prepared:
         IntegrityError...), so that callers tell a store fault from a bug as before."""
         compiled = self._compiled(conn.dialect)
         cursor = conn.connection.driver_connection.cursor()
-        dbapi_error = conn.dialect.loaded_dbapi.Error
-        try:
+        with _as_sqlalchemys(conn, compiled.sql, cursor, close=True):
             yield compiled, cursor
-        except dbapi_error as exc:
-            raise DBAPIError.instance(compiled.sql, None, exc, dbapi_error,
-                                      dialect=conn.dialect) from exc
-        finally:
-            cursor.close()
 
     def _compiled(self, dialect: Dialect) -> _Compiled:
         found = self._by_dialect.get(dialect.name)
@@ -122,6 +130,21 @@ def pipelined(conn: Connection) -> Iterator[None]:
     except dbapi_error as exc:
         raise DBAPIError.instance("(pipelined statements)", None, exc, dbapi_error,
                                   dialect=conn.dialect) from exc
+
+
+@contextmanager
+def _as_sqlalchemys(conn: Connection, sql: str, cursor: Any, close: bool = False) -> Iterator[None]:
+    """A DBAPI error in the block raised as SQLAlchemy raises it; the cursor closed after it
+    when ``close`` (also after an error: a statement that failed is read no further)."""
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    try:
+        yield
+    except dbapi_error as exc:
+        cursor.close()
+        raise DBAPIError.instance(sql, None, exc, dbapi_error, dialect=conn.dialect) from exc
+    finally:
+        if close:
+            cursor.close()
 
 
 class PerCount:
