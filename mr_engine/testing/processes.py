@@ -1,9 +1,12 @@
 """Processes on this machine, for the tests and the benchmark alike: a free loopback port,
-the children of a process, the command that starts ``mr-engine serve``, and waiting for a
-peer (Dovecot, Postfix) to come up or to end."""
+the children of a process, which process holds the far end of a loopback connection, the
+command that starts ``mr-engine serve``, and waiting for a peer (Dovecot, Postfix) to come
+up or to end."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -26,6 +29,28 @@ def children(pid: int) -> list[int]:
             return [int(child) for child in fh.read().split()]
     except OSError:
         return []
+
+
+def serving_pid(client: socket.socket, pids: list[int]) -> int | None:
+    """Which of *pids* holds the accepted end of *client*'s TCP connection on loopback:
+    the kernel's table of IPv4 sockets gives that end's inode, a process's fds name it."""
+    inode = _accepted_inode(client.getsockname()[1], client.getpeername()[1])
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fds = Path(f"/proc/{pid}/fd")
+            if any(os.readlink(fd) == f"socket:[{inode}]" for fd in fds.iterdir()):
+                return pid
+    return None
+
+
+def _accepted_inode(client_port: int, server_port: int) -> str | None:
+    with open("/proc/net/tcp") as fh:
+        for line in fh.readlines()[1:]:
+            fields = line.split()
+            local, remote = (int(a.rsplit(":", 1)[1], 16) for a in fields[1:3])
+            if (local, remote) == (server_port, client_port):
+                return fields[9]
+    return None
 
 
 def engine_command() -> list[str]:
