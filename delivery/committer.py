@@ -36,7 +36,7 @@ from mr_engine.metrics import Count
 from mr_engine.store.db import Database
 from mr_engine.store import calendar_store as cal, outbox
 from mr_engine.store.directories import open_directory
-from mr_engine.store.mailbox_rows import MailboxRow, mailbox_rows
+from mr_engine.store.mailbox_rows import MailboxRow, mailbox_rows_later
 from mr_engine.store.prepared import pipelined
 
 from . import pipeline
@@ -174,11 +174,15 @@ class Committer:
         Not ``careful``: no savepoints (two statements a delivery saved), and None as soon
         as one delivery is refused or fails; the caller rolls back and goes careful.
         """
-        # One statement reads the batch's mailboxes; the entities of those that may book are
-        # loaded too, in one more (the meeting and pool steps need them).
+        # One statement reads the batch's mailboxes, one their stores and folders, one their
+        # out-of-office states: on PostgreSQL sent together (with the BEGIN), one round trip.
+        # The entities of those that may book are loaded too, in one more (the meeting and
+        # pool steps need them).
         ids = sorted({job.mailbox_id for job in jobs})
-        mailboxes = mailbox_rows(session.connection(), ids)
-        loaded = Batch.load(session, ids)
+        with pipelined(session.connection()):
+            read_mailboxes = mailbox_rows_later(session.connection(), ids)
+            load = Batch.later(session, ids)
+        mailboxes, loaded = read_mailboxes(), load()
         booking = [row.id for row in mailboxes.values() if row.may_book]
         if booking:
             loaded.entities = open_directory(self.settings, session).mailboxes(booking)

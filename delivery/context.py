@@ -29,7 +29,7 @@ from mr_engine.core.itip import Invitation, InvitationError, invitation_in, read
 from mr_engine.store import directory, messages
 from mr_engine.store.mailbox_rows import MailboxRow
 from mr_engine.store.models import Mailbox
-from mr_engine.store.oof_state import OofState, get_oof_many
+from mr_engine.store.oof_state import OofState, get_oof_many_later
 from mr_engine.store.stores import StoreIndex
 
 if TYPE_CHECKING:
@@ -170,8 +170,15 @@ class Batch:
 
     @classmethod
     def load(cls, session: Session, mailbox_ids: list[int]) -> "Batch":
-        return cls(session.connection(), StoreIndex(session, mailbox_ids),
-                   get_oof_many(session, mailbox_ids))
+        return cls.later(session, mailbox_ids)()
+
+    @classmethod
+    def later(cls, session: Session, mailbox_ids: list[int]) -> Callable[[], "Batch"]:
+        """``load``, its reads sent now and read when the function returned is called (in
+        a ``prepared.pipelined`` block: sent with the block's other statements)."""
+        stores = StoreIndex.later(session, mailbox_ids)
+        oof = get_oof_many_later(session, mailbox_ids)
+        return lambda: cls(session.connection(), stores(), oof())
 
     def file(self, row: dict[str, Any], on_id: Callable[[int], None]) -> None:
         """A message filed (``messages.message_row``); its id goes to ``on_id``."""

@@ -6,7 +6,10 @@ from __future__ import annotations
 from mr_engine.delivery.context import Batch, Delivery, Envelope
 from mr_engine.config import Settings
 from mr_engine.store.directory import get_user
-from mr_engine.store.mailbox_rows import MailboxRow, mailbox_rows
+from mr_engine.store.mailbox_rows import MailboxRow, mailbox_rows, mailbox_rows_later
+from mr_engine.store.oof_state import set_oof
+from mr_engine.store.prepared import pipelined
+from mr_engine.store.stores import ensure_store, folder_id
 from mr_engine.testing.accounts import add_resource, add_users
 from mr_engine.testing.times import NOW
 
@@ -37,3 +40,25 @@ def test_the_entity_is_loaded_once_for_the_batch_on_first_use(db):
         entity = d.mailbox
         assert (entity.id, entity.name) == (mailbox_id, "alice")
         assert batch.entities == {mailbox_id: entity} and d.mailbox is entity
+
+
+def test_a_batchs_first_reads_sent_together_read_what_each_reads_alone(db):
+    # The committer sends them in one pipelined block (on PostgreSQL one round trip).
+    add_users(db, "alice", "bob", "carol")
+    with db.write() as session:
+        alice, bob = get_user(session, "alice"), get_user(session, "bob")
+        store = ensure_store(session, alice, NOW)
+        inbox = folder_id(session, store.id, "Inbox")
+        set_oof(session, bob, enabled=True, subject="Away", body="Back soon")
+        ids = [alice.id, bob.id, get_user(session, "carol").id, 999]
+    with db.write() as session:
+        with pipelined(session.connection()):
+            read_rows = mailbox_rows_later(session.connection(), ids)
+            load = Batch.later(session, ids)
+        rows, batch = read_rows(), load()
+        assert rows == mailbox_rows(session.connection(), ids) and len(rows) == 3
+        alone = Batch.load(session, ids)
+    assert batch.oof == alone.oof and list(batch.oof) == [bob.id]
+    assert batch.oof[bob.id].subject == "Away"
+    assert [batch.stores.known(i) for i in ids] == [store.id, None, None, None]
+    assert batch.stores.folder_id(store.id, "Inbox") == inbox

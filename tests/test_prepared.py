@@ -132,5 +132,8 @@ def test_multi_row_values_and_in_lists_round_trip_in_parts(db):
         # Sorted ids are the VALUES order (messages.Filings relies on it).
         assert [(m.id, m.subject) for m in stored] == [(i, f"s{n}") for n, i in enumerate(ids)]
         found = _BY_IDS.rows_by_ids(session.connection(), [ids[9], ids[0], *ids[3:8]])
+        with pipelined(session.connection()):  # both parts sent, read after the block
+            read = _BY_IDS.rows_by_ids_later(session.connection(), [ids[9], ids[0], *ids[3:8]])
+        assert read() == found
     assert sorted(found) == sorted((m.id, m.created_at) for m in stored
                                    if m.id in {ids[9], ids[0], *ids[3:8]})

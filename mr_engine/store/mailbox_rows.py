@@ -12,7 +12,7 @@ store's whichever plugin resolved the address.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from sqlalchemy import Connection, select
 
@@ -50,4 +50,12 @@ _ROWS = PerCount(lambda count: select(*(getattr(Mailbox, name) for name in _COLU
 
 def mailbox_rows(conn: Connection, ids: Sequence[int]) -> dict[int, MailboxRow]:
     """The rows of the mailboxes with these ids that exist, by id."""
-    return {row[0]: MailboxRow(*row) for row in _ROWS.rows_by_ids(conn, sorted(set(ids)))}
+    return mailbox_rows_later(conn, ids)()
+
+
+def mailbox_rows_later(conn: Connection,
+                       ids: Sequence[int]) -> Callable[[], dict[int, MailboxRow]]:
+    """``mailbox_rows``, read when the function returned is called (in a
+    ``prepared.pipelined`` block: sent with the block's other statements)."""
+    read = _ROWS.rows_by_ids_later(conn, sorted(set(ids)))
+    return lambda: {row[0]: MailboxRow(*row) for row in read()}

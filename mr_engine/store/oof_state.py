@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, fields, replace
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
@@ -58,12 +58,19 @@ _GET = PerCount(lambda count: select(OutOfOffice.mailbox_id, OutOfOffice.enabled
 
 def get_oof_many(session: Session, mailbox_ids: Iterable[int]) -> dict[int, OofState]:
     """The state of each mailbox that has one set (the others have the default)."""
+    return get_oof_many_later(session, mailbox_ids)()
+
+
+def get_oof_many_later(session: Session,
+                       mailbox_ids: Iterable[int]) -> Callable[[], dict[int, OofState]]:
+    """``get_oof_many``, read when the function returned is called (in a
+    ``prepared.pipelined`` block: sent with the block's other statements)."""
     ids = sorted(set(mailbox_ids))
     if not ids:
-        return {}
+        return dict
     session.flush()  # the Core read below must see this session's pending changes
-    rows = _GET.rows_by_ids(session.connection(), ids)
-    return {row[0]: OofState(*row[1:]) for row in rows}
+    read = _GET.rows_by_ids_later(session.connection(), ids)
+    return lambda: {row[0]: OofState(*row[1:]) for row in read()}
 
 
 def get_oof(session: Session, mailbox: Mailbox) -> OofState:

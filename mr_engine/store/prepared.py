@@ -168,8 +168,16 @@ class PerCount:
                     params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """The rows of a statement made with ``in_ids``, for all of ``ids`` (with the
         statement's other ``params``)."""
-        return [row for statement, part in self.chunks(ids)
-                for row in statement.rows(conn, {**id_params(part), **(params or {})})]
+        return self.rows_by_ids_later(conn, ids, params)()
+
+    def rows_by_ids_later(self, conn: Connection, ids: Sequence[Any],
+                          params: Mapping[str, Any] | None = None
+                          ) -> Callable[[], list[tuple[Any, ...]]]:
+        """``rows_by_ids`` run now, read when the function returned is called (as
+        ``Prepared.rows_later``; call it once)."""
+        reads = [statement.rows_later(conn, {**id_params(part), **(params or {})})
+                 for statement, part in self.chunks(ids)]
+        return lambda: [row for read in reads for row in read()]
 
     def _statement(self, count: int) -> Prepared:
         found = self._built.get(count)

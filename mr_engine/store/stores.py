@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
@@ -203,14 +203,33 @@ class StoreIndex:
         self._session = session
         self._stores: dict[int, int] = {}
         self._folders: dict[tuple[int, str], int] = {}
+        self._add(StoreIndex._read_later(session, mailbox_ids)())
+
+    @classmethod
+    def later(cls, session: Session, mailbox_ids: Iterable[int]) -> Callable[[], "StoreIndex"]:
+        """The index, read when the function returned is called (in a
+        ``prepared.pipelined`` block: sent with the block's other statements)."""
+        read = cls._read_later(session, mailbox_ids)
+
+        def index() -> StoreIndex:
+            made = cls(session)
+            made._add(read())
+            return made
+        return index
+
+    @staticmethod
+    def _read_later(session: Session, mailbox_ids: Iterable[int]) -> Callable[[], list]:
         ids = sorted(set(mailbox_ids))
-        if ids:
-            session.flush()  # the statement below must see this session's pending changes
-            rows = _INDEX.rows_by_ids(session.connection(), ids)
-            for mailbox_id, store_id, name, fid in rows:
-                self._stores[mailbox_id] = store_id
-                if name is not None:
-                    self._folders[(store_id, name)] = fid
+        if not ids:
+            return list
+        session.flush()  # the statement below must see this session's pending changes
+        return _INDEX.rows_by_ids_later(session.connection(), ids)
+
+    def _add(self, rows: list) -> None:
+        for mailbox_id, store_id, name, fid in rows:
+            self._stores[mailbox_id] = store_id
+            if name is not None:
+                self._folders[(store_id, name)] = fid
 
     def store_id(self, mailbox: Mailbox, now: dt.datetime) -> int:
         sid = self._stores.get(mailbox.id)
