@@ -106,7 +106,7 @@ def run(a, url, work):
         tc = time.thread_time() - t0; wall = time.perf_counter() - w0
         return tparse / n * 1e6, tc / n * 1e6, (stmts[0] - s0) / n, wall / n * 1e6
     go(a.warm, 10**6)
-    prof = cProfile.Profile() if a.profile else None
+    prof = cProfile.Profile(time.thread_time) if a.profile else None
     p, c, s, w = go(a.n, 0, prof)
     loop.run_until_complete(asyncio.sleep(0))
     print(f"{'pg' if a.pg else 'sqlite'} n={a.n} batch={a.batch}: parse {p:.0f} us/req, committer CPU {c:.0f} us/req, wall {w:.0f} us/req, statements {s:.2f}/req ({s*a.batch:.1f}/batch)")
