@@ -13,6 +13,7 @@ import time
 import zoneinfo
 
 from sqlalchemy import event, select
+from sqlalchemy.orm.attributes import set_committed_value
 
 from mr_engine.core import booked_calendar
 from mr_engine.store import directory
@@ -236,6 +237,24 @@ def test_a_series_extended_earlier_in_the_transaction_is_not_due_again(db, db_ur
     assert (first.series, second.series) == (1, 0)
     assert booking is not None and booking.uid == "series"
     assert _horizons(db)[0] >= later + 180 * DAY + horizon.DUE_AHEAD
+
+
+def test_a_booking_window_moved_while_the_lock_was_awaited_reads_the_bookings_again(db, db_url):
+    # booking.process sends the lock and this read together: the due date was worked out
+    # from the row as it was before the lock, which the lock's read may then move.
+    add_resource(db, "room", ROOM)
+    with server_at(db_url, NOW) as server:
+        deliver(server.port, invite("series", T9, T9 + HOUR, ROOM, rrule=ENDLESS))
+    booked_until = _horizons(db)[0]
+    with db.write() as session:
+        room = directory.get_user(session, "room")
+        # Not due by the window the series was booked with (a day before its horizon).
+        ext = horizon.Extender.of(room, make_settings(db_url), NOW - 2 * DAY)
+        catch_up = horizon.catch_up_later(session, room, ext, "series")
+        set_committed_value(room, "mr_booking_window_days", 1000)  # what the lock read
+        done, booking = catch_up()
+    assert done.series == 1 and booking is not None and booking.uid == "series"
+    assert booked_until < NOW + 1000 * DAY <= _horizons(db)[0]
 
 
 def test_the_kept_calendar_reads_back_as_the_invitation_was_read():

@@ -1,21 +1,28 @@
 """store.db.lock_mailbox: the row lock that serializes check-and-book for one resource.
 
-On PostgreSQL a mailbox the session has already loaded is locked by a prepared statement
-and refreshed from the locked row; one it has not is loaded by the ORM's own select. Once
-locked, it is not locked again in the transaction, unless a savepoint that took the lock
-was rolled back.
+On PostgreSQL the row is locked by a prepared statement; a mailbox the session has already
+loaded is refreshed from the locked row, one it has not is loaded by the ORM's own select
+then. Once locked, it is not locked again in the transaction, unless a savepoint that took
+the lock was rolled back. ``lock_mailbox_later`` sends the lock with the statements after it
+(``prepared.pipelined``), which read what was committed before the lock was granted.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from mr_engine.store import db as db_module
-from mr_engine.store.db import lock_mailbox
-from mr_engine.store.models import Mailbox
+from mr_engine.store.db import lock_mailbox, lock_mailbox_later
+from mr_engine.store.models import Mailbox, OutboundMessage
+from mr_engine.store.outbox import enqueue
+from mr_engine.store.prepared import Prepared, pipelined
 from mr_engine.testing.accounts import ROOM, add_resource
+from mr_engine.testing.times import NOW
 
 
 def _room_id(db) -> int:
@@ -81,9 +88,9 @@ def test_locked_once_a_transaction_savepoints_inside_it_included(db, monkeypatch
         pytest.skip("SQLite serializes writers with its database lock")
     room_id = _room_id(db)
     taken = []
-    lock_row = db_module._lock_row
-    monkeypatch.setattr(db_module, "_lock_row",
-                        lambda *args: taken.append(args[1]) or lock_row(*args))
+    rows_later = db_module._LOCK_ROW.rows_later
+    monkeypatch.setattr(db_module._LOCK_ROW, "rows_later",
+                        lambda conn, params: taken.append(params["id"]) or rows_later(conn, params))
     with db.write() as session:
         first = lock_mailbox(session, room_id)
         assert lock_mailbox(session, room_id) is first
@@ -109,3 +116,40 @@ def test_a_lock_taken_in_a_rolled_back_savepoint_is_taken_again(db):
         room = session.get_one(Mailbox, room_id)  # loaded, the lock not taken
         assert lock_mailbox(session, room_id) is room
         assert _locked_elsewhere(db, room_id)
+
+
+_OUTBOX_ROWS = Prepared(select(func.count()).select_from(OutboundMessage))
+
+
+def _waiting_for_a_lock(db) -> bool:
+    with db.read() as session:
+        return bool(session.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted")))
+
+
+def test_a_read_sent_with_the_lock_sees_what_the_holder_committed(db):
+    if db.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite serializes writers with its database lock")
+    room_id = _room_id(db)
+    seen = []
+
+    def lock_then_read() -> None:
+        with db.write() as session:
+            room = session.get_one(Mailbox, room_id)
+            with pipelined(session.connection()):  # one round trip: the lock, then the read
+                locked = lock_mailbox_later(session, room_id)
+                count = _OUTBOX_ROWS.rows_later(session.connection(), {})
+            seen.append((locked() is room, room.fullname, count()[0][0]))
+
+    with db.write() as holder:
+        lock_mailbox(holder, room_id)
+        enqueue(holder, sender="room@example.com", recipients=["o@remote.example"],
+                content=b"Subject: x\r\n\r\nx", subject="x", now=NOW)
+        holder.get_one(Mailbox, room_id).fullname = "Room one"
+        other = threading.Thread(target=lock_then_read)
+        other.start()
+        deadline = time.monotonic() + 20
+        while not _waiting_for_a_lock(db) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert seen == []
+    other.join(20)
+    assert seen == [(True, "Room one", 1)]  # the row and the other table as committed

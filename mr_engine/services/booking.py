@@ -34,10 +34,11 @@ from mr_engine.core import booked_calendar
 from mr_engine.store import calendar_store as cal
 from mr_engine.services import alternatives, approvals, horizon, who_asks
 from mr_engine.config import Settings
-from mr_engine.store.db import lock_mailbox
+from mr_engine.store.db import lock_mailbox_later
 from mr_engine.core.itip import (OUT_OF_RANGE, EventData, Invitation, InvitationError,
                                  is_attendee, people_invited)
 from mr_engine.store.models import Booking, Mailbox
+from mr_engine.store.prepared import pipelined
 from mr_engine.core.headers import header_text
 from mr_engine.core.alternatives import Alternatives, offered_for, text as offer_text
 from mr_engine.core.explanation import Explanation, explain
@@ -183,10 +184,14 @@ def process(session: Session, req: Request) -> BookingResult:
     Due series are extended first (``horizon``), so the conflict check sees every
     occurrence that the request could meet.
     """
-    lock_mailbox(session, req.resource.id)
     expanded = _expansion(req) if req.invitation.method == "REQUEST" else None
-    caught_up, booking = horizon.catch_up_with(session, req.resource, _extender(req),
-                                               req.invitation.uid, _ahead(req, expanded))
+    session.flush()  # before the block: the ORM's statements are not sent together
+    with pipelined(session.connection()):  # on PostgreSQL the lock and the reads, one round trip
+        locked = lock_mailbox_later(session, req.resource.id)
+        catch_up = horizon.catch_up_later(session, req.resource, _extender(req),
+                                          req.invitation.uid, _ahead(req, expanded))
+    locked()
+    caught_up, booking = catch_up()
     if caught_up.series:
         log.info("%s: %s", req.resource.name, caught_up.describe())
     result = _apply(session, req, booking, expanded)

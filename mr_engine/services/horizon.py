@@ -22,6 +22,7 @@ import datetime as dt
 import logging
 import zoneinfo
 from dataclasses import dataclass, field
+from typing import Callable
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -97,7 +98,7 @@ def catch_up(session: Session, resource: Mailbox, ext: Extender,
 
     The caller holds the resource's lock (``db.lock_mailbox``) and the transaction.
     """
-    due = window_end(resource, ext.now) + DUE_AHEAD
+    due = _due(resource, ext)
     return _extend_all(session, resource, ext, session.scalars(
         _DUE, {"resource": resource.id, "due": due, "limit": limit}).all())
 
@@ -106,11 +107,32 @@ def catch_up_with(session: Session, resource: Mailbox, ext: Extender, uid: str,
                   ahead: cal.BusyRead | None = None) -> tuple[Extended, Booking | None]:
     """``catch_up``, and the booking of the meeting ``uid`` (None if it has none), read
     together (``calendar_store.due_or_booked``, which reads ``ahead`` too)."""
-    due = window_end(resource, ext.now) + DUE_AHEAD
-    rows = cal.due_or_booked(session, resource.id, due, uid, ahead)
-    done = _extend_all(session, resource, ext,
-                       [b for b in rows if b.horizon is not None and b.horizon < due])
-    return done, next((b for b in rows if b.uid == uid), None)
+    return catch_up_later(session, resource, ext, uid, ahead)()
+
+
+def catch_up_later(session: Session, resource: Mailbox, ext: Extender, uid: str,
+                   ahead: cal.BusyRead | None = None
+                   ) -> Callable[[], tuple[Extended, Booking | None]]:
+    """``catch_up_with``, its read sent now (in a ``prepared.pipelined`` block, with the
+    block's others: the resource's lock, ``db.lock_mailbox_later``), the series extended
+    when the function returned is called, after the block. If the resource's row, read
+    with its lock meanwhile, moved its booking window, the bookings are read again."""
+    due = _due(resource, ext)
+    read = cal.due_or_booked_later(session, resource.id, due, uid, ahead)
+
+    def caught_up() -> tuple[Extended, Booking | None]:
+        rows = read()
+        if _due(resource, ext) != due:
+            return catch_up_with(session, resource, ext, uid)
+        done = _extend_all(session, resource, ext,
+                           [b for b in rows if b.horizon is not None and b.horizon < due])
+        return done, next((b for b in rows if b.uid == uid), None)
+    return caught_up
+
+
+def _due(resource: Mailbox, ext: Extender) -> dt.datetime:
+    """Series whose horizon is before this are extended (``DUE_AHEAD`` of the window)."""
+    return window_end(resource, ext.now) + DUE_AHEAD
 
 
 def _extend_all(session: Session, resource: Mailbox, ext: Extender,

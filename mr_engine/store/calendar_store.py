@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 from sqlalchemy import (ColumnElement, Integer, and_, bindparam, or_, delete, func, insert,
                         literal_column, select, union_all, update)
@@ -116,20 +116,33 @@ def due_or_booked(session: Session, resource_id: int, due: dt.datetime, uid: str
     there are no such bookings (a new meeting, nothing to extend: the request's check comes
     next, with nothing written before it) held for ``busy_intervals`` to answer once.
     """
+    return due_or_booked_later(session, resource_id, due, uid, ahead)()
+
+
+def due_or_booked_later(session: Session, resource_id: int, due: dt.datetime, uid: str,
+                        ahead: BusyRead | None = None) -> Callable[[], list[Booking]]:
+    """``due_or_booked``, its statement sent now (in a ``prepared.pipelined`` block, with
+    the block's others), read when the function returned is called, after the block (the
+    entities are the ORM's, loaded then). Call it once."""
     # The ids are read past the ORM, so what it holds unflushed goes first. (Bookings are
     # inserted by Core, and a horizon moved in the ORM is judged by the caller on the
     # entity loaded below; the flush is for an ORM add or delete.)
     session.flush()
     params = {"resource": resource_id, "due": due, "uid": uid}
     if ahead is None:
-        ids = [row[0] for row in _DUE_OR_UID.rows(session.connection(), params)]
+        read = _DUE_OR_UID.rows_later(session.connection(), params)
     else:
-        rows = _DUE_OR_UID_AND_BUSY.rows(session.connection(), {**ahead.params(), **params})
-        ids = [row[0] for row in rows if row[0] is not None]
-        if not ids:
+        read = _DUE_OR_UID_AND_BUSY.rows_later(session.connection(),
+                                               {**ahead.params(), **params})
+    return lambda: _bookings(session, read(), ahead)
+
+
+def _bookings(session: Session, rows: list[tuple], ahead: BusyRead | None) -> list[Booking]:
+    ids = [row[0] for row in rows if row[0] is not None]
+    if not ids:
+        if ahead is not None:
             busy = [Busy(start, end) for booking_id, start, end in rows]
             per_transaction.hold(session, _READ_AHEAD, (ahead, busy))
-    if not ids:
         return []
     return list(session.scalars(select(Booking).where(Booking.id.in_(ids)).order_by(Booking.id)))
 

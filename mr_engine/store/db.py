@@ -17,7 +17,7 @@ import time
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from sqlalchemy import Connection, Engine, bindparam, create_engine, event, select, text
 from sqlalchemy.engine import make_url
@@ -400,23 +400,31 @@ def lock_mailbox(session: Session, mailbox_id: int) -> Mailbox:
     row, so the entity read with it stays current. SQLite: the transaction already holds
     the database write lock (BEGIN IMMEDIATE), so a plain read is enough.
     """
+    return lock_mailbox_later(session, mailbox_id)()
+
+
+def lock_mailbox_later(session: Session, mailbox_id: int) -> Callable[[], Mailbox]:
+    """``lock_mailbox``, the row's entity refreshed when the function returned is called:
+    in a ``prepared.pipelined`` block the lock is asked with the block's other statements,
+    each of which the server runs after the one before (so a read sent after it reads, in
+    its own snapshot, what was committed before the lock was ours). Call it once."""
     if session.get_bind().dialect.name == "sqlite":
-        return session.get_one(Mailbox, mailbox_id)
+        return lambda: session.get_one(Mailbox, mailbox_id)
     loaded = session.identity_map.get(identity_key(Mailbox, mailbox_id))
     if loaded is not None and per_transaction.done(session, _LOCKED, mailbox_id):
-        return loaded
-    locked = _lock_row(session, mailbox_id, loaded)
-    per_transaction.note(session, _LOCKED, mailbox_id)
-    return locked
-
-
-def _lock_row(session: Session, mailbox_id: int, loaded: Mailbox | None) -> Mailbox:
-    if loaded is None:
-        return session.execute(_LOCK, {"id": mailbox_id}).scalar_one()
+        return lambda: loaded
     session.flush()  # the entity's own pending changes first, as the ORM's select would
-    rows = _LOCK_ROW.rows(session.connection(), {"id": mailbox_id})
+    read = _LOCK_ROW.rows_later(session.connection(), {"id": mailbox_id})
+    per_transaction.note(session, _LOCKED, mailbox_id)
+    return lambda: _refreshed(session, mailbox_id, loaded, read())
+
+
+def _refreshed(session: Session, mailbox_id: int, loaded: Mailbox | None,
+               rows: list[tuple]) -> Mailbox:
     if not rows:
         raise NoResultFound(f"mailbox {mailbox_id} is gone")
+    if loaded is None:  # not in the session: the ORM loads it (after the block: the row is ours)
+        return session.execute(_LOCK, {"id": mailbox_id}).scalar_one()
     for (key, _), value in zip(MAILBOXES.columns, rows[0]):
         set_committed_value(loaded, key, value)
     return loaded
