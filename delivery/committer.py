@@ -175,13 +175,14 @@ class Committer:
         as one delivery is refused or fails; the caller rolls back and goes careful.
         """
         # One statement reads the batch's mailboxes, one their stores and folders, one their
-        # out-of-office states: on PostgreSQL sent together (with the BEGIN), one round trip.
-        # The entities of those that may book are loaded too, in one more (the meeting and
-        # pool steps need them).
+        # out-of-office states (and the pools' addresses, if the pool step will ask): on
+        # PostgreSQL sent together (with the BEGIN), one round trip. The entities of those
+        # that may book are loaded too, in one more (the meeting and pool steps need them).
         ids = sorted({job.mailbox_id for job in jobs})
+        calendars = any(job.envelope.calendar is not None for job in jobs)
         with pipelined(session.connection()):
             read_mailboxes = mailbox_rows_later(session.connection(), ids)
-            load = Batch.later(session, ids)
+            load = Batch.later(session, ids, pools=calendars)
         mailboxes, loaded = read_mailboxes(), load()
         booking = [row.id for row in mailboxes.values() if row.may_book]
         if booking:

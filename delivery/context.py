@@ -173,12 +173,21 @@ class Batch:
         return cls.later(session, mailbox_ids)()
 
     @classmethod
-    def later(cls, session: Session, mailbox_ids: list[int]) -> Callable[[], "Batch"]:
+    def later(cls, session: Session, mailbox_ids: list[int],
+              pools: bool = False) -> Callable[[], "Batch"]:
         """``load``, its reads sent now and read when the function returned is called (in
-        a ``prepared.pipelined`` block: sent with the block's other statements)."""
+        a ``prepared.pipelined`` block: sent with the block's other statements); with
+        ``pools`` (a delivery of the batch carries a calendar), the pools' addresses too."""
         stores = StoreIndex.later(session, mailbox_ids)
         oof = get_oof_many_later(session, mailbox_ids)
-        return lambda: cls(session.connection(), stores(), oof())
+        addresses = directory.pool_addresses_later(session) if pools else None
+
+        def loaded() -> Batch:
+            batch = cls(session.connection(), stores(), oof())
+            if addresses is not None:
+                batch._pool_addresses = addresses()
+            return batch
+        return loaded
 
     def file(self, row: dict[str, Any], on_id: Callable[[int], None]) -> None:
         """A message filed (``messages.message_row``); its id goes to ``on_id``."""

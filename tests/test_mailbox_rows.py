@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from mr_engine.delivery.context import Batch, Delivery, Envelope
 from mr_engine.config import Settings
-from mr_engine.store.directory import get_user
+from mr_engine.store.directory import create_group, get_user, set_pool
 from mr_engine.store.mailbox_rows import MailboxRow, mailbox_rows, mailbox_rows_later
 from mr_engine.store.oof_state import set_oof
 from mr_engine.store.prepared import pipelined
@@ -50,14 +50,16 @@ def test_a_batchs_first_reads_sent_together_read_what_each_reads_alone(db):
         store = ensure_store(session, alice, NOW)
         inbox = folder_id(session, store.id, "Inbox")
         set_oof(session, bob, enabled=True, subject="Away", body="Back soon")
+        set_pool(session, create_group(session, "rooms", "Rooms@Example.com"), True)
         ids = [alice.id, bob.id, get_user(session, "carol").id, 999]
     with db.write() as session:
         with pipelined(session.connection()):
             read_rows = mailbox_rows_later(session.connection(), ids)
-            load = Batch.later(session, ids)
+            load = Batch.later(session, ids, pools=True)
         rows, batch = read_rows(), load()
         assert rows == mailbox_rows(session.connection(), ids) and len(rows) == 3
         alone = Batch.load(session, ids)
+    assert batch.pool_addresses(None) == {"rooms@example.com"}  # read with the others
     assert batch.oof == alone.oof and list(batch.oof) == [bob.id]
     assert batch.oof[bob.id].subject == "Away"
     assert [batch.stores.known(i) for i in ids] == [store.id, None, None, None]

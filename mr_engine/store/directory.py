@@ -9,7 +9,7 @@ command-line call or a delivery is one transaction: nothing half-written on erro
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Callable
 
 from collections.abc import Collection, Iterable
 
@@ -430,8 +430,15 @@ _POOL_ADDRESSES = Prepared(select(Group.email_lower).where(Group.mr_pool.is_(Tru
 def pool_addresses(session: Session) -> frozenset[str]:
     """Every pool's address (lower-case): a site has few, so one query serves a batch of
     deliveries that would otherwise each ask ``pools_among``."""
+    return pool_addresses_later(session)()
+
+
+def pool_addresses_later(session: Session) -> Callable[[], frozenset[str]]:
+    """``pool_addresses``, read when the function returned is called (in a
+    ``prepared.pipelined`` block: sent with the block's other statements)."""
     session.flush()  # read past the ORM: a pool it holds unflushed counts too
-    return frozenset(row[0] for row in _POOL_ADDRESSES.rows(session.connection(), {}))
+    read = _POOL_ADDRESSES.rows_later(session.connection(), {})
+    return lambda: frozenset(row[0] for row in read())
 
 
 def pools_among(session: Session, addresses: Iterable[str]) -> list[Group]:
