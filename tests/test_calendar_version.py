@@ -19,19 +19,32 @@ def _versions(db) -> dict[str, int]:
         return dict(session.execute(select(Mailbox.name, Mailbox.calendar_version)).all())
 
 
-def test_raised_once_per_transaction_and_resource(db) -> None:
+def _two_resources(db) -> dict[str, int]:
+    """A room and a beamer; their calendar versions before the test."""
     add_resource(db, "room", ROOM)
     add_resource(db, "beamer", OTHER, resource_type="equipment")
-    before = _versions(db)
+    return _versions(db)
+
+
+def _ids(session) -> tuple[int, int]:
+    return get_user(session, "room").id, get_user(session, "beamer").id
+
+
+def _raised(db, before: dict[str, int]) -> tuple[int, int]:
+    after = _versions(db)
+    return after["room"] - before["room"], after["beamer"] - before["beamer"]
+
+
+def test_raised_once_per_transaction_and_resource(db) -> None:
+    before = _two_resources(db)
     with db.write() as session:
-        room, beamer = get_user(session, "room").id, get_user(session, "beamer").id
+        room, beamer = _ids(session)
         for _ in range(3):
             calendar_store.touch(session, room)
         calendar_store.touch(session, beamer)
     with db.write() as session:
         calendar_store.touch(session, room)
-    after = _versions(db)
-    assert (after["room"] - before["room"], after["beamer"] - before["beamer"]) == (2, 1)
+    assert _raised(db, before) == (2, 1)
 
 
 def test_a_rolled_back_savepoint_takes_its_raise_along_and_the_next_change_raises_again(db):
@@ -64,11 +77,9 @@ def _in_session(session, name: str) -> int:
 
 def test_deferred_raises_are_written_once_each_by_write_touches(db) -> None:
     # The group committer's first run of a batch: raised with its last writes.
-    add_resource(db, "room", ROOM)
-    add_resource(db, "beamer", OTHER, resource_type="equipment")
-    before = _versions(db)
+    before = _two_resources(db)
     with db.write() as session:
-        room, beamer = get_user(session, "room").id, get_user(session, "beamer").id
+        room, beamer = _ids(session)
         calendar_store.defer_touches(session)
         for resource in (room, beamer, room):
             calendar_store.touch(session, resource)
@@ -76,8 +87,7 @@ def test_deferred_raises_are_written_once_each_by_write_touches(db) -> None:
             (before["room"], before["beamer"])
         calendar_store.write_touches(session)
         calendar_store.touch(session, room)  # raised at once again: already raised
-    after = _versions(db)
-    assert (after["room"] - before["room"], after["beamer"] - before["beamer"]) == (1, 1)
+    assert _raised(db, before) == (1, 1)
 
 
 def test_a_deferred_raise_stays_when_a_savepoints_raise_is_rolled_back(db) -> None:
