@@ -1,7 +1,8 @@
 """The LMTP listening sockets, and the session count that ``max_sessions`` bounds.
 
 Both are made before any worker process starts (see ``workers.py``), so that every worker
-accepts on the same sockets and counts its sessions against one limit.
+accepts on the same sockets and counts its sessions against one limit. The supervisor
+imports this module, so it imports no asyncio (``acceptor.py`` is the workers' side).
 
 A ``unix:`` socket gets ``lmtp_socket_mode`` (0660) and ``lmtp_socket_user`` /
 ``lmtp_socket_group``, as Dovecot's ``unix_listener``, so that Postfix can be let in by
@@ -10,20 +11,14 @@ group. It is bound under umask 0177, so it is its owner's alone until it has the
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 import multiprocessing
 import os
 import socket
-import select
 import stat
 from dataclasses import dataclass, field
-from typing import Callable
 
 from mr_engine.config import Settings, group_id, user_id
-
-log = logging.getLogger(__name__)
 
 BACKLOG = 128
 
@@ -165,73 +160,3 @@ class SessionSlots:
     def least_busy(self) -> bool:
         """No other worker has fewer sessions than this one."""
         return self._counts[self.index] <= min(self._counts)
-
-
-class Acceptor:
-    """Accepts connections on one listening socket shared by the worker processes.
-
-    Every worker is woken when a client connects. asyncio's own accept loop would take a
-    whole burst of connections in the first worker to wake, and LMTP sessions last: one
-    worker would do all the work. Here a worker takes one connection at a time, and leaves
-    it to the others while it has more sessions than one of them; if none has taken it a
-    moment later (that worker is busy), it takes it after all.
-    """
-
-    DEFER = 0.005  # seconds to leave a connection to a less busy worker
-    PAUSE = 0.1  # seconds without accepting when out of file descriptors
-
-    def __init__(self, sock: socket.socket, factory: Callable[[], asyncio.Protocol],
-                 slots: SessionSlots) -> None:
-        self.sock = sock
-        self.factory = factory
-        self.slots = slots
-        self._loop = asyncio.get_running_loop()
-        self._timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task] = set()
-        sock.setblocking(False)
-        self._loop.add_reader(sock, self._ready)
-
-    def _ready(self) -> None:
-        if not self.slots.least_busy():
-            self._pause(self.DEFER)
-            return
-        self._accept()
-
-    def _accept(self) -> None:
-        try:
-            conn, _ = self.sock.accept()
-        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-            return  # another worker took it, or the client gave up before we did
-        except OSError as exc:  # EMFILE, ENFILE, ENOBUFS: let clients wait in the backlog
-            log.error("cannot accept a connection: %s", exc)
-            self._pause(self.PAUSE)
-            return
-        conn.setblocking(False)
-        task = self._loop.create_task(self._connect(conn))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _connect(self, conn: socket.socket) -> None:
-        try:
-            await self._loop.connect_accepted_socket(self.factory, conn)
-        except OSError:
-            log.warning("connection lost while being set up", exc_info=True)
-            conn.close()
-
-    def _pause(self, seconds: float) -> None:
-        self._loop.remove_reader(self.sock)
-        self._timer = self._loop.call_later(seconds, self._resume)
-
-    def _resume(self) -> None:
-        self._timer = None
-        self._loop.add_reader(self.sock, self._ready)
-        # Still waiting after DEFER: the less busy worker is busy, take it after all.
-        if select.select([self.sock], [], [], 0)[0]:
-            self._accept()
-
-    def close(self) -> None:
-        """Stop accepting; sessions already open go on."""
-        if self._timer is not None:
-            self._timer.cancel()
-        self._loop.remove_reader(self.sock)
-        self.sock.close()

@@ -11,7 +11,7 @@ import asyncio
 import socket
 from typing import TYPE_CHECKING
 
-from . import listeners
+from .acceptor import Acceptor
 from .committer import Committer
 from .lmtp import DeliveryHandler, LMTPProtocol
 
@@ -27,7 +27,7 @@ class LmtpFrontEnd:
                                    on_queued=server.relay.wake)
         self.committer.start()
         self.handler = DeliveryHandler(server.db, settings, self.committer, server.slots)
-        self.acceptors = [listeners.Acceptor(sock, self._protocol, server.slots)
+        self.acceptors = [Acceptor(sock, self._protocol, server.slots)
                           for sock in sockets]
 
     async def start(self) -> None:

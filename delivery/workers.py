@@ -4,7 +4,7 @@ A Python process computes on one core at a time; Dovecot and Postfix run several
 processes for the same reason. ``serve`` upgrades the schema and binds the listeners; the
 supervisor (this module) then forks ``workers`` processes. Each worker is a whole
 ``Server`` (sessions, group committer, relay) accepting on the shared sockets, a new
-connection going to the worker with the fewest sessions (``listeners.Acceptor``). SQLite
+connection going to the worker with the fewest sessions (``acceptor.Acceptor``). SQLite
 writers take turns through ``db.WriterLock``; on PostgreSQL, row locks serialize as they
 do between separate servers. Everything a worker answers 250 for is committed by that
 worker, so a worker's death loses nothing: the MTA retries what was not answered.
@@ -18,8 +18,8 @@ thing (``hold_stop_signals``); the blocked mask and a pending signal survive ``e
 supervisor (or the single server) installs its handlers and only then unblocks them, and a
 signal that came meanwhile is handled at once: before any worker exists, that is exit 0.
 
-``mr-engine serve`` has imported the whole engine (SQLAlchemy, alembic, icalendar, ...) by
-the time it has migrated the store and bound the listeners. It then replaces itself
+``mr-engine serve`` has imported the whole engine (SQLAlchemy, alembic, icalendar, asyncio, ...)
+by the time it has migrated the store and bound the listeners. It then replaces itself
 (``exec``, same process id) with ``python -m mr_engine.delivery.workers``, a supervisor that imports
 none of that: it stays at a few MB, and holds no database connection or engine state that
 every fork would copy. Each worker imports the engine after its fork.
@@ -28,7 +28,6 @@ every fork would copy. Each worker imports the engine after its fork.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ctypes
 import json
 import logging
@@ -87,6 +86,8 @@ def serve(settings: Settings) -> int:
 
 def _serve_here(settings: Settings, db: Database, sockets: frontends.Bound) -> int:
     """``workers = 1``: this process is the server."""
+    import asyncio  # imported here, as the server's modules are: see the module's doc
+
     from .server import Server
 
     try:
@@ -98,6 +99,8 @@ def _serve_here(settings: Settings, db: Database, sockets: frontends.Bound) -> i
 
 
 async def _handlers_first(serving: Coroutine[Any, Any, None]) -> None:
+    import asyncio
+
     task = asyncio.ensure_future(serving)
     # One turn of the loop runs the task up to its first wait: Server.serve has installed
     # its handlers (that is the first thing it does), so a held signal now reaches them.
@@ -258,7 +261,9 @@ class Supervisor:
         _end_with(parent)
         code = 0
         try:
-            from mr_engine.store.db import open_database  # imported here: see the module's doc
+            import asyncio  # imported here, as the engine is: see the module's doc
+
+            from mr_engine.store.db import open_database
 
             from .server import Server
 
