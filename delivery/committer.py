@@ -37,7 +37,7 @@ from mr_engine.store.db import Database
 from mr_engine.store import calendar_store as cal, outbox
 from mr_engine.store.directories import open_directory
 from mr_engine.store.mailbox_rows import MailboxRow, mailbox_rows_later
-from mr_engine.store.prepared import pipelined
+from mr_engine.store.prepared import commit_later, pipelined
 
 from . import pipeline
 from .context import Batch, Delivery, Envelope, Outcome
@@ -213,10 +213,13 @@ class Committer:
                 return None
             by_index[i] = result
         try:
-            with pipelined(session.connection()):  # on PostgreSQL one round trip for these
+            session.flush()  # the ORM's changes before the COMMIT that commit_later sends
+            # On PostgreSQL one round trip for the last writes and the COMMIT.
+            with pipelined(session.connection()):
                 outbox.write_deferred(session)
                 cal.write_touches(session)
                 give_ids = loaded.send()
+                commit_later(session.connection())
             give_ids()
         except SQLAlchemyError:
             if careful:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mr_engine.store.models import OutboundMessage
-from mr_engine.store.prepared import (PerCount, Prepared, in_ids, pipelined, row_params,
-                                      values_rows)
+from mr_engine.store.prepared import (PerCount, Prepared, commit_later, in_ids, pipelined,
+                                      row_params, values_rows)
 from mr_engine.testing.times import BERLIN, NOW
 
 _COLUMNS = ["sender", "recipients", "subject", "content", "status", "attempts", "created_at",
@@ -93,6 +93,47 @@ def test_an_error_in_statements_sent_together_is_sqlalchemys(db):
             _INSERT.run_many(conn, [_row(1, NOW), {**_row(2, NOW), "recipients": None}])
     with db.read() as session:
         assert session.scalars(select(OutboundMessage)).all() == []
+
+
+def _subjects(db) -> list[str]:
+    with db.read() as session:
+        return list(session.scalars(select(OutboundMessage.subject).order_by(OutboundMessage.id)))
+
+
+def test_a_commit_sent_with_the_statements_commits_them_then_the_session_runs_its_hooks(db):
+    # The committer's end of a batch: its last writes and the COMMIT in one round trip on
+    # PostgreSQL, the Session's commit after it; on the writer's kept connection.
+    writer, hooks = db.held_writer(), []
+    with writer.write() as session:
+        event.listen(session, "after_commit", lambda _: hooks.append("after_commit"))
+        conn = session.connection()
+        with pipelined(conn):
+            _INSERT.run_many(conn, [_row(0, NOW)])
+            read_id = _INSERT.rows_later(conn, _row(1, NOW))
+            commit_later(conn)
+        assert read_id()[0][0] > 0
+        # Elsewhere the Session's commit is the commit.
+        assert _subjects(db) == (["s0", "s1"] if db.engine.dialect.name == "postgresql" else [])
+        assert hooks == []
+    assert _subjects(db) == ["s0", "s1"] and hooks == ["after_commit"]
+    with writer.write() as session:  # the kept connection begins the next transaction
+        _INSERT.run_many(session.connection(), [_row(2, NOW)])
+    assert _subjects(db) == ["s0", "s1", "s2"]
+    writer.close()
+
+
+def test_an_error_before_a_commit_sent_with_it_commits_nothing(db):
+    writer = db.held_writer()
+    with pytest.raises(IntegrityError), writer.write() as session:
+        conn = session.connection()
+        with pipelined(conn):  # the error and the COMMIT not run are read at its end
+            _INSERT.run_many(conn, [_row(0, NOW), {**_row(1, NOW), "recipients": None}])
+            commit_later(conn)
+    assert _subjects(db) == []
+    with writer.write() as session:
+        _INSERT.run_many(session.connection(), [_row(2, NOW)])
+    assert _subjects(db) == ["s2"]
+    writer.close()
 
 
 def test_what_it_cannot_run_as_sqlalchemy_would_is_refused(db):

@@ -132,6 +132,22 @@ def pipelined(conn: Connection) -> Iterator[None]:
                                   dialect=conn.dialect) from exc
 
 
+def commit_later(conn: Connection) -> None:
+    """The transaction's COMMIT sent now: in a ``pipelined`` block on PostgreSQL, with the
+    block's statements, in the round trip that ends the block (a commit through psycopg
+    would sync the pipeline, and its end sync again: one round trip more). The Session's
+    commit after the block then finds the server's transaction over (psycopg commits nothing
+    on an idle connection) and only runs its hooks; an error of the block's statements or of
+    the COMMIT is raised at the block's end, and the transaction is rolled back as before.
+    Anything the ORM still has to flush must be flushed before. Elsewhere nothing: the
+    Session's commit commits."""
+    if conn.dialect.name != "postgresql":
+        return
+    cursor = conn.connection.driver_connection.cursor()
+    with _as_sqlalchemys(conn, "COMMIT", cursor, close=True):
+        cursor.execute("COMMIT")
+
+
 @contextmanager
 def _as_sqlalchemys(conn: Connection, sql: str, cursor: Any, close: bool = False) -> Iterator[None]:
     """A DBAPI error in the block raised as SQLAlchemy raises it; the cursor closed after it
