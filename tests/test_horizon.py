@@ -15,9 +15,10 @@ import zoneinfo
 from sqlalchemy import event, select
 from sqlalchemy.orm.attributes import set_committed_value
 
+from mr_engine.cli import dry_run
 from mr_engine.core import booked_calendar
 from mr_engine.store import directory
-from mr_engine.services import horizon
+from mr_engine.services import booking, horizon
 from mr_engine.core.itip import invitation_in, read_calendar
 from mr_engine.store.models import Booking, Mailbox
 
@@ -255,6 +256,36 @@ def test_a_booking_window_moved_while_the_lock_was_awaited_reads_the_bookings_ag
         done, booking = catch_up()
     assert done.series == 1 and booking is not None and booking.uid == "series"
     assert booked_until < NOW + 1000 * DAY <= _horizons(db)[0]
+
+
+def test_a_series_booked_as_the_lock_moved_the_window_is_expanded_to_that_window(
+        db, db_url, monkeypatch):
+    # booking.process expands a request before the resource's lock; the row read with the
+    # lock (another process widened the window meanwhile) sets the horizon the series is
+    # stored with, so its occurrences must reach that horizon, or a later meeting is
+    # accepted on a slot the series holds and catch-up never fills it.
+    add_resource(db, "room", ROOM)  # a window of 180 days
+    lock_later = booking.lock_mailbox_later
+
+    def widened_by_another_process(session, mailbox_id):
+        locked = lock_later(session, mailbox_id)
+
+        def read():
+            room = locked()
+            set_committed_value(room, "mr_booking_window_days", 540)
+            return room
+        return read
+    monkeypatch.setattr(booking, "lock_mailbox_later", widened_by_another_process)
+    settings = make_settings(db_url)
+    request = dry_run.envelope(invite("series", T9, T9 + HOUR, ROOM, rrule=ENDLESS), settings,
+                               "test")
+    with db.write() as session:
+        room = directory.get_user(session, "room")
+        outcome = booking.process(session, booking.read_request(room, request, settings, NOW))
+    assert outcome.outcome == "accepted"
+    assert _horizons(db)[0] >= NOW + 540 * DAY
+    day = T9 + 60 * WEEK  # 420 days on: beyond the old window, within the new one
+    assert _starts(db_url, day - HOUR, day + 2 * HOUR) == [_iso(day)]
 
 
 def test_the_kept_calendar_reads_back_as_the_invitation_was_read():

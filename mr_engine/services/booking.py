@@ -185,13 +185,12 @@ def process(session: Session, req: Request) -> BookingResult:
     occurrence that the request could meet.
     """
     expanded = _expansion(req) if req.invitation.method == "REQUEST" else None
-    session.flush()  # before the block: the ORM's statements are not sent together
-    with pipelined(session.connection()):  # on PostgreSQL the lock and the reads, one round trip
-        locked = lock_mailbox_later(session, req.resource.id)
-        catch_up = horizon.catch_up_later(session, req.resource, _extender(req),
-                                          req.invitation.uid, _ahead(req, expanded))
-    locked()
-    caught_up, booking = catch_up()
+    window = horizon.window_end(req.resource, req.now)
+    caught_up, booking = _locked_and_caught_up(session, req, expanded)
+    if expanded is not None and horizon.window_end(req.resource, req.now) != window:
+        # The locked row, read afresh, moved the booking window: the series is expanded to
+        # the window its horizon will say (the busy read ahead no longer matches: read again).
+        expanded = _expansion(req)
     if caught_up.series:
         log.info("%s: %s", req.resource.name, caught_up.describe())
     result = _apply(session, req, booking, expanded)
@@ -217,6 +216,18 @@ def _ahead(req: Request, expanded: Expansion | None) -> cal.BusyRead | None:
     if not live:
         return None
     return cal.BusyRead.of(req.resource, *_span(live), None)
+
+
+def _locked_and_caught_up(session: Session, req: Request, expanded: Expansion | None
+                          ) -> tuple[horizon.Extended, Booking | None]:
+    """The resource locked, its due series extended, the meeting's booking found."""
+    session.flush()  # before the block: the ORM's statements are not sent together
+    with pipelined(session.connection()):  # on PostgreSQL the lock and the reads, one round trip
+        locked = lock_mailbox_later(session, req.resource.id)
+        catch_up = horizon.catch_up_later(session, req.resource, _extender(req),
+                                          req.invitation.uid, _ahead(req, expanded))
+    locked()
+    return catch_up()
 
 
 def _apply(session: Session, req: Request, booking: Booking | None,
