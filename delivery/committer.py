@@ -220,11 +220,13 @@ class Committer:
                 cal.write_touches(session)
                 give_ids = loaded.send()
                 commit_later(session.connection())
-            give_ids()
         except SQLAlchemyError:
             if careful:
                 raise  # the commit fails: 451 for all
             return None  # careful, each message is inserted in its savepoint
+        # Outside the try: on PostgreSQL the batch is committed by now, and a careful re-run
+        # would file it twice. The ids are read from what came back; nothing is run here.
+        give_ids()
         return [by_index[i] for i in range(len(jobs))]
 
     def _claim_all(self, loaded: Batch, jobs: list[DeliveryJob], mailboxes: dict[int, MailboxRow],

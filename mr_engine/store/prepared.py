@@ -72,7 +72,12 @@ class Prepared:
     def rows_later(self, conn: Connection,
                    params: Mapping[str, Any]) -> Callable[[], list[tuple[Any, ...]]]:
         """``rows``, run now and read when the function returned is called: in a
-        ``pipelined`` block, after the block (whose round trip brings them). Call it once."""
+        ``pipelined`` block, after the block (whose round trip brings them). Call it once.
+        Where there is no pipeline (SQLite) the rows are read at once, so that an error of
+        the statement comes where it is run on either database."""
+        if conn.dialect.name != "postgresql":
+            rows = self.rows(conn, params)
+            return lambda: rows
         compiled = self._compiled(conn.dialect)
         cursor = conn.connection.driver_connection.cursor()
         with _as_sqlalchemys(conn, compiled.sql, cursor):
