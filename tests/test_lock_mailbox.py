@@ -121,20 +121,25 @@ def test_a_lock_taken_in_a_rolled_back_savepoint_is_taken_again(db):
 _OUTBOX_ROWS = Prepared(select(func.count()).select_from(OutboundMessage))
 
 
-def _waiting_for_a_lock(db) -> bool:
+def _waiting_for_a_lock(db, backends: list[int]) -> bool:
+    """The server process of the other thread's transaction waits for a lock."""
+    if not backends:
+        return False  # that transaction has not begun yet
     with db.read() as session:
-        return bool(session.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted")))
+        return bool(session.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted "
+                                        "AND pid = :pid"), {"pid": backends[0]}))
 
 
 def test_a_read_sent_with_the_lock_sees_what_the_holder_committed(db):
     if db.engine.dialect.name == "sqlite":
         pytest.skip("SQLite serializes writers with its database lock")
     room_id = _room_id(db)
-    seen = []
+    seen, backends = [], []
 
     def lock_then_read() -> None:
         with db.write() as session:
             room = session.get_one(Mailbox, room_id)
+            backends.append(session.connection().connection.driver_connection.info.backend_pid)
             with pipelined(session.connection()):  # one round trip: the lock, then the read
                 locked = lock_mailbox_later(session, room_id)
                 count = _OUTBOX_ROWS.rows_later(session.connection(), {})
@@ -148,8 +153,9 @@ def test_a_read_sent_with_the_lock_sees_what_the_holder_committed(db):
         other = threading.Thread(target=lock_then_read)
         other.start()
         deadline = time.monotonic() + 20
-        while not _waiting_for_a_lock(db) and time.monotonic() < deadline:
+        while not _waiting_for_a_lock(db, backends) and time.monotonic() < deadline:
             time.sleep(0.01)
+        assert _waiting_for_a_lock(db, backends), "the other transaction never waited"
         assert seen == []
     other.join(20)
     assert seen == [(True, "Room one", 1)]  # the row and the other table as committed
