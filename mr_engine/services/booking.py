@@ -234,8 +234,10 @@ def _apply(session: Session, req: Request, booking: Booking | None,
            expanded: Expansion | None) -> BookingResult:
     if booking is not None and not _by_organizer(booking, req.invitation):
         return _not_organizer(req, booking)
-    if expanded is None:  # a CANCEL: nothing was expanded
+    if req.invitation.method == "CANCEL":
         return _cancel(session, req, booking)
+    if expanded is None:  # process takes a REQUEST or a CANCEL: unprocessable() stops others
+        raise ValueError(f"not a REQUEST or CANCEL: {req.invitation.method}")
     result = _instances(session, req, booking, expanded) if req.invitation.master is None \
         else _series(session, req, booking, expanded)
     if any(e.out_of_range for e in req.invitation.events):
