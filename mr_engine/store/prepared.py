@@ -75,7 +75,7 @@ class Prepared:
         ``pipelined`` block, after the block (whose round trip brings them). Call it once.
         Where there is no pipeline (SQLite) the rows are read at once, so that an error of
         the statement comes where it is run on either database."""
-        if conn.dialect.name != "postgresql":
+        if not _pipelines(conn):
             rows = self.rows(conn, params)
             return lambda: rows
         compiled = self._compiled(conn.dialect)
@@ -117,6 +117,11 @@ class Prepared:
         return found
 
 
+def _pipelines(conn: Connection) -> bool:
+    """Whether statements on ``conn`` can be sent together (psycopg's pipeline mode)."""
+    return conn.dialect.name == "postgresql"
+
+
 @contextmanager
 def pipelined(conn: Connection) -> Iterator[None]:
     """The statements run in this block are sent together, their results read at its end or
@@ -124,7 +129,7 @@ def pipelined(conn: Connection) -> Iterator[None]:
     that wait for nothing, instead of one each; elsewhere each runs as it comes. An error is
     raised as SQLAlchemy raises it, as ``Prepared`` does (a failed statement aborts the
     transaction, and the statements after it do not run)."""
-    if conn.dialect.name != "postgresql":
+    if not _pipelines(conn):
         yield
         return
     driver = conn.connection.driver_connection
@@ -146,7 +151,7 @@ def commit_later(conn: Connection) -> None:
     the COMMIT is raised at the block's end, and the transaction is rolled back as before.
     Anything the ORM still has to flush must be flushed before. Elsewhere nothing: the
     Session's commit commits."""
-    if conn.dialect.name != "postgresql":
+    if not _pipelines(conn):
         return
     cursor = conn.connection.driver_connection.cursor()
     with _as_sqlalchemys(conn, "COMMIT", cursor, close=True):
