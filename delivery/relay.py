@@ -5,12 +5,14 @@ thread so the event loop never blocks. A pass claims up to CLAIM_BATCH due messa
 time (see ``delivery/outbox.py`` for the lease that keeps several processes from sending one
 twice), sends each with its own envelope over one SMTP session (pipelined where the
 smarthost offers it, ``smtp_client.py``), records the outcomes and goes on until a claim
-comes back short (nothing more was due). Delivery code calls
+comes back short (nothing more was due). A claim's messages are started within SEND_BUDGET
+seconds; any left then go back to the queue with the record, for the next claim at once, so
+that a lease covers a bounded time whatever a claim's size. Delivery code calls
 ``wake()`` after committing a transaction that queued something; between wakes the worker
 polls every second, for retries that have come due and for messages queued by other
 processes (kopano-mr-accept, queue retry). A pass begins at least PASS_SPACING after the
 one before it began, so that under load a pass carries the replies of many batches: each
-pass takes the store's write lock twice, which the delivery committers wait for.
+claim and each record takes the store's write lock, which the delivery committers wait for.
 
 A message with a UTF-8 address or header is sent with SMTPUTF8 (RFC 6531) when the smarthost
 offers it, and fails for good with a ``last_error`` saying so when it does not; everything
@@ -49,13 +51,17 @@ log = logging.getLogger("delivery.relay")
 # The ``result`` label of mr_engine_relay_attempts_total, by the row's status after it.
 ATTEMPT_RESULTS = {outbox.SENT: "sent", outbox.QUEUED: "deferred", outbox.FAILED: "failed"}
 PASS_BUDGET = 30.0  # seconds a pass goes on claiming messages
-CLAIM_BATCH = 40  # messages claimed (and recorded) per write transaction
+# Seconds a claim's messages may take to be started: those left then are given back (see
+# the module's docstring). A pipelined reply takes a millisecond or two to a working
+# smarthost, so only a slow one gets there.
+SEND_BUDGET = 60.0
+CLAIM_BATCH = 200  # messages claimed (and recorded) per write transaction, at most
 # Seconds from one pass's start to the next's, at least. An idle relay sends a reply at
-# once; under load (load 2: 120 to 170 replies a second a worker) a pass every 0.25 s
-# carries 30 to 40, claimed in one write transaction and recorded in another, where a pass
-# per wake carried about 10 and took the write lock twice as often: 15% of the lock's time
-# on SQLite (an fsync each time; the committers waited for it), 7% now.
-PASS_SPACING = 0.25
+# once; under load a pass carries what was queued since the last, claimed in one write
+# transaction and recorded in another. Load 2 queues about 240 replies a second a worker:
+# every 0.25 s with claims of 40, that was four holds of SQLite's write lock a pass (8% of
+# the lock's time, the committers waiting); every 0.5 s in one claim it is two.
+PASS_SPACING = 0.5
 
 
 
@@ -280,10 +286,11 @@ class Relay:
         self.spacing = spacing
         self.owner = _worker_id()
         # A pass stamps leases from the ``now`` it started with, so a lease must outlast the
-        # pass's claiming time plus the SMTP conversations of a whole claimed batch (each
-        # bounded by the timeout; a dead smarthost fails the rest of the pass at once).
+        # pass's claiming time, a claim's send budget and the message started last (its
+        # conversation: a few steps, each bounded by the timeout), with a margin.
+        self.send_budget = SEND_BUDGET
         self.lease = dt.timedelta(
-            seconds=PASS_BUDGET + (CLAIM_BATCH + 3) * settings.smarthost_timeout + 60)
+            seconds=PASS_BUDGET + SEND_BUDGET + 3 * settings.smarthost_timeout + 60)
         self.lifetime = dt.timedelta(seconds=settings.queue_lifetime)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._woken: asyncio.Event | None = None
@@ -360,15 +367,19 @@ class Relay:
             if not jobs:
                 done.complete = True
                 break
-            sent = _Attempt.all(link, jobs)
+            sent = _Attempt.all(link, jobs, time.monotonic() + self.send_budget)
+            left = [job.id for job in jobs[len(sent):]]
+            if left:
+                link.close()  # it may have a next message's envelope sent, without content
             with self._writer.write() as session:
                 recorded = outbox.record_all(session, [(a.job, a.outcome) for a in sent],
                                              self.owner, now, self.lifetime)
+                outbox.release(session, left, self.owner)
             for attempt, results in zip(sent, recorded):
                 attempt.log(results, self.settings.smarthost, now)
                 _count_attempt(results)
                 done.attempts.append(results)
-            if len(jobs) < CLAIM_BATCH:
+            if not left and len(jobs) < CLAIM_BATCH:
                 # The claim took all that was due at ``now``: no third write transaction
                 # to find nothing (under load a pass's messages are often all in its first
                 # claim). What comes due later is the next pass's, on its wake() or poll.
@@ -385,15 +396,19 @@ class _Attempt:
     seconds: float
 
     @classmethod
-    def all(cls, link: SmtpLink, jobs: list[RelayJob]) -> list["_Attempt"]:
-        """The jobs sent over ``link``; an attempt's seconds run from the outcome before it
-        (its group may have gone out with the content before it)."""
+    def all(cls, link: SmtpLink, jobs: list[RelayJob], deadline: float) -> list["_Attempt"]:
+        """The first of the jobs, and the others in order while ``time.monotonic()`` has not
+        reached ``deadline``, sent over ``link``; an attempt's seconds run from the outcome
+        before it (its group may have gone out with the content before it)."""
         attempts = []
         started = time.monotonic()
-        for job, outcome in link.send_all(jobs):
-            ended = time.monotonic()
-            attempts.append(cls(job, outcome, ended - started))
-            started = ended
+        with contextlib.closing(link.send_all(jobs)) as outcomes:
+            for job, outcome in outcomes:
+                ended = time.monotonic()
+                attempts.append(cls(job, outcome, ended - started))
+                started = ended
+                if ended >= deadline:
+                    break
         return attempts
 
     def log(self, results: list[AttemptResult], relay: str, now: dt.datetime) -> None:

@@ -506,6 +506,32 @@ def test_dot_stuffing_and_a_missing_final_newline(db, now, smarthost):
     assert got.content == content + b"\r\n"  # unstuffed; a last line is ended by CRLF
 
 
+def test_a_claim_past_its_send_budget_gives_the_rest_back_to_the_next_claim(db, now,
+                                                                           smarthost):
+    """The relay starts a claim's messages only within its send budget (the first always),
+    so that a lease covers a bounded time: the rest go back to the queue, uncounted, and the
+    pass claims them again at once. Over a new connection: the old one may have the next
+    message's envelope sent."""
+    ids = queue(db, now, n=3)
+    hellos = []
+    greet = smarthost.sink.handle_EHLO
+
+    async def counted(server, session, envelope, hostname, responses):
+        hellos.append(hostname)
+        return await greet(server, session, envelope, hostname, responses)
+
+    smarthost.sink.handle_EHLO = counted
+    relay = Relay(db, relay_settings(smarthost.port))
+    relay.send_budget = 0.0  # one message a claim
+    done = relay.run_pass(now)
+    assert done.complete and len(done.attempts) == 3
+    assert [got.content.split(b"\r\n")[0] for got in smarthost.sink.received] == \
+        [b"Subject: m0", b"Subject: m1", b"Subject: m2"]
+    assert len(hellos) == 3
+    assert [(r.id, r.status, r.attempts, r.lease_owner) for r in outbox_rows(db)] == \
+        [(i, "sent", 1, None) for i in ids]
+
+
 def test_a_crashed_send_is_retried_after_its_lease_expires(db, now, smarthost):
     queue(db, now)
     with db.write() as session:  # a worker claims the message, then dies before sending

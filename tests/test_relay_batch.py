@@ -63,6 +63,26 @@ def test_claim_reads_the_envelope_and_stamps_the_lease(db, now):
         assert outbox.claim(session, "you", now, LEASE, 5) == []
 
 
+def test_release_gives_back_only_the_owners_claims_uncounted(db, now):
+    queue(db, now, [["a@example.org"], ["b@example.org"], ["c@example.org"]])
+    with db.write() as session:
+        mine = outbox.claim(session, "me", now, LEASE, 3)
+    with db.write() as session:  # the first's lease expired and another worker took it
+        [taken] = outbox.claim(session, "other", now + 2 * LEASE, LEASE, 1)
+    assert taken.id == mine[0].id
+    with db.write() as session:
+        outbox.release(session, [job.id for job in mine], "me")
+        outbox.release(session, [], "me")
+    rows = {r.id: r for r in outbox_rows(db)}
+    assert (rows[taken.id].lease_owner, rows[taken.id].attempts) == ("other", 2)
+    for job in mine[1:]:
+        assert (rows[job.id].status, rows[job.id].lease_owner, rows[job.id].lease_until,
+                rows[job.id].attempts) == (QUEUED, None, None, 0)
+    with db.write() as session:  # due again at once, for anyone
+        assert [j.id for j in outbox.claim(session, "you", now, LEASE, 5)] == \
+            [job.id for job in mine[1:]]
+
+
 # --- the server's relay keeps its SMTP connection from pass to pass ---------------------------
 
 def queue_one(db, now, rcpt="bob@example.org"):

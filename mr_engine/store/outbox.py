@@ -219,6 +219,9 @@ _HELD = PerCount(lambda count: select(_T.c.id).where(in_ids(_T.c.id, count),
                                                      _T.c.lease_owner == bindparam("owner")))
 _SENT = PerCount(lambda count: update(_T).where(in_ids(_T.c.id, count)).values(
     status=SENT, last_error="", lease_owner=None, lease_until=None))
+_RELEASE = PerCount(lambda count: update(_T).where(
+    in_ids(_T.c.id, count), _T.c.lease_owner == bindparam("owner")).values(
+    attempts=_T.c.attempts - 1, lease_owner=None, lease_until=None))
 
 
 def claim(session: Session, owner: str, now: dt.datetime,
@@ -236,6 +239,17 @@ def claim(session: Session, owner: str, now: dt.datetime,
         statement.run(conn, {**id_params(part), "owner": owner, "until": now + lease})
     return [RelayJob(row_id, sender, tuple(_split(recipients)), content, attempts + 1, created)
             for row_id, sender, recipients, content, attempts, created in rows]
+
+
+def release(session: Session, ids: Sequence[int], owner: str) -> None:
+    """Gives back those of ``ids`` that ``owner`` claimed and did not attempt: due again at
+    once for any relay, their claim's attempt not counted. One whose lease another worker
+    has taken over meanwhile is left to it."""
+    if not ids:
+        return
+    conn = session.connection()
+    for statement, part in _RELEASE.chunks(sorted(ids)):
+        statement.run(conn, {**id_params(part), "owner": owner})
 
 
 def retry_at(attempts: int, created_at: dt.datetime, now: dt.datetime,
