@@ -195,6 +195,7 @@ class Committer:
         if not careful:
             outbox.defer(session)  # written with the batch's messages, below
             cal.defer_touches(session)
+            cal.defer_new_bookings(session)  # each with the statement after it
             try:
                 self._claim_all(loaded, [jobs[i] for i in order], mailboxes, now)
             except Exception:

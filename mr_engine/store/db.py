@@ -30,7 +30,7 @@ from mr_engine import metrics
 from mr_engine.store import per_transaction
 from mr_engine.store.entities import MAILBOXES
 from mr_engine.store.models import Mailbox
-from mr_engine.store.prepared import Prepared
+from mr_engine.store.prepared import Prepared, send_waiting_first
 from mr_engine.store.store_access import prepare_sqlite_store
 
 if TYPE_CHECKING:
@@ -59,7 +59,9 @@ def make_engine(url: str, pool_size: int = 10, store_group: str = "") -> Engine:
                                pool_size=pool_size, max_overflow=pool_size)
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    send_waiting_first(engine)
+    return engine
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -16,11 +16,12 @@ Statements run this way bypass SQLAlchemy's execution events (``before_cursor_ex
 from __future__ import annotations
 
 import threading
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, Select, Table, bindparam
+from sqlalchemy import ColumnElement, Connection, Engine, Select, Table, bindparam, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.base import Executable
@@ -78,6 +79,7 @@ class Prepared:
         if not _pipelines(conn):
             rows = self.rows(conn, params)
             return lambda: rows
+        _send_waiting(conn)
         compiled = self._compiled(conn.dialect)
         cursor = conn.connection.driver_connection.cursor()
         with _as_sqlalchemys(conn, compiled.sql, cursor):
@@ -104,6 +106,7 @@ class Prepared:
         """The statement and a cursor of the transaction's own DBAPI connection; a DBAPI
         error is raised as SQLAlchemy raises it (``exc.DBAPIError``: OperationalError,
         IntegrityError...), so that callers tell a store fault from a bug as before."""
+        _send_waiting(conn)
         compiled = self._compiled(conn.dialect)
         cursor = conn.connection.driver_connection.cursor()
         with _as_sqlalchemys(conn, compiled.sql, cursor, close=True):
@@ -153,9 +156,58 @@ def commit_later(conn: Connection) -> None:
     Session's commit commits."""
     if not _pipelines(conn):
         return
+    _send_waiting(conn)
     cursor = conn.connection.driver_connection.cursor()
     with _as_sqlalchemys(conn, "COMMIT", cursor, close=True):
         cursor.execute("COMMIT")
+
+
+# --- statements sent with the next one ---------------------------------------------------------
+#
+# Inside a resource's row lock on PostgreSQL every round trip is one the other workers wait
+# for. A write whose result nobody reads (a new booking's row) need not have one of its own:
+# it is sent before the next statement on the connection, whichever runs it (a ``Prepared``,
+# SQLAlchemy, the COMMIT), so the server runs it in the order it was asked for, and in a
+# ``pipelined`` block in that block's round trip.
+
+_WAITING = "mr_engine statements sent with the next"  # Connection.info: (transaction, [...])
+
+
+def send_with_next(conn: Connection, statement: Prepared, params: Mapping[str, Any]) -> None:
+    """Run ``statement`` for its effect before the next statement on ``conn`` (at once where
+    nothing pipelines: SQLite). Its error is raised where that one runs, and fails the
+    transaction; so only for writes in a transaction that a failure rolls back whole.
+    ``send_waiting_first`` must be set up on the engine."""
+    if not _pipelines(conn):
+        statement.run(conn, params)
+        return
+    transaction = conn.get_transaction()
+    held = conn.info.get(_WAITING)
+    if held is None or held[0]() is not transaction:
+        held = conn.info[_WAITING] = (weakref.ref(transaction), [])
+    held[1].append((statement, params))
+
+
+def send_waiting_first(engine: Engine) -> None:
+    """The engine's connections send what ``send_with_next`` holds before any statement of
+    SQLAlchemy's and before a commit; a rollback drops it."""
+    event.listen(engine, "before_cursor_execute",
+                 lambda conn, *statement: _send_waiting(conn))
+    event.listen(engine, "commit", _send_waiting)
+    event.listen(engine, "rollback", lambda conn: conn.info.pop(_WAITING, None))
+
+
+def _send_waiting(conn: Connection) -> None:
+    """Run the statements waiting for the next, in their order; none held for another
+    transaction than this one (it ended without a rollback event) ever runs."""
+    held = conn.info.pop(_WAITING, None)
+    if held is None or held[0]() is not conn.get_transaction():
+        return
+    cursor = conn.connection.driver_connection.cursor()
+    for statement, params in held[1]:
+        compiled = statement._compiled(conn.dialect)
+        with _as_sqlalchemys(conn, compiled.sql, cursor):
+            cursor.execute(compiled.sql, compiled.parameters(params))
 
 
 @contextmanager
