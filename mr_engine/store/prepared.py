@@ -194,7 +194,14 @@ def send_waiting_first(engine: Engine) -> None:
     event.listen(engine, "before_cursor_execute",
                  lambda conn, *statement: _send_waiting(conn))
     event.listen(engine, "commit", _send_waiting)
-    event.listen(engine, "rollback", lambda conn: conn.info.pop(_WAITING, None))
+    event.listen(engine, "rollback", _drop_waiting)
+
+
+def _drop_waiting(conn: Connection) -> None:
+    # A connection that died has no info to read (SQLAlchemy refuses it until the rollback
+    # is over); what it held is for a transaction that ended, which _send_waiting skips.
+    if not conn.invalidated:
+        conn.info.pop(_WAITING, None)
 
 
 def _send_waiting(conn: Connection) -> None:
