@@ -75,8 +75,8 @@ def test_a_commit_sends_it_and_a_rollback_drops_it(db):
     assert _stored(db) == ["kept", "held"]
 
 
-def _request(uid: str, n: int) -> Envelope:
-    content = invite(uid, T9, T9 + HOUR, ROOM, message_id=f"<{uid}-{n}@remote.example>")
+def _request(uid: str, n: int, start: dt.datetime = T9) -> Envelope:
+    content = invite(uid, start, start + HOUR, ROOM, message_id=f"<{uid}-{n}@remote.example>")
     message = parse_message(content)
     return Envelope("organizer@remote.example", content, message, message_id_of(message))
 
@@ -92,9 +92,7 @@ def test_a_batchs_requests_for_one_slot_see_the_bookings_before_them(db, db_url)
     assert [e["uid"] for e in agenda(db_url, "room")] == ["m0"]
     answers = [r.subject.split(":")[0] for r in outbox_rows(db)]  # and COUNTERs
     assert (answers.count("Accepted"), answers.count("Declined")) == (1, 2)
-    later = dt.timedelta(days=1)  # and a request after the batch sees them committed
-    content = invite("m9", T9 + later, T9 + later + HOUR, ROOM, message_id="<m9@remote.example>")
-    message = parse_message(content)
-    assert one_batch(db, [(Envelope("organizer@remote.example", content, message,
-                                    message_id_of(message)), [(ROOM, room)])]) == [[DELIVERED]]
+    # and a request after the batch sees them committed
+    next_day = _request("m9", 9, T9 + dt.timedelta(days=1))
+    assert one_batch(db, [(next_day, [(ROOM, room)])]) == [[DELIVERED]]
     assert [e["uid"] for e in agenda(db_url, "room")] == ["m0", "m9"]
