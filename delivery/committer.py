@@ -20,6 +20,7 @@ inserts inside each recipient's savepoint.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import queue
@@ -35,7 +36,7 @@ from mr_engine.config import Settings
 from mr_engine.metrics import Count
 from mr_engine.store.db import Database
 from mr_engine.store import calendar_store as cal, outbox
-from mr_engine.store.directories import open_directory
+from mr_engine.store.directories import mailboxes_later, open_directory
 from mr_engine.store.mailbox_rows import MailboxRow, mailbox_rows_later
 from mr_engine.store.prepared import commit_later, pipelined
 
@@ -176,17 +177,14 @@ class Committer:
         """
         # One statement reads the batch's mailboxes, one their stores and folders, one their
         # out-of-office states (and the pools' addresses, if the pool step will ask): on
-        # PostgreSQL sent together (with the BEGIN), one round trip. The entities of those
-        # that may book are loaded too, in one more (the meeting and pool steps need them).
+        # PostgreSQL sent together (with the BEGIN), one round trip. Then the entities of
+        # those that may book and the batch's claims, in one more.
         ids = sorted({job.mailbox_id for job in jobs})
         calendars = any(job.envelope.calendar is not None for job in jobs)
         with pipelined(session.connection()):
             read_mailboxes = mailbox_rows_later(session.connection(), ids)
             load = Batch.later(session, ids, pools=calendars)
         mailboxes, loaded = read_mailboxes(), load()
-        booking = [row.id for row in mailboxes.values() if row.may_book]
-        if booking:
-            loaded.entities = open_directory(self.settings, session).mailboxes(booking)
         loaded.defer = True  # written below, once for the batch
         loaded.rerun_on_failure = not careful
         # Mailbox order, so that row locks (resources, first stores) are taken in one order
@@ -196,10 +194,13 @@ class Committer:
             outbox.defer(session)  # written with the batch's messages, below
             cal.defer_touches(session)
             cal.defer_new_bookings(session)  # each with the statement after it
-            try:
-                self._claim_all(loaded, [jobs[i] for i in order], mailboxes, now)
-            except Exception:
-                return None
+        try:
+            self._entities_and_claims(session, loaded, [jobs[i] for i in order], mailboxes,
+                                      now, careful)
+        except Exception:
+            if careful:
+                raise  # the careful run fails: 451 for all
+            return None
         by_index: dict[int, _Result] = {}
         for i in order:
             row = mailboxes.get(jobs[i].mailbox_id)  # None: deleted since RCPT
@@ -230,21 +231,38 @@ class Committer:
         give_ids()
         return [by_index[i] for i in range(len(jobs))]
 
-    def _claim_all(self, loaded: Batch, jobs: list[DeliveryJob], mailboxes: dict[int, MailboxRow],
-                   now: dt.datetime) -> None:
-        """The batch's Message-ID claims in one statement, when the pipeline checks them.
+    def _entities_and_claims(self, session: Session, loaded: Batch, jobs: list[DeliveryJob],
+                             mailboxes: dict[int, MailboxRow], now: dt.datetime,
+                             careful: bool) -> None:
+        """The entities of the mailboxes that may book (the meeting and pool steps need
+        them) and, in the first run, the batch's Message-ID claims: on PostgreSQL sent
+        together, one round trip (a careful run claims in each delivery's savepoint)."""
+        booking = [row.id for row in mailboxes.values() if row.may_book]
+        source = open_directory(self.settings, session) if booking else None
+        together = source is not None and not careful  # else one statement at most
+        with pipelined(session.connection()) if together else contextlib.nullcontext():
+            entities = mailboxes_later(source, booking) if source is not None else dict
+            claimed = (lambda: None) if careful else self._claim_all_later(loaded, jobs,
+                                                                           mailboxes, now)
+        loaded.entities = entities()
+        claimed()
+
+    def _claim_all_later(self, loaded: Batch, jobs: list[DeliveryJob],
+                         mailboxes: dict[int, MailboxRow], now: dt.datetime) -> Callable[[], None]:
+        """The batch's Message-ID claims in one statement, when the pipeline checks them
+        (``Batch.claim_all_later``).
 
         Only into stores that exist: creating one takes its mailbox's row lock, which its
         own delivery takes in turn (mailbox order), not all of them before the first.
         """
         if pipeline.skip_duplicate not in self.steps:
-            return
+            return lambda: None
         keys = []
         for job in jobs:
             store_id = loaded.stores.known(job.mailbox_id)
             if store_id is not None and job.mailbox_id in mailboxes and job.envelope.message_id:
                 keys.append((store_id, job.envelope.message_id))
-        loaded.claim_all(keys, now, self.settings.dedupe_window)
+        return loaded.claim_all_later(keys, now, self.settings.dedupe_window)
 
     def _run(self, session: Session, loaded: Batch, job: DeliveryJob, row: MailboxRow | None,
              now: dt.datetime) -> "_Result":

@@ -136,9 +136,10 @@ class Batch:
     stores: StoreIndex
     oof: dict[int, OofState]  # by mailbox id; a mailbox missing here has none set
     filings: messages.Filings = field(default_factory=messages.Filings)
-    # The (store id, Message-ID) claims made for the whole batch at once (``claim_all``):
-    # whether the next delivery of that key is the first copy. A key missing here (a store
-    # created in this batch, or no claims made at once) is claimed by its delivery.
+    # The (store id, Message-ID) claims made for the whole batch at once
+    # (``claim_all_later``): whether the next delivery of that key is the first copy. A key
+    # missing here (a store created in this batch, or no claims made at once) is claimed by
+    # its delivery.
     claims: dict[tuple[int, str], bool] = field(default_factory=dict)
     # The group committer writes the filings itself (``write``), once for the batch; left
     # False, each filing is written at once.
@@ -204,16 +205,25 @@ class Batch:
         self.filings.write_sizes(self.conn)
         return self.filings.send_messages(self.conn)
 
-    def claim_all(self, keys: list[tuple[int, str]], now: dt.datetime, window: int) -> None:
+    def claim_all_later(self, keys: list[tuple[int, str]], now: dt.datetime,
+                        window: int) -> Callable[[], None]:
         """Claim these Message-IDs in one statement (for a batch without savepoints: a
-        refused delivery rolls them all back). ``keys`` in the order the deliveries run."""
-        if window > 0 and keys:
-            won = messages.claim_message_ids(self.conn, keys, now, window)
+        refused delivery rolls them all back), sent now; the claims are known once the
+        function returned is called (in a ``prepared.pipelined`` block: after it). ``keys``
+        in the order the deliveries run."""
+        if window <= 0 or not keys:
+            return lambda: None
+        read = messages.claim_message_ids_later(self.conn, keys, now, window)
+
+        def claimed() -> None:
+            won = read()
             self.claims = {key: key in won for key in keys}
+        return claimed
 
     def is_duplicate(self, store_id: int, message_id: str | None, now: dt.datetime,
                      window: int) -> bool:
-        """``messages.is_duplicate``, from the batch's claims when ``claim_all`` made one."""
+        """``messages.is_duplicate``, from the batch's claims when ``claim_all_later`` made
+        one."""
         first = self.claims.get((store_id, message_id or ""))
         if first is None:
             return messages.is_duplicate(self.conn, store_id, message_id, now, window)

@@ -6,12 +6,17 @@ The deliveries are queued before the writer thread starts, so they are one batch
 
 from __future__ import annotations
 
+import contextlib
+
+import psycopg
+
+from mr_engine.delivery import committer
 from mr_engine.delivery.context import Envelope, Outcome, message_id_of, parse_message
 from mr_engine.delivery.pipeline import DELIVERED, DUPLICATE, OVER_QUOTA
 from mr_engine.store.db import Database
 from mr_engine.store.directory import get_user
 from mr_engine.store.stores import store_of
-from mr_engine.testing.accounts import add_users
+from mr_engine.testing.accounts import add_resource, add_users
 from mr_engine.testing.batches import one_batch
 from mr_engine.testing.store_views import messages_of
 
@@ -93,3 +98,46 @@ def test_a_batch_longer_than_one_statement_files_each_once_in_order(db):
     filed = messages_of(db, "alice")
     assert [m.message_id for m in filed] == ["<m0@x>", *ids[:39]]
     assert _store_size(db, "alice") == sum(m.size for m in filed)
+
+
+def test_a_resources_entity_and_the_claims_are_read_together(db, monkeypatch):
+    # A resource in the batch (it may book): its entity is loaded for the steps. On
+    # PostgreSQL that read and the batch's claims go in one pipelined block (one round
+    # trip); on both stores the claims still tell the second copy.
+    add_users(db, "alice")
+    add_resource(db, "room1", "room1@example.com")
+    _one_batch(db, [(_envelope("<m0@x>"), ["alice", "room1"])])  # both stores exist
+    blocks = _pipelined_blocks(monkeypatch)
+    answers = _one_batch(db, [(_envelope("<m1@x>"), ["alice", "room1"]),
+                              (_envelope("<m1@x>"), ["alice", "room1"])])
+    assert answers == [[DELIVERED, DELIVERED], [DUPLICATE, DUPLICATE]]
+    assert [m.message_id for m in messages_of(db, "room1")] == ["<m0@x>", "<m1@x>"]
+    if db.engine.dialect.name == "postgresql":
+        assert any(any("FROM mailboxes" in sql for sql in block)
+                   and any("INSERT INTO delivered_ids" in sql for sql in block)
+                   for block in blocks), blocks
+
+
+def _pipelined_blocks(monkeypatch) -> list[list[str]]:
+    """The SQL that psycopg's cursors run inside each of the committer's pipelined blocks."""
+    blocks: list[list[str]] = []
+    inside = [False]
+    real_block, real_execute = committer.pipelined, psycopg.Cursor.execute
+
+    @contextlib.contextmanager
+    def recorded(conn):
+        blocks.append([])
+        inside[0] = True
+        try:
+            with real_block(conn):
+                yield
+        finally:
+            inside[0] = False
+
+    def execute(cursor, query, *args, **kwargs):
+        if inside[0]:
+            blocks[-1].append(str(query))
+        return real_execute(cursor, query, *args, **kwargs)
+    monkeypatch.setattr(committer, "pipelined", recorded)
+    monkeypatch.setattr(psycopg.Cursor, "execute", execute)
+    return blocks

@@ -7,9 +7,9 @@ on the first one's uncommitted key, then sees its stamp (or, if the first rolled
 after all). SQLite serializes writers anyway. Used for duplicate suppression (one copy of a
 Message-ID per store) and for the out-of-office interval (one reply per sender).
 
-``claim_many`` makes many claims in one such statement (a multi-row VALUES list, run as a
-``store.prepared`` statement: it runs for every batch of deliveries); the rows go in the
-caller's order, so that every process takes the row locks in one order.
+``claim_many_later`` makes many claims in one such statement (a multi-row VALUES list, run
+as a ``store.prepared`` statement: it runs for every batch of deliveries); the rows go in
+the caller's order, so that every process takes the row locks in one order.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from sqlalchemy.sql.dml import Insert
 
 from mr_engine.store.prepared import PerCount, row_params, values_rows
 
-__all__ = ["claim", "claim_many"]
+__all__ = ["claim", "claim_many_later"]
 
 
 @functools.cache
@@ -63,14 +63,14 @@ def claim(conn: Connection, table: Table, values: dict[str, Any], stamp: str,
     return conn.execute(stmt, {**values, "only_before": only_before}).first() is not None
 
 
-def claim_many(conn: Connection, table: Table, rows: list[dict[str, Any]], stamp: str,
-               only_before: dt.datetime) -> set[tuple[Any, ...]]:
-    """``claim`` for each row (no two with one key), in one statement; the keys won."""
+def claim_many_later(conn: Connection, table: Table, rows: list[dict[str, Any]], stamp: str,
+                     only_before: dt.datetime) -> Callable[[], set[tuple[Any, ...]]]:
+    """``claim`` for each row (no two with one key), in one statement sent now; the
+    function returned gives the keys won (in a ``prepared.pipelined`` block, read with the
+    block's other statements). Call it once."""
     if not rows:
-        return set()
+        return set
     columns = tuple(rows[0])
-    won: set[tuple[Any, ...]] = set()
-    for statement, part in _many(table, stamp, conn.dialect.name, columns).chunks(rows):
-        params = {**row_params(part, columns), "only_before": only_before}
-        won.update(statement.rows(conn, params))
-    return won
+    reads = [statement.rows_later(conn, {**row_params(part, columns), "only_before": only_before})
+             for statement, part in _many(table, stamp, conn.dialect.name, columns).chunks(rows)]
+    return lambda: {key for read in reads for key in read()}

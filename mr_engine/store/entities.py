@@ -11,7 +11,7 @@ history, relationships loaded lazily when asked for.
 
 from __future__ import annotations
 
-from typing import Any, Collection, Generic, Sequence, TypeVar
+from typing import Any, Callable, Collection, Generic, Sequence, TypeVar
 
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, make_transient_to_detached
@@ -39,11 +39,20 @@ class Entities(Generic[M]):
     def by_ids(self, session: Session, ids: Collection[int]) -> dict[int, M]:
         """Those of ``ids`` whose rows exist, in the session. One the session holds already
         is returned as it is, as the ORM's select returns it."""
-        found: dict[int, M] = {}
+        return self.by_ids_later(session, ids)()
+
+    def by_ids_later(self, session: Session, ids: Collection[int]) -> Callable[[], dict[int, M]]:
+        """``by_ids``, its read sent now and the entities made when the function returned
+        is called (in a ``prepared.pipelined`` block: after it). Call it once."""
         if not ids:
-            return found  # the session untouched: no transaction begun for nothing
+            return dict  # the session untouched: no transaction begun for nothing
         session.flush()  # the read below must see this session's changes, as the ORM's would
-        for row in self._rows.rows_by_ids(session.connection(), sorted(ids)):
+        read = self._rows.rows_by_ids_later(session.connection(), sorted(ids))
+        return lambda: self._in_session(session, read())
+
+    def _in_session(self, session: Session, rows: list[tuple[Any, ...]]) -> dict[int, M]:
+        found: dict[int, M] = {}
+        for row in rows:
             key = row[self._id]
             held = session.identity_map.get(self._mapper.identity_key_from_primary_key([key]))
             found[key] = held if held is not None else self._added(session, row)

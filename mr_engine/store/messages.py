@@ -22,7 +22,7 @@ from sqlalchemy import (ARRAY, BigInteger, Connection, Integer, Table, bindparam
                         insert, select, update)
 from sqlalchemy.orm import Session
 
-from mr_engine.store.claims import claim, claim_many
+from mr_engine.store.claims import claim, claim_many_later
 from mr_engine.config import Settings
 from mr_engine.store.directories import NotFound
 from mr_engine.store.mailbox_rows import MailboxRow
@@ -69,14 +69,15 @@ def is_duplicate(conn: Connection, store_id: int, message_id: str | None,
     return not claim(conn, _DELIVERED, values, "delivered_at", since)
 
 
-def claim_message_ids(conn: Connection, keys: list[tuple[int, str]], now: dt.datetime,
-                      window: int) -> set[tuple[int, str]]:
+def claim_message_ids_later(conn: Connection, keys: list[tuple[int, str]], now: dt.datetime,
+                            window: int) -> Callable[[], set[tuple[int, str]]]:
     """``is_duplicate``'s claim for many (store id, Message-ID) keys, in one statement and in
-    the order given; the keys won (the others are duplicates)."""
+    the order given, sent now (``claims.claim_many_later``); the function returned gives the
+    keys won (the others are duplicates)."""
     rows = [{"store_id": store_id, "message_id": message_id, "delivered_at": now}
             for store_id, message_id in dict.fromkeys(keys)]
     since = now - dt.timedelta(seconds=window)
-    return claim_many(conn, _DELIVERED, rows, "delivered_at", since)
+    return claim_many_later(conn, _DELIVERED, rows, "delivered_at", since)
 
 
 def forget_message_ids(conn: Connection, before: dt.datetime) -> int:

@@ -16,7 +16,7 @@ a delivery needs no second lookup. Changing users and groups is the ``db`` sourc
 from __future__ import annotations
 
 import importlib
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -114,3 +114,12 @@ def open_directory(settings: Settings, session: Session) -> Directory:
     """The source ``settings.user_plugin`` names, reading in ``session``."""
     module = importlib.import_module(USER_PLUGINS[settings.user_plugin])
     return module.open_source(settings, session)
+
+
+def mailboxes_later(source: Directory, ids: Collection[int]) -> Callable[[], dict[int, Mailbox]]:
+    """``source.mailboxes(ids)``, the lookup sent now where the source can send it (its
+    ``mailboxes_later``: the rows of db and ldap, in a ``store.prepared.pipelined`` block
+    with the block's other statements), else made when the function returned is called.
+    The group committer claims a batch's Message-IDs in the same round trip."""
+    later = getattr(source, "mailboxes_later", None)
+    return later(ids) if later is not None else lambda: source.mailboxes(ids)

@@ -6,7 +6,7 @@ membership with ``store.directory``'s functions; this reads them for the engine.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -31,6 +31,9 @@ class SqlDirectory:
 
     def mailboxes(self, ids: Collection[int]) -> dict[int, Mailbox]:
         return MAILBOXES.by_ids(self.session, ids)
+
+    def mailboxes_later(self, ids: Collection[int]) -> Callable[[], dict[int, Mailbox]]:
+        return MAILBOXES.by_ids_later(self.session, ids)
 
     def user(self, name: str) -> Mailbox:
         return directory.get_user(self.session, name)

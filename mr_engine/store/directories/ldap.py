@@ -168,6 +168,9 @@ class LdapDirectory:
     def mailboxes(self, ids: Collection[int]) -> dict[int, Mailbox]:
         return SqlDirectory(self.session).mailboxes(ids)  # the rows: no LDAP
 
+    def mailboxes_later(self, ids: Collection[int]) -> Callable[[], dict[int, Mailbox]]:
+        return SqlDirectory(self.session).mailboxes_later(ids)
+
     def user(self, name: str) -> Mailbox:
         found = self._people(("user", name), entries.user_by(self.schema, self.schema.login,
                                                              [name]))
