@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import contextlib
 
-import psycopg
-
 from mr_engine.delivery import committer
 from mr_engine.delivery.context import Envelope, Outcome, message_id_of, parse_message
 from mr_engine.delivery.pipeline import DELIVERED, DUPLICATE, OVER_QUOTA
+from mr_engine.store import pg_wire
 from mr_engine.store.db import Database
 from mr_engine.store.directory import get_user
 from mr_engine.store.stores import store_of
@@ -119,10 +118,11 @@ def test_a_resources_entity_and_the_claims_are_read_together(db, monkeypatch):
 
 
 def _pipelined_blocks(monkeypatch) -> list[list[str]]:
-    """The SQL that psycopg's cursors run inside each of the committer's pipelined blocks."""
+    """The statements sent on the wire (``store.pg_wire``) inside each of the committer's
+    pipelined blocks."""
     blocks: list[list[str]] = []
     inside = [False]
-    real_block, real_execute = committer.pipelined, psycopg.Cursor.execute
+    real_block, real_send = committer.pipelined, pg_wire.Wire.send
 
     @contextlib.contextmanager
     def recorded(conn):
@@ -134,10 +134,10 @@ def _pipelined_blocks(monkeypatch) -> list[list[str]]:
         finally:
             inside[0] = False
 
-    def execute(cursor, query, *args, **kwargs):
+    def send(wire, sql, *args, **kwargs):
         if inside[0]:
-            blocks[-1].append(str(query))
-        return real_execute(cursor, query, *args, **kwargs)
+            blocks[-1].append(sql.decode())
+        return real_send(wire, sql, *args, **kwargs)
     monkeypatch.setattr(committer, "pipelined", recorded)
-    monkeypatch.setattr(psycopg.Cursor, "execute", execute)
+    monkeypatch.setattr(pg_wire.Wire, "send", send)
     return blocks

@@ -59,7 +59,11 @@ def make_engine(url: str, pool_size: int = 10, store_group: str = "") -> Engine:
                                pool_size=pool_size, max_overflow=pool_size)
         _configure_sqlite(engine)
         return engine
-    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # prepare_threshold None: psycopg prepares nothing of its own. store.prepared's statements
+    # are prepared by store.pg_wire, and psycopg deallocates every prepared statement of the
+    # session (DEALLOCATE ALL) at a rollback once it has prepared any itself.
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                           connect_args={"prepare_threshold": None})
     send_waiting_first(engine)
     return engine
 
