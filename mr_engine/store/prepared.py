@@ -156,8 +156,14 @@ def _pipelines(conn: Connection) -> bool:
 
 
 def _wire(conn: Connection) -> pg_wire.Wire:
-    from mr_engine.store.pg_wire import Wire
-    return Wire.of(conn.connection.driver_connection)
+    wire = _WIRE.get("of")
+    if wire is None:  # imported on first use (an import statement here costs every call)
+        from mr_engine.store.pg_wire import Wire
+        wire = _WIRE["of"] = Wire.of
+    return wire(conn.connection.driver_connection)
+
+
+_WIRE: dict[str, Callable[[Any], pg_wire.Wire]] = {}
 
 
 def _wire_rows(conn: Connection, compiled: _Compiled,
