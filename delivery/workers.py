@@ -53,7 +53,6 @@ log = logging.getLogger("delivery.workers")  # also when run as __main__
 
 RESTART_DELAY = 1.0  # seconds before restarting a worker that died right after starting
 _PR_SET_PDEATHSIG = 1
-_M_ARENA_MAX = -8  # mallopt's parameter (malloc.h)
 _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
@@ -88,8 +87,6 @@ def serve(settings: Settings) -> int:
 def _serve_here(settings: Settings, db: Database, sockets: frontends.Bound) -> int:
     """``workers = 1``: this process is the server."""
     import asyncio  # imported here, as the server's modules are: see the module's doc
-
-    few_malloc_arenas()
 
     from .server import Server
 
@@ -262,7 +259,6 @@ class Supervisor:
 
     def _work(self, index: int, parent: int) -> int:
         _end_with(parent)
-        few_malloc_arenas()  # before the server's threads exist
         code = 0
         try:
             import asyncio  # imported here, as the engine is: see the module's doc
@@ -285,21 +281,6 @@ class Supervisor:
         finally:
             logging.shutdown()
         return code
-
-
-def few_malloc_arenas() -> None:
-    """At most two glibc malloc arenas for this process's threads, unless the administrator
-    set ``MALLOC_ARENA_MAX``. glibc gives each thread that allocates an arena of its own (up
-    to eight a core); a server's threads (event loop, committer, executor, relay) take turns
-    at one GIL, so more arenas only spread its heap: with two, load 4's sum of VmHWM on
-    PostgreSQL was 196.2-196.8 MB against 197.6-200.3 (three runs and four). Elsewhere than
-    glibc nothing is changed."""
-    if "MALLOC_ARENA_MAX" in os.environ:
-        return  # glibc read it at start
-    try:
-        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 2)
-    except (OSError, AttributeError):
-        pass
 
 
 def _end_with(parent: int) -> None:
