@@ -11,9 +11,11 @@ import time
 import weakref
 
 import pytest
-from sqlalchemy import BigInteger, Boolean, Integer, String, bindparam, cast, func, select
+from sqlalchemy import (BigInteger, Boolean, Integer, String, bindparam, cast, func,
+                        literal_column, select, table)
 
 from mr_engine.store.models import Mailbox
+from mr_engine.store import pg_wire
 from mr_engine.store.pg_wire import numbered
 from mr_engine.store.prepared import Prepared, pipelined
 
@@ -36,12 +38,31 @@ def test_pyformat_is_numbered_in_order_of_first_use():
 
 
 def test_parameters_are_typed_as_psycopg_types_them(pg):
-    # A boolean in a SELECT list has no cast; an integer's type depends on its size, and
-    # each size has a statement of its own.
+    # A boolean in a SELECT list has no cast. psycopg types an int by its size; one
+    # statement serves every size.
     with pg.engine.connect() as conn:
         assert _TYPED.rows(conn, {"flag": True, "n": 5}) == [(True, 5)]
         assert _TYPED.rows(conn, {"flag": False, "n": 2**40}) == [(False, 2**40)]
         assert _TYPED.rows(conn, {"flag": None, "n": 7}) == [(None, 7)]
+        assert len(_prepared(conn)) == 2  # with a boolean, and with a NULL of no type
+
+
+def test_a_connection_keeps_a_bounded_set_of_statements(pg, monkeypatch):
+    monkeypatch.setattr(pg_wire, "MOST_PREPARED", 3)
+    counts = [Prepared(select(func.count()).select_from(Mailbox)  # five texts
+                       .where(Mailbox.id > bindparam("n") + literal_column(str(i))))
+              for i in range(5)]
+    with pg.engine.connect() as conn:
+        for _ in range(2):  # the second time round, the first ones were dropped
+            assert [count.rows(conn, {"n": 0}) for count in counts] == [[(0,)]] * 5
+            assert len(_prepared(conn)) <= 3
+            on_server = conn.execute(select(func.count()).select_from(
+                table("pg_prepared_statements"))).scalar()
+            assert on_server <= 3
+
+
+def _prepared(conn) -> dict:
+    return pg_wire.Wire.of(conn.connection.driver_connection).names
 
 
 def test_its_statements_outlive_rollbacks_and_sqlalchemys_own(pg):

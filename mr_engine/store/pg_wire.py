@@ -39,6 +39,11 @@ from psycopg import errors, pq
 from psycopg.adapt import PyFormat, Transformer
 
 _OK = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK)
+# psycopg's dumpers type an int by its size (int2, int4, int8): declared as int8 (which every
+# one of them fits, and which SQLAlchemy's casts narrow), a statement is prepared once
+# whatever the sizes of its values, not again as ids grow.
+_INTEGERS, _INT8 = frozenset((21, 23, 20)), 20
+MOST_PREPARED = 500  # a connection's prepared statements (a few dozen in use)
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
 
 
@@ -116,21 +121,30 @@ class Wire:
         loader = Transformer(self.driver())
         values = loader.dump_sequence(params, [PyFormat.TEXT] * len(params))
         self._open()
-        # Prepared once for each set of parameter types, as psycopg does: a type the
-        # dumpers give (a boolean in a SELECT list has no cast) is the server's to know,
-        # and an integer's type depends on its size.
-        key = (sql, loader.types)
+        # Prepared once for each set of parameter types, as psycopg keys its own: a type
+        # the dumpers give (a boolean in a SELECT list has no cast) is the server's to know.
+        types = tuple(_INT8 if oid in _INTEGERS else oid for oid in loader.types)
+        key = (sql, types)
         name, prepares = self.names.get(key), None
         if name is None:
+            self._bound()
             self._made += 1
             name = prepares = b"mr_%d" % self._made
-            self.pg.send_prepare(name, sql, loader.types)
+            self.pg.send_prepare(name, sql, types)
             self.names[key] = name
             self.queued.append((Result(self, None), prepares))
         self.pg.send_query_prepared(name, values, loader.formats)
         result = Result(self, loader if rows else None)
         self.queued.append((result, None))
         return result
+
+    def _bound(self) -> None:
+        """At most ``MOST_PREPARED`` statements on the session: past that all are dropped
+        (in the pipeline's order, so before the Parse that follows) and prepared again as
+        they come; a long-lived connection's set does not grow without end."""
+        if len(self.names) >= MOST_PREPARED:
+            self.command(b"DEALLOCATE ALL")
+            self.names.clear()
 
     def command(self, sql: bytes) -> Result:
         """A statement without parameters (COMMIT) after those queued before."""
