@@ -13,6 +13,7 @@ import weakref
 import pytest
 from sqlalchemy import (BigInteger, Boolean, Integer, String, bindparam, cast, func,
                         literal_column, select, table)
+from sqlalchemy.exc import DataError
 
 from mr_engine.store.models import Mailbox
 from mr_engine.store import pg_wire
@@ -128,3 +129,10 @@ def test_an_error_of_the_block_itself_is_the_one_raised(pg):
             _NUMBER.rows_later(conn, {"text": "x"})  # fails at the sync the block ends with
             raise RuntimeError("the block's own")
         assert _COUNT.rows(conn, {"n": 0}) == [(0,)]  # rolled back: the connection goes on
+
+
+def test_outside_a_block_a_statement_runs_where_it_is_asked(pg):
+    # As on SQLite, and as psycopg ran it: its error comes there, not where it is read.
+    with pg.engine.connect() as conn, conn.begin():
+        with pytest.raises(DataError):
+            _NUMBER.rows_later(conn, {"text": "x"})

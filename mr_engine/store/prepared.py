@@ -88,10 +88,13 @@ class Prepared:
                    params: Mapping[str, Any]) -> Callable[[], list[tuple[Any, ...]]]:
         """``rows``, run now and read when the function returned is called: in a
         ``pipelined`` block, after the block (whose round trip brings them). Call it once.
-        Where there is no pipeline (SQLite) the rows are read at once, so that an error of
-        the statement comes where it is run on either database."""
+        Outside a block, and where there is no pipeline (SQLite), it runs and is read at
+        once, so that an error of the statement comes where it is run on either database."""
         if _pipelines(conn):
             compiled, result = self._sent(conn, params)
+            if not _wire(conn).depth:
+                rows = _wire_rows(conn, compiled, result)
+                return lambda: rows
             return lambda: _wire_rows(conn, compiled, result)
         with self._cursor(conn) as (compiled, cursor):
             cursor.execute(compiled.sql, compiled.parameters(params))
