@@ -75,21 +75,25 @@ class Result:
     error: Exception | None = None
 
     def rows(self) -> list[tuple[Any, ...]]:
+        """The rows, handed over once: the result keeps no copy (a relay claim's rows hold
+        the contents of up to 200 messages)."""
         if not self.done:
             self.wire.sync()
         if self.error is not None:
             raise self.error
-        return self._rows
+        rows, self._rows = self._rows, []
+        return rows
 
     def _take(self, res: pq.abc.PGresult, encoding: str) -> None:
         self.done = True
+        loader, self.loader = self.loader, None  # libpq's result is freed with it
         if res.status not in _OK:
             self.error = errors.error_from_result(res, encoding=encoding)
             return
         self.rowcount = res.command_tuples if res.command_tuples is not None else -1
-        if self.loader is not None and res.status == pq.ExecStatus.TUPLES_OK:
-            self.loader.set_pgresult(res)
-            self._rows = self.loader.load_rows(0, res.ntuples, tuple)
+        if loader is not None and res.status == pq.ExecStatus.TUPLES_OK:
+            loader.set_pgresult(res)
+            self._rows = loader.load_rows(0, res.ntuples, tuple)
 
 
 class Wire:
