@@ -226,21 +226,22 @@ class Wire:
             self._next_end()
 
     def _next(self) -> pq.abc.PGresult:
-        while self.pg.is_busy():
-            self._wait(select.POLLIN)
-            self.pg.consume_input()
-        res = self.pg.get_result()
+        res = self._got()
         if res is None:
             raise psycopg.OperationalError("the server's results ended early")
         return res
 
     def _next_end(self) -> None:
         # Each statement's results end with a NULL from PQgetResult.
+        if self._got() is not None:
+            raise psycopg.OperationalError("a statement gave more than one result")
+
+    def _got(self) -> pq.abc.PGresult | None:
+        """PQgetResult once it would not block (waiting for the server without the GIL)."""
         while self.pg.is_busy():
             self._wait(select.POLLIN)
             self.pg.consume_input()
-        if self.pg.get_result() is not None:
-            raise psycopg.OperationalError("a statement gave more than one result")
+        return self.pg.get_result()
 
     def _wait(self, events: int) -> int:
         poller = select.poll()

@@ -17,6 +17,7 @@ libpq's pipeline (``store.pg_wire``: a third of the CPU a statement).
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from contextlib import contextmanager
@@ -159,14 +160,14 @@ def _pipelines(conn: Connection) -> bool:
 
 
 def _wire(conn: Connection) -> pg_wire.Wire:
-    wire = _WIRE.get("of")
-    if wire is None:  # imported on first use (an import statement here costs every call)
-        from mr_engine.store.pg_wire import Wire
-        wire = _WIRE["of"] = Wire.of
-    return wire(conn.connection.driver_connection)
+    return _wire_of()(conn.connection.driver_connection)
 
 
-_WIRE: dict[str, Callable[[Any], pg_wire.Wire]] = {}
+@functools.cache
+def _wire_of() -> Callable[[Any], pg_wire.Wire]:
+    # Imported on first use, once: an import statement in _wire would cost every call.
+    from mr_engine.store.pg_wire import Wire
+    return Wire.of
 
 
 def _wire_rows(conn: Connection, compiled: _Compiled,
