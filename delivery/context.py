@@ -12,7 +12,9 @@ import email
 import email.message
 import email.parser
 import email.policy
+import itertools
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any, Callable
@@ -39,18 +41,36 @@ log = logging.getLogger(__name__)
 
 
 MAX_MESSAGE_ID = 998  # RFC 5322 §2.1.1 line limit; longer ones are not deduplicated
+# Parts that hold parts (multipart/*, message/*) a message may have and still be looked
+# into. email's parser recurses once per level, so a deep enough nesting exhausts Python's
+# recursion, and the frames it unwinds then can fail again in finalizers; counting these
+# headers before parsing bounds the nesting (Postfix bounds it at 100, mime_nesting_limit)
+# without a parse, and leaves room for a MIME digest of a couple of hundred messages.
+MAX_CONTAINER_PARTS = 250
+_CONTAINER = re.compile(rb"^content-type:\s*(?:multipart|message)/", re.IGNORECASE | re.MULTILINE)
 
 
 def parse_message(content: bytes) -> email.message.Message:
     """The message parsed once for all recipients; a pathological MIME structure (nesting
     deep enough to exhaust recursion) falls back to its headers alone: it is still stored
-    as received, just not looked into."""
+    as received, just not looked into. So does one with more than MAX_CONTAINER_PARTS
+    parts that hold parts, before it is parsed."""
+    if _containers(content) > MAX_CONTAINER_PARTS:
+        return _headers_only(content, f"more than {MAX_CONTAINER_PARTS} multipart or message parts")
     try:
         return email.message_from_bytes(content, policy=email.policy.compat32)
     except (RecursionError, MemoryError, ValueError) as exc:
-        log.warning("message structure not parsed (%s); using its headers only",
-                    type(exc).__name__)
-        return email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(content)
+        return _headers_only(content, type(exc).__name__)
+
+
+def _containers(content: bytes) -> int:
+    """Content-Type headers of container parts, counted up to one past the limit."""
+    return sum(1 for _ in itertools.islice(_CONTAINER.finditer(content), MAX_CONTAINER_PARTS + 1))
+
+
+def _headers_only(content: bytes, reason: str) -> email.message.Message:
+    log.warning("message structure not parsed (%s); using its headers only", reason)
+    return email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(content)
 
 
 def message_id_of(message: email.message.Message) -> str | None:

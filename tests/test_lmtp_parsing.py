@@ -115,3 +115,38 @@ def test_messages_parse_as_the_full_parse_does(content):
     ours = parse_single_part(content, parse_message)
     assert _state(ours) == _state(parse_message(content))
     assert ours.as_bytes() == parse_message(content).as_bytes()
+
+
+def _nested(depth: int) -> bytes:
+    return b"Subject: deep\r\n" + b"".join(
+        b"Content-Type: multipart/mixed; boundary=\"b%d\"\r\n\r\n--b%d\r\n" % (i, i)
+        for i in range(depth)) + b"end\r\n"
+
+
+def _depth(message: email.message.Message) -> int:
+    depth = 0
+    while message.is_multipart() and message.get_payload():
+        message, depth = message.get_payload()[0], depth + 1
+    return depth
+
+
+def test_a_nesting_up_to_the_container_limit_is_parsed_in_full(caplog):
+    assert _depth(parse_message(_nested(250))) == 250
+    assert "not parsed" not in caplog.text
+
+
+def test_a_nesting_past_the_container_limit_is_not_parsed_at_all(caplog):
+    # Refused before the parser runs: it never gets to exhaust the recursion (whose unwinding
+    # can fail again in finalizers), so the reason logged is the count, not RecursionError.
+    message = parse_message(_nested(3000))
+    assert _depth(message) == 0 and message["Subject"] == "deep"
+    assert "more than 250 multipart or message parts" in caplog.text
+    assert "RecursionError" not in caplog.text
+
+
+def test_a_digest_of_many_messages_side_by_side_is_parsed_in_full(caplog):
+    part = b"--d\r\nContent-Type: message/rfc822\r\n\r\nSubject: one\r\n\r\nbody\r\n"
+    digest = b"Content-Type: multipart/digest; boundary=\"d\"\r\n\r\n" + part * 200 + b"--d--\r\n"
+    message = parse_message(digest)
+    assert len(message.get_payload()) == 200
+    assert message.get_payload()[199].get_payload()[0]["Subject"] == "one"
