@@ -5,18 +5,20 @@ errors on both stores.)"""
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import threading
 import time
 import weakref
 
+import psycopg
 import pytest
 from sqlalchemy import (BigInteger, Boolean, Integer, String, bindparam, cast, func,
                         literal_column, select, table)
 from sqlalchemy.exc import DataError
 
 from mr_engine.store.models import Mailbox
-from mr_engine.store import pg_wire
+from mr_engine.store import pg_send, pg_wire
 from mr_engine.store.pg_wire import numbered
 from mr_engine.store.prepared import Prepared, pipelined
 
@@ -136,3 +138,25 @@ def test_outside_a_block_a_statement_runs_where_it_is_asked(pg):
     with pg.engine.connect() as conn, conn.begin():
         with pytest.raises(DataError):
             _NUMBER.rows_later(conn, {"text": "x"})
+
+
+def test_sends_go_to_psycopgs_own_libpq_without_the_gil():
+    # psycopg's C wrappers keep the GIL through a send (pg_send's docstring); ctypes does not,
+    # and must then call the very library psycopg runs on, not another libpq.
+    if pg_send.pq.__impl__ == "python":
+        pytest.skip("psycopg calls libpq through ctypes itself")
+    lib = pg_send._libpq()
+    assert lib is not None
+    assert isinstance(lib, ctypes.CDLL) and not isinstance(lib, ctypes.PyDLL)  # PyDLL keeps it
+    assert lib.PQlibVersion() == pg_send.pq.version()
+    with open("/proc/self/maps") as maps:
+        assert lib._name in {line.split()[-1] for line in maps}
+
+
+def test_a_send_on_a_closed_connection_is_an_error_not_a_crash(pg):
+    with pg.engine.connect() as conn:
+        pgconn = conn.connection.driver_connection.pgconn
+        conn.invalidate()  # closed: libpq's PGconn is gone
+        for send in (pg_send.pipeline_sync, pg_send.flush):
+            with pytest.raises(psycopg.OperationalError):
+                send(pgconn)

@@ -21,8 +21,8 @@ statements of ``store.prepared`` go to the connection's ``PGconn`` themselves:
   connection (SQLAlchemy's statements, commits and rollbacks: ``prepared.send_waiting_first``)
   what is queued is synced and the pipeline left (``Wire.sync``).
 
-Waiting for the server releases the GIL (``poll``), as psycopg's waits do: the event loop
-runs meanwhile. Errors are psycopg's (``psycopg.errors``), so that SQLAlchemy and the callers
+Waiting for the server releases the GIL (``poll``), as psycopg's waits do, and so does sending
+(``pg_send``, unlike psycopg's sends): the event loop runs meanwhile. Errors are psycopg's (``psycopg.errors``), so that SQLAlchemy and the callers
 tell them apart as before.
 """
 
@@ -37,6 +37,8 @@ from typing import Any, Sequence
 import psycopg
 from psycopg import errors, pq
 from psycopg.adapt import PyFormat, Transformer
+
+from mr_engine.store import pg_send
 
 _OK = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK)
 # psycopg's dumpers type an int by its size (int2, int4, int8): declared as int8 (which every
@@ -179,7 +181,7 @@ class Wire:
             return
         queued, self.queued = self.queued, []
         try:
-            self.pg.pipeline_sync()
+            pg_send.pipeline_sync(self.pg)
             self._flush()
             self._read(queued)
         except BaseException:
@@ -208,7 +210,7 @@ class Wire:
     def _flush(self) -> None:
         # libpq: while the output is not all sent, wait to write, and read what comes
         # meanwhile (the server may be waiting for us to read before it reads on).
-        while self.pg.flush():
+        while pg_send.flush(self.pg):
             if self._wait(select.POLLIN | select.POLLOUT) & select.POLLIN:
                 self.pg.consume_input()
 
