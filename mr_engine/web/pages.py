@@ -15,11 +15,11 @@ pages load nothing else.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import zoneinfo
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 from urllib.parse import quote, urlencode
 
-import jinja2
 from aiohttp import web
 from sqlalchemy.orm import Session
 
@@ -35,17 +35,16 @@ from .find_form import LONGEST, form_of, submitted, wanted_of
 from .params import moment
 from .resources import find_resource, require_token
 
+if TYPE_CHECKING:
+    import jinja2
+
 routes = web.RouteTableDef()
 
-TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("mr_engine.web", "templates"),
-                               autoescape=jinja2.select_autoescape(["html"]),
-                               undefined=jinja2.StrictUndefined, trim_blocks=True,
-                               lstrip_blocks=True)
 REFRESH_SECONDS = 60  # the door display's
 
 
 def html(template: str, **values: object) -> web.Response:
-    text = TEMPLATES.get_template(template).render(**values)
+    text = templates().get_template(template).render(**values)
     return web.Response(text=text, content_type="text/html", charset="utf-8")
 
 
@@ -59,8 +58,19 @@ def room_link(name: str, at_text: str) -> str:
     return link(f"/rooms/{quote(name, safe='@')}", at_text)
 
 
-TEMPLATES.globals.update(stamp=room_state.stamp, span=format_span, link=link,
-                         room_link=room_link)
+@functools.cache
+def templates() -> jinja2.Environment:
+    """The pages' templates, made for the first page shown: jinja2 is imported then, not by
+    every worker as it starts (some 2 MB of its memory, which mail delivery never uses)."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("mr_engine.web", "templates"),
+                             autoescape=jinja2.select_autoescape(["html"]),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             lstrip_blocks=True)
+    env.globals.update(stamp=room_state.stamp, span=format_span, link=link,
+                       room_link=room_link)
+    return env
 
 
 @routes.get("/")
