@@ -15,7 +15,6 @@ import os
 import pwd
 import re
 import shlex
-import tomllib
 import zoneinfo
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -677,6 +676,11 @@ def _coerce(setting: Setting, raw: Any, origin: str) -> Any:
 
 
 def _read_toml(path: str) -> dict[str, Any]:
+    # Imported here: serve's supervisor and workers get their settings read already
+    # (delivery/workers.py), and a module the supervisor imports is resident in every worker
+    # it forks (tomllib: 0.9 MB each).
+    import tomllib
+
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)

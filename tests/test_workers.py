@@ -285,3 +285,17 @@ def test_a_worker_imports_jinja2_at_its_first_page_not_before(db, db_url):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "True"]
+
+
+def test_the_supervisor_imports_none_of_the_engine():
+    # What the supervisor imports is resident in each worker it forks, and counted in each
+    # one's memory (load 4): the engine is imported by the workers after the fork, and the
+    # config file was read by serve before the exec.
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", "import sys, mr_engine.delivery.workers\n"
+         "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    imported = set(done.stdout.split())
+    assert not imported & {"sqlalchemy", "alembic", "psycopg", "icalendar", "aiohttp",
+                           "aiosmtpd", "jinja2", "prometheus_client", "tomllib", "asyncio"}
