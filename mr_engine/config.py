@@ -678,7 +678,7 @@ def _coerce(setting: Setting, raw: Any, origin: str) -> Any:
 def _read_toml(path: str) -> dict[str, Any]:
     # Imported here: serve's supervisor and workers get their settings read already
     # (delivery/workers.py), and a module the supervisor imports is resident in every worker
-    # it forks (tomllib: 0.9 MB each).
+    # it forks (tomllib: about 0.5 MB each).
     import tomllib
 
     try:

@@ -50,7 +50,8 @@ def pipeline_sync(pg: pq.abc.PGconn) -> None:
     if lib is None:
         pg.pipeline_sync()
     elif lib.PQpipelineSync(pg.pgconn_ptr) != 1:
-        raise psycopg.OperationalError(f"sending the pipeline's sync failed: {_error(pg)}")
+        raise psycopg.OperationalError(
+            f"sending the pipeline's sync failed: {pq.error_message(pg)}")
 
 
 def flush(pg: pq.abc.PGconn) -> bool:
@@ -60,9 +61,5 @@ def flush(pg: pq.abc.PGconn) -> bool:
         return bool(pg.flush())
     left = lib.PQflush(pg.pgconn_ptr)
     if left < 0:
-        raise psycopg.OperationalError(f"sending to the server failed: {_error(pg)}")
+        raise psycopg.OperationalError(f"sending to the server failed: {pq.error_message(pg)}")
     return left == 1
-
-
-def _error(pg: pq.abc.PGconn) -> str:
-    return pq.error_message(pg)

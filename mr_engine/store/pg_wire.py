@@ -21,9 +21,9 @@ statements of ``store.prepared`` go to the connection's ``PGconn`` themselves:
   connection (SQLAlchemy's statements, commits and rollbacks: ``prepared.send_waiting_first``)
   what is queued is synced and the pipeline left (``Wire.sync``).
 
-Waiting for the server releases the GIL (``poll``), as psycopg's waits do, and so does sending
-(``pg_send``, unlike psycopg's sends): the event loop runs meanwhile. Errors are psycopg's (``psycopg.errors``), so that SQLAlchemy and the callers
-tell them apart as before.
+Waiting for the server releases the GIL (``poll``), as psycopg's waits do, and so does
+sending (``pg_send``, unlike psycopg's sends): the event loop runs meanwhile. Errors are
+psycopg's (``psycopg.errors``), so that SQLAlchemy and the callers tell them apart as before.
 """
 
 from __future__ import annotations
